@@ -1,0 +1,3 @@
+"""greenloop: deploy -> verify -> triage -> remediate, until staging is green."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,340 @@
+"""greenloop.toml: the pydantic models and the loader.
+
+`load_config` turns any mistake into one `ConfigError` naming the file, the key
+path and what was expected. `${VAR}` in any string is replaced from the
+environment before validation; an unset variable is an error, never "".
+docs/configuration.md is the reference for every key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from greenloop.errors import ConfigError
+
+DEFAULT_CONFIG = "greenloop.toml"
+
+
+class Section(BaseModel):
+    """Base of every section: unknown keys are errors, values never change after load."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OpenSection(BaseModel):
+    """A section whose extra keys belong to a pluggable kind (probe, tracker, log source...).
+
+    The kind's own options model validates the extras (see `kind_options`).
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class EnvironmentConfig(Section):
+    name: str = "staging"
+    base_url: str = ""
+    urls: dict[str, str] = Field(default_factory=dict)
+    # Environment variables handed to the test processes (e.g. STAGING_URL).
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+class IndexFileConfig(Section):
+    path: str
+    priority: int = Field(3, ge=0, le=5)
+    category: str = "general"
+    mrr_at_risk_usd: float = Field(0.0, ge=0)
+    components: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    min_duration_ms: float | None = None
+
+
+class IndexConfig(Section):
+    # A TOML test index file ([[files]] tables), relative to the config file.
+    path: str | None = None
+    files: list[IndexFileConfig] = Field(default_factory=list)
+
+
+class SelectConfig(Section):
+    priorities: list[int] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    categories: list[str] = Field(default_factory=list)
+    files: list[str] = Field(default_factory=list)
+    markers: str | None = None  # a pytest -m expression
+    keyword: str | None = None  # a pytest -k expression
+
+
+class PhaseConfig(Section):
+    name: str
+    select: SelectConfig = Field(default_factory=SelectConfig)
+    needs: list[str] = Field(default_factory=list)  # components that must be healthy
+    min_pass_rate: float = Field(0.0, ge=0.0, le=1.0)  # below it, later phases do not run
+    runner: Literal["pytest", "command"] = "pytest"
+    command: list[str] = Field(default_factory=list)  # runner = "command"
+    junit: str | None = None  # JUnit XML the command writes
+    cwd: str | None = None
+    workers: int | Literal["auto"] | None = None
+    test_timeout_s: float | None = None
+    timeout_s: float | None = None
+    reruns: int | None = None
+
+
+class ComponentConfig(Section):
+    name: str
+    depends_on: list[str] = Field(default_factory=list)
+
+
+class ProbeConfig(OpenSection):
+    name: str
+    component: str
+    kind: str
+    conditions: list[str] = Field(default_factory=list)
+    timeout_s: float = Field(2.0, gt=0)
+    retries: int = Field(0, ge=0)
+    retry_delay_s: float = Field(0.2, ge=0)
+
+
+class GateConfig(Section):
+    fail_after: int = Field(1, ge=1)  # consecutive failed checks before a component is down
+    recover_after: int = Field(1, ge=1)  # consecutive passes before it is back
+    wait_timeout_s: float = Field(60.0, ge=0)
+    wait_initial_s: float = Field(0.5, gt=0)
+    wait_max_s: float = Field(5.0, gt=0)
+
+
+class ExecutionConfig(Section):
+    tests_dir: str = "tests"
+    workers: int | Literal["auto"] = 1
+    test_timeout_s: float = Field(60.0, gt=0)
+    phase_timeout_s: float = Field(900.0, gt=0)
+    reruns: int = Field(1, ge=0)
+    min_duration_ms: float = Field(10.0, ge=0)
+    pytest_args: list[str] = Field(default_factory=list)
+    order: Literal["risk", "index"] = "risk"
+    target_hosts: list[str] = Field(default_factory=list)  # hosts tests must connect to
+
+
+class LogSourceConfig(OpenSection):
+    name: str
+    kind: str
+
+
+class RuleConfig(Section):
+    """A user triage rule, tried before the built-in table."""
+
+    name: str
+    category: str
+    pattern: str  # regular expression over message and traceback
+    component: str | None = None
+    confidence: float = Field(0.8, ge=0, le=1)
+
+
+class TriageConfig(Section):
+    rules: list[RuleConfig] = Field(default_factory=list)
+    logs: list[LogSourceConfig] = Field(default_factory=list)
+    flaky_window: int = Field(20, ge=2)
+    log_window_s: float = Field(300.0, gt=0)
+
+
+class TrackerConfig(OpenSection):
+    kind: str = "local"
+    labels: list[str] = Field(default_factory=lambda: ["greenloop"])
+    close_after_green: int = Field(2, ge=1)
+
+
+class StoreConfig(Section):
+    url: str | None = None
+
+
+class DeployConfig(Section):
+    command: list[str] = Field(default_factory=list)
+    rollback_command: list[str] = Field(default_factory=list)
+    version_url: str | None = None
+    revision_command: list[str] = Field(default_factory=list)
+    revision_path: str = "revision"  # JSON path in the version reply or command output
+    deployed_at_path: str = "deployed_at"
+    max_age: str | None = None  # e.g. "24h", "30m"
+    timeout_s: float = Field(300.0, gt=0)
+
+    @field_validator("max_age")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+
+class ActionConfig(OpenSection):
+    name: str
+    kind: str
+    timeout_s: float = Field(60.0, gt=0)
+    max_attempts: int = Field(1, ge=1)
+    cooldown_s: float = Field(0.0, ge=0)
+
+
+class MatchConfig(Section):
+    component: str | None = None
+    category: str | None = None
+    fingerprint: str | None = None
+
+
+class RunbookConfig(Section):
+    name: str
+    match: MatchConfig = Field(default_factory=MatchConfig)
+    actions: list[ActionConfig]
+
+
+class RemediationConfig(Section):
+    enabled: bool = False
+    approval: Literal["none", "tty", "flag"] = "none"
+    runbooks: list[RunbookConfig] = Field(default_factory=list)
+
+
+class ReportConfig(Section):
+    out_dir: str = "greenloop-out"
+    worklog_template: str | None = None
+    redact_patterns: list[str] = Field(default_factory=list)
+    junit: bool = True
+
+
+class LoopConfig(Section):
+    max_iterations: int = Field(5, ge=1)
+    max_time_s: float = Field(1800.0, gt=0)
+
+
+class Config(Section):
+    environment: EnvironmentConfig = Field(default_factory=EnvironmentConfig)
+    index: IndexConfig = Field(default_factory=IndexConfig)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    phases: list[PhaseConfig] = Field(default_factory=list)
+    components: list[ComponentConfig] = Field(default_factory=list)
+    probes: list[ProbeConfig] = Field(default_factory=list)
+    gate: GateConfig = Field(default_factory=GateConfig)
+    triage: TriageConfig = Field(default_factory=TriageConfig)
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    deploy: DeployConfig = Field(default_factory=DeployConfig)
+    remediation: RemediationConfig = Field(default_factory=RemediationConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+    loop: LoopConfig = Field(default_factory=LoopConfig)
+    # Where the file was read from; relative paths in it are resolved against its folder.
+    source: Path = Field(default=Path(DEFAULT_CONFIG), exclude=True)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.source.resolve().parent
+
+    def resolve(self, path: str) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '30m', '24h', '7d' -> seconds."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"expected a duration like '30m' or '24h', got {text!r}")
+    return float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def interpolate(value: Any, file: str, key: str = "", env: dict[str, str] | None = None) -> Any:
+    """Replace ${VAR} in every string of a parsed TOML tree; unset variables are errors."""
+    env = os.environ if env is None else env
+    if isinstance(value, str):
+
+        def sub(m: re.Match[str]) -> str:
+            if m.group(1) not in env:
+                raise ConfigError(file, key, f"environment variable {m.group(1)} is not set")
+            return env[m.group(1)]
+
+        return _VAR.sub(sub, value)
+    if isinstance(value, dict):
+        return {
+            k: interpolate(v, file, f"{key}.{k}" if key else k, env) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [interpolate(v, file, f"{key}[{i}]", env) for i, v in enumerate(value)]
+    return value
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _expected(error: Any) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "missing required key"
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+def config_from_dict(raw: dict[str, Any], source: Path) -> Config:
+    """Validate an already parsed config tree (used by the loader and by `demo`)."""
+    file = str(source)
+    raw = interpolate(raw, file)
+    try:
+        config = Config.model_validate({**raw, "source": source})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(file, _key_path(first["loc"]), _expected(first)) from None
+    _check_references(config, file)
+    return config
+
+
+def load_config(path: str | Path = DEFAULT_CONFIG) -> Config:
+    """Read and validate greenloop.toml; every failure is a ConfigError."""
+    source = Path(path)
+    if not source.is_file():
+        raise ConfigError(
+            str(source), "", "config file not found (create one with `greenloop init`)"
+        )
+    try:
+        raw = tomllib.loads(source.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(source), "", f"not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(source), "", "not UTF-8 text") from None
+    return config_from_dict(raw, source)
+
+
+def _check_references(config: Config, file: str) -> None:
+    """Names that must refer to something declared elsewhere in the file."""
+    components = {c.name for c in config.components} | {p.component for p in config.probes}
+    for i, comp in enumerate(config.components):
+        for dep in comp.depends_on:
+            if dep not in components:
+                raise ConfigError(
+                    file, f"components[{i}].depends_on", f"unknown component {dep!r}"
+                )
+    for i, phase in enumerate(config.phases):
+        for need in phase.needs:
+            if need not in components:
+                raise ConfigError(file, f"phases[{i}].needs", f"unknown component {need!r}")
+        if phase.runner == "command" and not phase.command:
+            raise ConfigError(file, f"phases[{i}].command", "a command runner needs a command")
+    names = [p.name for p in config.phases]
+    if len(names) != len(set(names)):
+        raise ConfigError(file, "phases", "phase names must be unique")
+    probe_names = [p.name for p in config.probes]
+    if len(probe_names) != len(set(probe_names)):
+        raise ConfigError(file, "probes", "probe names must be unique")

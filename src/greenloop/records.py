@@ -1,0 +1,382 @@
+"""Typed, immutable records that the loop's stages hand to each other.
+
+Every stage takes records and returns records; no stage passes raw dicts.
+The JSON report (CONTRACT.md) and the store are both built from these.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC (every timestamp we keep is)."""
+    return datetime.now(UTC)
+
+
+class ExitCode(enum.IntEnum):
+    """Process exit codes of run, demo, probe and triage (CONTRACT.md)."""
+
+    GREEN = 0
+    FAILING = 1
+    USAGE = 2
+    BLOCKED = 3
+    NOT_REAL = 4
+    INTERNAL = 70
+
+
+class Verdict(enum.StrEnum):
+    """What one iteration or run concluded, worst first when combined."""
+
+    GREEN = "green"
+    FAILING = "failing"
+    BLOCKED = "blocked"
+    NOT_REAL = "not_real"
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return {
+            Verdict.GREEN: ExitCode.GREEN,
+            Verdict.FAILING: ExitCode.FAILING,
+            Verdict.BLOCKED: ExitCode.BLOCKED,
+            Verdict.NOT_REAL: ExitCode.NOT_REAL,
+        }[self]
+
+
+class Outcome(enum.StrEnum):
+    """How one test ended."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    SKIPPED = "skipped"
+    BLOCKED = "blocked"
+    TIMEOUT = "timeout"
+    CRASHED = "crashed"
+
+    @property
+    def is_failure(self) -> bool:
+        return self in (Outcome.FAILED, Outcome.ERROR, Outcome.TIMEOUT, Outcome.CRASHED)
+
+
+class Category(enum.StrEnum):
+    """Why a test did not pass (triage's answer)."""
+
+    INFRASTRUCTURE = "infrastructure"
+    PRODUCT = "product"
+    TEST = "test"
+    CONFIGURATION = "configuration"
+    FLAKY = "flaky"
+    BLOCKED = "blocked"
+    SKIPPED_ENV = "skipped_env"
+    UNKNOWN = "unknown"
+
+
+class PhaseStatus(enum.StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+    SKIPPED = "skipped"
+
+
+class ActionStatus(enum.StrEnum):
+    DONE = "done"
+    DRY_RUN = "dry_run"
+    REFUSED = "refused"
+    FAILED = "failed"
+
+
+class IssueAction(enum.StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    REOPENED = "reopened"
+    CLOSED = "closed"
+    QUEUED = "queued"
+
+
+# --------------------------------------------------------------------------- probes
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """One probe's check of one target at one moment."""
+
+    component: str
+    name: str
+    kind: str
+    target: str
+    ok: bool
+    latency_ms: float | None
+    detail: str
+    checked_at: datetime = field(default_factory=utcnow)
+    failed_conditions: tuple[str, ...] = ()
+    attempts: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentState:
+    """A component's health as the gate sees it, with the probes that decided it."""
+
+    name: str
+    healthy: bool
+    depends_on: tuple[str, ...] = ()
+    probes: tuple[ProbeResult, ...] = ()
+    # True when the component itself is fine but something it depends on is not.
+    degraded_by: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class GateResult:
+    """The health gate's verdict: which components are healthy, and the deepest failure."""
+
+    healthy: bool
+    components: tuple[ComponentState, ...]
+    probes: tuple[ProbeResult, ...]
+    deepest_failure: str | None = None
+    duration_s: float = 0.0
+
+    def component(self, name: str) -> ComponentState | None:
+        return next((c for c in self.components if c.name == name), None)
+
+    def unhealthy(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.components if not c.healthy)
+
+
+# --------------------------------------------------------------------------- tests
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    """One file of the test index: its priority and the money it guards."""
+
+    path: str
+    priority: int = 3
+    category: str = "general"
+    mrr_at_risk_usd: float = 0.0
+    components: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    min_duration_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """A network connection a test opened (recorded by the pytest plugin)."""
+
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class TestResult:
+    """One test's outcome with everything later stages judge it by."""
+
+    __test__ = False  # not a pytest test class
+
+    nodeid: str
+    outcome: Outcome
+    duration_s: float = 0.0
+    phase: str = ""
+    file: str = ""
+    line: int | None = None
+    markers: tuple[str, ...] = ()
+    message: str = ""  # one-line failure or skip reason
+    longrepr: str = ""  # trimmed traceback / failure representation
+    stdout: str = ""
+    stderr: str = ""
+    log: str = ""
+    skip_reason: str = ""
+    when: str = "call"  # setup | call | teardown: where it ended
+    connections: tuple[Connection, ...] = ()
+    mocks: tuple[str, ...] = ()  # network clients found patched during the test
+    reruns: tuple[Outcome, ...] = ()  # outcomes of re-runs after a failure, in order
+    request_id: str | None = None
+    blocked_by: str | None = None  # component, when outcome is BLOCKED
+    started_at: datetime | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def passed_on_rerun(self) -> bool:
+        return self.outcome.is_failure and Outcome.PASSED in self.reruns
+
+
+@dataclass(frozen=True, slots=True)
+class AuthenticityFinding:
+    """Evidence that a test did not really run against the target."""
+
+    nodeid: str
+    check: str  # nothing_collected | collection_error | skipped_env | too_fast | no_connection | mocked
+    evidence: str
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseResult:
+    """One progressive phase (smoke, critical, ...) and the tests it ran."""
+
+    name: str
+    status: PhaseStatus
+    duration_s: float
+    tests: tuple[TestResult, ...] = ()
+    command: str = ""
+    blocked_by: str | None = None
+    note: str = ""  # why it was skipped or blocked, in words
+    collection_errors: tuple[str, ...] = ()
+
+    def counts(self) -> dict[str, int]:
+        c = {"passed": 0, "failed": 0, "error": 0, "skipped": 0, "blocked": 0, "flaky": 0}
+        for t in self.tests:
+            if t.passed_on_rerun:
+                c["flaky"] += 1
+            elif t.outcome in (Outcome.TIMEOUT, Outcome.CRASHED):
+                c["error"] += 1
+            else:
+                c[t.outcome.value] += 1
+        return c
+
+
+# --------------------------------------------------------------------------- triage
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """Triage's category for one test, with the rule and evidence that decided it."""
+
+    nodeid: str
+    category: Category
+    confidence: float
+    rule: str
+    evidence: str
+    component: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Why:
+    """One step of a five-whys chain; verified only when its evidence is shown."""
+
+    why: str
+    evidence: str
+    verified: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RootCause:
+    summary: str
+    component: str | None
+    whys: tuple[Why, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    """Failures sharing one fingerprint: one real problem."""
+
+    id: str
+    fingerprint: str
+    category: Category
+    confidence: float
+    tests: tuple[str, ...]
+    title: str
+    reason: str  # short skimmable name, e.g. SERVICE-UNAVAILABILITY
+    root_cause: RootCause
+    impact_usd: float = 0.0
+    excerpt: str = ""  # a representative (redacted) error excerpt
+
+    @property
+    def count(self) -> int:
+        return len(self.tests)
+
+
+# --------------------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True, slots=True)
+class IssueRef:
+    """What the tracker did for one cluster."""
+
+    key: str
+    title: str
+    action: IssueAction
+    location: str
+    fingerprint: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """A deploy or remediation step: done, dry-run, refused or failed."""
+
+    name: str
+    kind: str
+    status: ActionStatus
+    detail: str
+    started_at: datetime = field(default_factory=utcnow)
+    duration_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class DeployResult:
+    """What the deploy stage found and did."""
+
+    revision_before: str | None
+    revision_after: str | None
+    deployed: bool
+    ok: bool
+    detail: str
+    output: str = ""
+    duration_s: float = 0.0
+
+
+# --------------------------------------------------------------------------- runs
+
+
+@dataclass(frozen=True, slots=True)
+class IterationResult:
+    """One pass round the loop."""
+
+    number: int
+    verdict: Verdict
+    duration_s: float
+    started_at: datetime
+    gate: GateResult | None = None
+    deploy: DeployResult | None = None
+    phases: tuple[PhaseResult, ...] = ()
+    authenticity: tuple[AuthenticityFinding, ...] = ()
+    classifications: tuple[Classification, ...] = ()
+    clusters: tuple[Cluster, ...] = ()
+    issues: tuple[IssueRef, ...] = ()
+    actions: tuple[Action, ...] = ()
+    interrupted: bool = False
+
+    @property
+    def tests(self) -> tuple[TestResult, ...]:
+        return tuple(t for p in self.phases for t in p.tests)
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """A whole run: one or more iterations and where its outputs went."""
+
+    run_id: str
+    verdict: Verdict
+    started_at: datetime
+    finished_at: datetime
+    environment: str
+    revision: str | None
+    iterations: tuple[IterationResult, ...]
+    focus: str = "all"
+    command_line: str = ""
+    worklog: Path | None = None
+    json_report: Path | None = None
+    interrupted: bool = False
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return self.verdict.exit_code
+
+    @property
+    def duration_s(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds()
+
+    @property
+    def last(self) -> IterationResult | None:
+        return self.iterations[-1] if self.iterations else None

@@ -1,0 +1,411 @@
+"""The store: every run, probe, test result, cluster, issue and action, in SQL.
+
+SQLite under `.greenloop/` beside the config by default; PostgreSQL when
+`store.url` or GREENLOOP_STORE_URL is a postgresql:// URL. Alembic migrations
+run automatically when the store is opened.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from greenloop.errors import UserError
+from greenloop.records import (
+    Action,
+    Classification,
+    Cluster,
+    DeployResult,
+    IterationResult,
+    Outcome,
+    PhaseResult,
+    ProbeResult,
+    RunResult,
+    utcnow,
+)
+from greenloop.store.schema import (
+    ActionRow,
+    ClusterRow,
+    DeployRow,
+    IterationRow,
+    PhaseRow,
+    ProbeResultRow,
+    RunRow,
+    TestResultRow,
+)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+STORE_URL_ENV = "GREENLOOP_STORE_URL"
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything we stored was UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def store_url(configured: str | None, base_dir: Path) -> str:
+    """The URL to open: the environment wins, then the config, then SQLite beside the config."""
+    url = os.environ.get(STORE_URL_ENV) or configured
+    if not url:
+        folder = base_dir / ".greenloop"
+        folder.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{folder / 'store.db'}"
+    if url.startswith(("postgresql://", "postgres://")):
+        # psycopg 3 is the driver we ship; plain URLs mean it.
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+class Store:
+    """A thin layer of named reads and writes over the tables."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sessions = sessionmaker(engine, expire_on_commit=False)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        """Connect and bring the schema up to date."""
+        is_sqlite = url.startswith("sqlite")
+        engine = create_engine(
+            url,
+            connect_args={"timeout": 30} if is_sqlite else {"connect_timeout": 10},
+        )
+        if is_sqlite:
+            event.listen(engine, "connect", _sqlite_pragmas)
+        try:
+            with engine.begin() as conn:
+                cfg = AlembicConfig()
+                cfg.set_main_option("script_location", str(MIGRATIONS))
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+        except OperationalError as exc:
+            raise UserError(
+                f"store {engine.url.render_as_string(hide_password=True)}: cannot open: "
+                f"{str(exc.orig).strip().splitlines()[0]}"
+            ) from None
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self.sessions.begin() as session:
+            yield session
+
+    # ------------------------------------------------------------------ runs
+
+    def start_run(
+        self, run_id: str, *, environment: str, focus: str, command_line: str, config_path: str
+    ) -> None:
+        with self.session() as s:
+            s.add(
+                RunRow(
+                    id=run_id,
+                    started_at=utcnow(),
+                    status="running",
+                    environment=environment,
+                    focus=focus,
+                    command_line=command_line,
+                    config_path=config_path,
+                    pid=os.getpid(),
+                    host=socket.gethostname(),
+                )
+            )
+
+    def finish_run(self, run: RunResult) -> None:
+        with self.session() as s:
+            s.execute(
+                update(RunRow)
+                .where(RunRow.id == run.run_id)
+                .values(
+                    finished_at=run.finished_at,
+                    status="interrupted" if run.interrupted else "finished",
+                    verdict=run.verdict.value,
+                    exit_code=int(run.exit_code),
+                    revision=run.revision,
+                    worklog=str(run.worklog) if run.worklog else None,
+                    json_report=str(run.json_report) if run.json_report else None,
+                )
+            )
+
+    def save_progress(self, run_id: str, progress: dict[str, object]) -> None:
+        """What --resume needs: the last completed phase and iteration."""
+        with self.session() as s:
+            s.execute(update(RunRow).where(RunRow.id == run_id).values(progress=progress))
+
+    def mark_dead_runs(self) -> list[str]:
+        """Runs left 'running' by a process that no longer exists on this host: crashed."""
+        host = socket.gethostname()
+        dead: list[str] = []
+        with self.session() as s:
+            for row in s.scalars(select(RunRow).where(RunRow.status == "running")):
+                if row.host == host and row.pid and not _pid_alive(row.pid):
+                    row.status = "crashed"
+                    row.finished_at = utcnow()
+                    dead.append(row.id)
+        return dead
+
+    def run(self, run_id: str) -> RunRow | None:
+        with self.session() as s:
+            return s.get(RunRow, run_id)
+
+    def latest_run(self, status: str | None = None) -> RunRow | None:
+        with self.session() as s:
+            query = select(RunRow).order_by(RunRow.started_at.desc()).limit(1)
+            if status:
+                query = query.where(RunRow.status == status)
+            return s.scalars(query).first()
+
+    def recent_runs(self, limit: int = 20) -> list[RunRow]:
+        with self.session() as s:
+            rows = s.scalars(select(RunRow).order_by(RunRow.started_at.desc()).limit(limit))
+            return list(rows)
+
+    # ------------------------------------------------------------------ results
+
+    def record_probes(
+        self, probes: Iterable[ProbeResult], run_id: str | None = None, iteration: int | None = None
+    ) -> None:
+        with self.session() as s:
+            s.add_all(
+                ProbeResultRow(
+                    run_id=run_id,
+                    iteration=iteration,
+                    component=p.component,
+                    name=p.name,
+                    kind=p.kind,
+                    target=p.target,
+                    ok=p.ok,
+                    latency_ms=p.latency_ms,
+                    detail=p.detail,
+                    checked_at=p.checked_at,
+                )
+                for p in probes
+            )
+
+    def record_phase(
+        self, run_id: str, iteration: int, phase: PhaseResult, revision: str | None = None
+    ) -> None:
+        now = utcnow()
+        with self.session() as s:
+            s.add(
+                PhaseRow(
+                    run_id=run_id,
+                    iteration=iteration,
+                    name=phase.name,
+                    status=phase.status.value,
+                    duration_s=phase.duration_s,
+                    command=phase.command,
+                    blocked_by=phase.blocked_by,
+                    note=phase.note,
+                    completed_at=now,
+                )
+            )
+            s.add_all(
+                TestResultRow(
+                    run_id=run_id,
+                    iteration=iteration,
+                    phase=phase.name,
+                    nodeid=t.nodeid,
+                    outcome=t.outcome.value,
+                    duration_s=t.duration_s,
+                    message=t.message[:2000],
+                    revision=revision,
+                    reruns=[o.value for o in t.reruns],
+                    finished_at=now,
+                )
+                for t in phase.tests
+            )
+
+    def record_triage(
+        self,
+        run_id: str,
+        iteration: int,
+        classifications: Iterable[Classification],
+        clusters: Iterable[Cluster],
+        authentic: dict[str, bool],
+    ) -> None:
+        """Attach categories, clusters and authenticity to the iteration's test rows."""
+        clusters = list(clusters)
+        by_test = {t: c for c in clusters for t in c.tests}
+        categories = {c.nodeid: c.category.value for c in classifications}
+        with self.session() as s:
+            rows = s.scalars(
+                select(TestResultRow).where(
+                    TestResultRow.run_id == run_id, TestResultRow.iteration == iteration
+                )
+            )
+            for row in rows:
+                row.category = categories.get(row.nodeid)
+                row.real = authentic.get(row.nodeid, True)
+                cluster = by_test.get(row.nodeid)
+                if cluster:
+                    row.cluster_id = cluster.id
+                    row.fingerprint = cluster.fingerprint
+            s.add_all(
+                ClusterRow(
+                    run_id=run_id,
+                    iteration=iteration,
+                    cluster_id=c.id,
+                    fingerprint=c.fingerprint,
+                    category=c.category.value,
+                    confidence=c.confidence,
+                    title=c.title,
+                    reason=c.reason,
+                    count=c.count,
+                    impact_usd=c.impact_usd,
+                    root_cause=_jsonable(asdict(c.root_cause)),
+                    tests=list(c.tests),
+                )
+                for c in clusters
+            )
+
+    def record_iteration(self, run_id: str, result: IterationResult) -> None:
+        with self.session() as s:
+            s.add(
+                IterationRow(
+                    run_id=run_id,
+                    number=result.number,
+                    verdict=result.verdict.value,
+                    started_at=result.started_at,
+                    duration_s=result.duration_s,
+                    interrupted=result.interrupted,
+                )
+            )
+
+    def record_actions(
+        self, run_id: str, iteration: int, actions: Iterable[Action], fingerprint: str | None = None
+    ) -> None:
+        with self.session() as s:
+            s.add_all(
+                ActionRow(
+                    run_id=run_id,
+                    iteration=iteration,
+                    name=a.name,
+                    kind=a.kind,
+                    status=a.status.value,
+                    detail=a.detail,
+                    started_at=a.started_at,
+                    duration_s=a.duration_s,
+                    fingerprint=fingerprint,
+                )
+                for a in actions
+            )
+
+    def record_deploy(self, run_id: str | None, deploy: DeployResult) -> None:
+        with self.session() as s:
+            s.add(
+                DeployRow(
+                    run_id=run_id,
+                    revision_before=deploy.revision_before,
+                    revision_after=deploy.revision_after,
+                    deployed=deploy.deployed,
+                    ok=deploy.ok,
+                    detail=deploy.detail,
+                    at=utcnow(),
+                )
+            )
+
+    # ------------------------------------------------------------------ history
+
+    def test_history(self, nodeid: str, limit: int = 20) -> list[TestResultRow]:
+        """The test's most recent results, newest first."""
+        with self.session() as s:
+            query = (
+                select(TestResultRow)
+                .where(TestResultRow.nodeid == nodeid)
+                .order_by(TestResultRow.finished_at.desc(), TestResultRow.id.desc())
+                .limit(limit)
+            )
+            return list(s.scalars(query))
+
+    def durations(self, nodeids: Iterable[str] | None = None) -> dict[str, float]:
+        """Median-ish historical duration per test: the mean of passing runs."""
+        with self.session() as s:
+            query = (
+                select(TestResultRow.nodeid, func.avg(TestResultRow.duration_s))
+                .where(TestResultRow.outcome == Outcome.PASSED.value)
+                .group_by(TestResultRow.nodeid)
+            )
+            if nodeids is not None:
+                query = query.where(TestResultRow.nodeid.in_(list(nodeids)))
+            return {n: float(d) for n, d in s.execute(query)}
+
+    def probes_between(
+        self, start: datetime, end: datetime, component: str | None = None
+    ) -> list[ProbeResultRow]:
+        """Probe results in a time window: what was healthy when a test failed."""
+        with self.session() as s:
+            query = select(ProbeResultRow).where(
+                ProbeResultRow.checked_at >= start, ProbeResultRow.checked_at <= end
+            )
+            if component:
+                query = query.where(ProbeResultRow.component == component)
+            return list(s.scalars(query.order_by(ProbeResultRow.checked_at)))
+
+    def run_tests(self, run_id: str) -> list[TestResultRow]:
+        with self.session() as s:
+            query = select(TestResultRow).where(TestResultRow.run_id == run_id)
+            return list(s.scalars(query.order_by(TestResultRow.id)))
+
+    def run_phases(self, run_id: str) -> list[PhaseRow]:
+        with self.session() as s:
+            query = select(PhaseRow).where(PhaseRow.run_id == run_id)
+            return list(s.scalars(query.order_by(PhaseRow.id)))
+
+    def run_clusters(self, run_id: str) -> list[ClusterRow]:
+        with self.session() as s:
+            query = select(ClusterRow).where(ClusterRow.run_id == run_id)
+            return list(s.scalars(query.order_by(ClusterRow.id)))
+
+    def run_actions(self, run_id: str) -> list[ActionRow]:
+        with self.session() as s:
+            query = select(ActionRow).where(ActionRow.run_id == run_id)
+            return list(s.scalars(query.order_by(ActionRow.id)))
+
+
+def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
+    # WAL lets a reader (greenloop history) run beside a writer (a run in progress);
+    # foreign keys make ON DELETE CASCADE real.
+    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
