@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -227,6 +228,8 @@ class Config(Section):
     loop: LoopConfig = Field(default_factory=LoopConfig)
     # Where the file was read from; relative paths in it are resolved against its folder.
     source: Path = Field(default=Path(DEFAULT_CONFIG), exclude=True)
+    # Values that came from ${VAR}: secrets until proven otherwise, redacted from all output.
+    secrets: tuple[str, ...] = Field(default=(), exclude=True)
 
     @property
     def base_dir(self) -> Path:
@@ -252,23 +255,34 @@ def parse_duration(text: str) -> float:
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-def interpolate(value: Any, file: str, key: str = "", env: dict[str, str] | None = None) -> Any:
-    """Replace ${VAR} in every string of a parsed TOML tree; unset variables are errors."""
+def interpolate(
+    value: Any,
+    file: str,
+    key: str = "",
+    env: Mapping[str, str] | None = None,
+    used: list[str] | None = None,
+) -> Any:
+    """Replace ${VAR} in every string of a parsed TOML tree; unset variables are errors.
+
+    Every substituted value is appended to `used`, so it can be redacted later.
+    """
     env = os.environ if env is None else env
     if isinstance(value, str):
 
         def sub(m: re.Match[str]) -> str:
             if m.group(1) not in env:
                 raise ConfigError(file, key, f"environment variable {m.group(1)} is not set")
+            if used is not None:
+                used.append(env[m.group(1)])
             return env[m.group(1)]
 
         return _VAR.sub(sub, value)
     if isinstance(value, dict):
         return {
-            k: interpolate(v, file, f"{key}.{k}" if key else k, env) for k, v in value.items()
+            k: interpolate(v, file, f"{key}.{k}" if key else k, env, used) for k, v in value.items()
         }
     if isinstance(value, list):
-        return [interpolate(v, file, f"{key}[{i}]", env) for i, v in enumerate(value)]
+        return [interpolate(v, file, f"{key}[{i}]", env, used) for i, v in enumerate(value)]
     return value
 
 
@@ -291,9 +305,14 @@ def _expected(error: Any) -> str:
 def config_from_dict(raw: dict[str, Any], source: Path) -> Config:
     """Validate an already parsed config tree (used by the loader and by `demo`)."""
     file = str(source)
-    raw = interpolate(raw, file)
+    used: list[str] = []
+    raw = interpolate(raw, file, used=used)
+    for reserved in ("source", "secrets"):
+        if reserved in raw:
+            raise ConfigError(file, reserved, "unknown key")
+    secrets = tuple(sorted({v for v in used if len(v) >= 4}))
     try:
-        config = Config.model_validate({**raw, "source": source})
+        config = Config.model_validate({**raw, "source": source, "secrets": secrets})
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ConfigError(file, _key_path(first["loc"]), _expected(first)) from None
@@ -323,9 +342,7 @@ def _check_references(config: Config, file: str) -> None:
     for i, comp in enumerate(config.components):
         for dep in comp.depends_on:
             if dep not in components:
-                raise ConfigError(
-                    file, f"components[{i}].depends_on", f"unknown component {dep!r}"
-                )
+                raise ConfigError(file, f"components[{i}].depends_on", f"unknown component {dep!r}")
     for i, phase in enumerate(config.phases):
         for need in phase.needs:
             if need not in components:

@@ -207,7 +207,8 @@ class AuthenticityFinding:
     """Evidence that a test did not really run against the target."""
 
     nodeid: str
-    check: str  # nothing_collected | collection_error | skipped_env | too_fast | no_connection | mocked
+    # nothing_collected | collection_error | skipped_env | too_fast | no_connection | mocked
+    check: str
     evidence: str
 
 
