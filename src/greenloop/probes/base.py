@@ -1,0 +1,157 @@
+"""What every probe kind is: an options model, a target, and one async check.
+
+A kind observes (connects, asks, measures) and reports what it saw as an
+`Observation`; it never decides pass or fail. The runner in `__init__.py`
+judges the observation with the probe's conditions, so every kind gets the
+same timeout, retry and condition handling.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import re
+import socket
+import ssl
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict
+
+
+class ProbeOptions(BaseModel):
+    """Base of every kind's options: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What one attempt saw.
+
+    `values` are what conditions read (`status`, `connected`, `body`...);
+    `summary` says in words what happened ("HTTP 503 in 4 ms",
+    "connection refused") and becomes the probe's detail.
+    """
+
+    values: Mapping[str, Any] = field(default_factory=dict)
+    summary: str = ""
+
+
+class ProbeKind(ABC):
+    """One kind of probe (http, tcp, postgres...). Subclasses are stateless."""
+
+    name: ClassVar[str]
+    options_model: ClassVar[type[ProbeOptions]]
+    # Root names of the values this kind observes; a condition reading any
+    # other name is a config error (catches `stauts == 200` at load time).
+    variables: ClassVar[tuple[str, ...]]
+    # Used when the probe lists no conditions of its own.
+    default_conditions: ClassVar[tuple[str, ...]]
+
+    def implied_conditions(self, options: Any) -> tuple[str, ...]:
+        """Conditions an option asks for (e.g. websocket `expect_type`), always applied."""
+        return ()
+
+    @abstractmethod
+    def target(self, options: Any) -> str:
+        """What is probed, for people: a URL or host:port with any password masked."""
+
+    def secrets(self, options: Any) -> tuple[str, ...]:
+        """Strings that must never appear in a detail (passwords)."""
+        return ()
+
+    @abstractmethod
+    async def check(self, options: Any, timeout_s: float) -> Observation:
+        """Observe the target once. Network errors become an Observation, not an exception."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by ***."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+_KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
+def mask_dsn(dsn: str) -> str:
+    """A PostgreSQL DSN (URL or key=value form) with its password masked."""
+    if "://" in dsn:
+        return mask_url(dsn)
+    return _KV_PASSWORD.sub(r"\1***", dsn)
+
+
+def url_password(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
+
+
+def redact(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The innermost exception (httpx and redis wrap the OSError that says what happened)."""
+    seen = {id(exc)}
+    while True:
+        inner = exc.__cause__ or exc.__context__
+        if inner is None or id(inner) in seen:
+            return exc
+        seen.add(id(inner))
+        exc = inner
+
+
+def describe_error(exc: BaseException) -> str:
+    """A network failure in a few plain words: 'connection refused', 'name does not resolve'."""
+    cause = root_cause(exc)
+    for candidate in (exc, cause):
+        if isinstance(candidate, ssl.SSLCertVerificationError):
+            return f"TLS certificate not trusted: {candidate.verify_message}"
+        if isinstance(candidate, ssl.SSLError):
+            return f"TLS handshake failed: {candidate.reason or candidate}"
+        if isinstance(candidate, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(candidate, ConnectionResetError):
+            return "connection reset by peer"
+        if isinstance(candidate, socket.gaierror):
+            return f"name does not resolve ({candidate.strerror})"
+        if isinstance(candidate, TimeoutError):
+            return "timed out"
+        if isinstance(candidate, OSError) and candidate.errno == errno.ECONNREFUSED:
+            return "connection refused"
+    text = str(exc).strip() or str(cause).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def json_or_none(text: str) -> Any:
+    """Parsed JSON, or None when the text is not JSON (conditions then see it missing)."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)

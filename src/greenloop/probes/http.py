@@ -1,0 +1,81 @@
+"""HTTP(S) probe: one request with httpx; conditions on status, latency, headers and body."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+import httpx
+from pydantic import Field
+
+from greenloop.probes.base import (
+    Observation,
+    ProbeKind,
+    ProbeOptions,
+    describe_error,
+    json_or_none,
+    mask_url,
+    ms,
+    url_password,
+)
+from greenloop.probes.conditions import Document
+
+
+class HttpOptions(ProbeOptions):
+    url: str = Field(pattern=r"^https?://")
+    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: str | None = None
+    json_body: Any = Field(None, alias="json")
+    verify_tls: bool = True
+    ca_file: str | None = None  # PEM bundle to trust instead of the system store
+    follow_redirects: bool = False
+
+
+class HttpProbe(ProbeKind):
+    name = "http"
+    options_model = HttpOptions
+    variables = ("connected", "status", "latency_ms", "headers", "body")
+    default_conditions = ("status < 400",)
+
+    def target(self, options: HttpOptions) -> str:
+        return f"{options.method} {mask_url(options.url)}"
+
+    def secrets(self, options: HttpOptions) -> tuple[str, ...]:
+        password = url_password(options.url)
+        auth = options.headers.get("Authorization") or options.headers.get("authorization")
+        return tuple(s for s in (password, auth) if s)
+
+    async def check(self, options: HttpOptions, timeout_s: float) -> Observation:
+        verify: bool | str = options.ca_file or options.verify_tls
+        started = time.perf_counter()
+        try:
+            async with httpx.AsyncClient(
+                verify=verify,
+                timeout=timeout_s,
+                follow_redirects=options.follow_redirects,
+                trust_env=False,
+            ) as client:
+                response = await client.request(
+                    options.method,
+                    options.url,
+                    headers=options.headers,
+                    content=options.body,
+                    json=options.json_body,
+                )
+        except httpx.HTTPError as exc:
+            return Observation(
+                {"connected": False, "latency_ms": ms(time.perf_counter() - started)},
+                describe_error(exc),
+            )
+        latency = ms(time.perf_counter() - started)
+        text = response.text
+        values = {
+            "connected": True,
+            "status": response.status_code,
+            "latency_ms": latency,
+            "headers": {k.lower(): v for k, v in response.headers.items()},
+            "body": Document(text, json_or_none(text)),
+        }
+        reason = f" {response.reason_phrase}" if response.reason_phrase else ""
+        return Observation(values, f"HTTP {response.status_code}{reason} in {latency:.0f} ms")

@@ -1,0 +1,82 @@
+"""PostgreSQL probe: connect with psycopg and run one query (default `SELECT 1`).
+
+Credentials come from the DSN, which the config fills from the environment
+(`dsn = "postgresql://app:${PGPASSWORD}@db:5432/app"`); the target and detail
+never show the password.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from greenloop.probes.base import (
+    Observation,
+    ProbeKind,
+    ProbeOptions,
+    describe_error,
+    mask_dsn,
+    ms,
+)
+
+
+class PostgresOptions(ProbeOptions):
+    dsn: str
+    query: str = "SELECT 1"
+
+
+class PostgresProbe(ProbeKind):
+    name = "postgres"
+    options_model = PostgresOptions
+    variables = ("connected", "result", "latency_ms")
+    default_conditions = ("connected",)
+
+    def target(self, options: PostgresOptions) -> str:
+        return mask_dsn(options.dsn)
+
+    def secrets(self, options: PostgresOptions) -> tuple[str, ...]:
+        try:
+            password = conninfo_to_dict(options.dsn).get("password")
+        except psycopg.ProgrammingError:
+            return ()
+        return (str(password),) if password else ()
+
+    async def check(self, options: PostgresOptions, timeout_s: float) -> Observation:
+        started = time.perf_counter()
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                options.dsn, connect_timeout=max(1, round(timeout_s)), autocommit=True
+            )
+        except psycopg.Error as exc:
+            return Observation({"connected": False}, _words(exc))
+        except OSError as exc:
+            return Observation({"connected": False}, describe_error(exc))
+        try:
+            async with conn:
+                cursor = await conn.execute(options.query.encode())
+                row = await cursor.fetchone() if cursor.description else None
+        except psycopg.Error as exc:
+            return Observation({"connected": True}, f"query failed: {_words(exc)}")
+        latency = ms(time.perf_counter() - started)
+        result: Any = row[0] if row else None
+        return Observation(
+            {"connected": True, "result": result, "latency_ms": latency},
+            f"{options.query!r} returned {result!r} in {latency:.0f} ms",
+        )
+
+
+def _words(exc: psycopg.Error) -> str:
+    """psycopg's message, whose useful part is the server's last line."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    text = " ".join(lines[:2]) if lines else type(exc).__name__
+    lowered = text.lower()
+    if "connection refused" in lowered:
+        return f"connection refused ({text})"
+    if "password authentication failed" in lowered:
+        return f"password authentication failed ({text})"
+    if "timeout" in lowered:
+        return f"timed out ({text})"
+    return text

@@ -1,0 +1,68 @@
+"""Redis probe: connect, AUTH when a password is configured, PING."""
+
+from __future__ import annotations
+
+import time
+
+import redis.asyncio as aioredis
+from pydantic import Field
+from redis.exceptions import AuthenticationError, RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeout
+
+from greenloop.probes.base import (
+    Observation,
+    ProbeKind,
+    ProbeOptions,
+    describe_error,
+    mask_url,
+    ms,
+    url_password,
+)
+
+
+class RedisOptions(ProbeOptions):
+    url: str = Field(pattern=r"^rediss?://")
+    username: str | None = None
+    password: str | None = None  # put "${REDIS_PASSWORD}" here, never the secret itself
+
+
+class RedisProbe(ProbeKind):
+    name = "redis"
+    options_model = RedisOptions
+    variables = ("connected", "pong", "latency_ms")
+    default_conditions = ("pong",)
+
+    def target(self, options: RedisOptions) -> str:
+        return mask_url(options.url)
+
+    def secrets(self, options: RedisOptions) -> tuple[str, ...]:
+        return tuple(s for s in (options.password, url_password(options.url)) if s)
+
+    async def check(self, options: RedisOptions, timeout_s: float) -> Observation:
+        client = aioredis.Redis.from_url(
+            options.url,
+            username=options.username,
+            password=options.password,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            retry_on_timeout=False,
+        )
+        started = time.perf_counter()
+        try:
+            pong = await client.ping()
+        except AuthenticationError as exc:
+            return Observation({"connected": True, "pong": False}, f"authentication failed: {exc}")
+        except ResponseError as exc:
+            # NOAUTH (no password given but one is required) arrives as a reply error.
+            return Observation({"connected": True, "pong": False}, f"server refused PING: {exc}")
+        except RedisTimeout:
+            return Observation({"connected": False, "pong": False}, "timed out")
+        except (RedisError, OSError) as exc:
+            return Observation({"connected": False, "pong": False}, describe_error(exc))
+        finally:
+            await client.aclose()
+        latency = ms(time.perf_counter() - started)
+        return Observation(
+            {"connected": True, "pong": bool(pong), "latency_ms": latency},
+            f"PONG in {latency:.0f} ms",
+        )
