@@ -1,0 +1,374 @@
+"""The health gate: can the environment be tested, and if not, what is the deepest failure?
+
+Pure decisions first (component states, deepest failure, which phase is
+blocked, flapping, progressive thresholds), all over plain records; then the
+thin I/O shell that runs the probes and keeps their history in the store; then
+the table and JSON the CLI shows.
+
+Example: load_balancer -> backend -> (database, cache). If backend and cache
+both fail, the deepest failure is cache: backend's failure is explained by it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from greenloop.config import Config, PhaseConfig
+from greenloop.errors import ConfigError
+from greenloop.probes import run_probes
+from greenloop.records import (
+    ComponentState,
+    GateResult,
+    PhaseResult,
+    PhaseStatus,
+    ProbeResult,
+    utcnow,
+)
+from greenloop.store import Store
+
+# How many past checks per component the flapping rules replay.
+HISTORY_CHECKS = 50
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentHistory:
+    """A component's recent raw checks, oldest first: True when all its probes passed."""
+
+    checks: tuple[bool, ...] = ()
+
+
+# --------------------------------------------------------------------------- graph
+
+
+def _graph(config: Config) -> dict[str, tuple[str, ...]]:
+    """Every component (declared, or only named by a probe) and its direct dependencies."""
+    graph = {c.name: tuple(c.depends_on) for c in config.components}
+    for probe in config.probes:
+        graph.setdefault(probe.component, ())
+    return graph
+
+
+def dependencies(name: str, graph: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
+    """All transitive dependencies of a component, nearest first; cycles are cut."""
+    seen: dict[str, None] = {}
+    frontier = list(graph.get(name, ()))
+    while frontier:
+        dep = frontier.pop(0)
+        if dep == name or dep in seen:
+            continue
+        seen[dep] = None
+        frontier.extend(graph.get(dep, ()))
+    return tuple(seen)
+
+
+def validate_components(config: Config) -> None:
+    """A dependency cycle has no deepest failure: refuse it at load time."""
+    graph = _graph(config)
+    for index, component in enumerate(config.components):
+        if component.name in dependencies(component.name, graph):
+            path = _cycle(component.name, graph)
+            raise ConfigError(
+                str(config.source),
+                f"components[{index}].depends_on",
+                f"dependency cycle {' -> '.join(path)}",
+            )
+
+
+def _cycle(start: str, graph: Mapping[str, Sequence[str]]) -> list[str]:
+    def walk(node: str, path: list[str]) -> list[str] | None:
+        for dep in graph.get(node, ()):
+            if dep == start:
+                return [*path, dep]
+            if dep not in path:
+                found = walk(dep, [*path, dep])
+                if found:
+                    return found
+        return None
+
+    return walk(start, [start]) or [start, start]
+
+
+def _deepest(
+    failing: Iterable[str], graph: Mapping[str, Sequence[str]], order: Sequence[str]
+) -> str | None:
+    """The failing component whose own dependencies are all fine.
+
+    With several such roots, the one most other failures depend on explains the
+    most; ties go to config order.
+    """
+    failing = set(failing)
+    if not failing:
+        return None
+    roots = [n for n in order if n in failing and not failing & set(dependencies(n, graph))]
+    if not roots:  # only possible with a cycle; still name something
+        return next(n for n in order if n in failing)
+
+    def explained(root: str) -> int:
+        return sum(1 for n in failing if root in dependencies(n, graph))
+
+    return max(roots, key=lambda r: (explained(r), -order.index(r)))
+
+
+# --------------------------------------------------------------------------- flapping
+
+
+def debounced_healthy(checks: Sequence[bool], fail_after: int, recover_after: int) -> bool:
+    """Replay raw checks (oldest first) through the flapping rules.
+
+    A component starts healthy, goes down after `fail_after` consecutive failed
+    checks and comes back after `recover_after` consecutive passes; shorter
+    runs leave its state as it was.
+    """
+    healthy = True
+    streak = 0
+    last: bool | None = None
+    for passed in checks:
+        streak = streak + 1 if passed == last else 1
+        last = passed
+        if healthy and not passed and streak >= fail_after:
+            healthy = False
+        elif not healthy and passed and streak >= recover_after:
+            healthy = True
+    return healthy
+
+
+def histories_from_rows(rows: Iterable[Any]) -> dict[str, ComponentHistory]:
+    """Group stored probe rows (newest first) into per-component check histories.
+
+    Rows of one component with the same `checked_at` are one check (check_gate
+    stamps a whole check with one time); the check passed when all of them did.
+    """
+    checks: dict[str, dict[datetime, bool]] = {}
+    for row in rows:
+        per = checks.setdefault(row.component, {})
+        per[row.checked_at] = per.get(row.checked_at, True) and bool(row.ok)
+    return {
+        name: ComponentHistory(tuple(ok for _, ok in sorted(per.items())))
+        for name, per in checks.items()
+    }
+
+
+# --------------------------------------------------------------------------- verdicts
+
+
+def evaluate_gate(
+    config: Config,
+    results: Sequence[ProbeResult],
+    previous: Mapping[str, ComponentHistory] | None = None,
+) -> GateResult:
+    """Every component's state and the deepest failure, from this check's probe results.
+
+    A probed component is healthy when all its probes pass (after the flapping
+    rules over `previous`); an unprobed one is healthy when its dependencies are.
+    """
+    previous = previous or {}
+    graph = _graph(config)
+    order = list(graph)
+    by_component: dict[str, list[ProbeResult]] = {}
+    for result in results:
+        by_component.setdefault(result.component, []).append(result)
+        graph.setdefault(result.component, ())
+        if result.component not in order:
+            order.append(result.component)
+    own_down = set()
+    for name, probes in by_component.items():
+        history = previous.get(name, ComponentHistory()).checks
+        now = all(p.ok for p in probes)
+        if not debounced_healthy(
+            (*history, now), config.gate.fail_after, config.gate.recover_after
+        ):
+            own_down.add(name)
+    unhealthy = set(own_down)
+    for name in order:
+        if name not in by_component and own_down & set(dependencies(name, graph)):
+            unhealthy.add(name)
+    states = tuple(
+        ComponentState(
+            name=name,
+            healthy=name not in unhealthy,
+            depends_on=tuple(graph[name]),
+            probes=tuple(by_component.get(name, ())),
+            degraded_by=tuple(d for d in dependencies(name, graph) if d in unhealthy),
+        )
+        for name in order
+    )
+    return GateResult(
+        healthy=not unhealthy,
+        components=states,
+        probes=tuple(results),
+        deepest_failure=_deepest(unhealthy, graph, order),
+    )
+
+
+def phase_blocker(phase: PhaseConfig, gate: GateResult) -> str | None:
+    """The component that keeps this phase from running, or None.
+
+    A phase needs its `needs` and everything they depend on; a phase that lists
+    no needs needs the whole environment.
+    """
+    graph = {c.name: c.depends_on for c in gate.components}
+    order = [c.name for c in gate.components]
+    needed = set(phase.needs or order)
+    for name in list(needed):
+        needed.update(dependencies(name, graph))
+    failing = [c.name for c in gate.components if c.name in needed and not c.healthy]
+    return _deepest(failing, graph, order)
+
+
+def should_expand(previous_phase_result: PhaseResult, phase_cfg: PhaseConfig) -> tuple[bool, str]:
+    """Whether the phases after this one should run, and why, in words.
+
+    `phase_cfg` is the finished phase's config: below its `min_pass_rate` the
+    environment is too broken for the longer phases to tell us more. A test
+    that passed on re-run counts as passing here (it did work); verdicts
+    still count it as a failure.
+    """
+    name = previous_phase_result.name
+    if previous_phase_result.status == PhaseStatus.BLOCKED:
+        blocker = previous_phase_result.blocked_by or "an unhealthy component"
+        return False, f"{name} was blocked by {blocker}; later phases not run"
+    if previous_phase_result.status == PhaseStatus.SKIPPED:
+        return False, f"{name} was skipped; later phases not run"
+    counts = previous_phase_result.counts()
+    passed = counts["passed"] + counts["flaky"]
+    ran = passed + counts["failed"] + counts["error"]
+    if ran == 0:
+        return True, f"no tests ran in {name}; nothing to hold later phases back"
+    rate = passed / ran
+    summary = f"{name} passed {passed}/{ran} ({rate:.0%})"
+    if rate < phase_cfg.min_pass_rate:
+        return False, (
+            f"{summary}, below its min_pass_rate {phase_cfg.min_pass_rate:.0%}; "
+            "later phases not run"
+        )
+    return True, f"{summary}, min_pass_rate {phase_cfg.min_pass_rate:.0%}"
+
+
+def backoff_delay(attempt: int, initial_s: float, max_s: float, rng: random.Random) -> float:
+    """Exponential backoff with jitter: about initial * 2^(attempt-1), capped, 50-100% of it.
+
+    Jitter keeps several greenloop runs from probing a recovering service in lockstep.
+    """
+    base = min(max_s, initial_s * 2 ** max(0, attempt - 1))
+    return base * rng.uniform(0.5, 1.0)
+
+
+# --------------------------------------------------------------------------- I/O shell
+
+
+def check_gate(
+    config: Config, store: Store | None, *, run_id: str | None = None, iteration: int | None = None
+) -> GateResult:
+    """Run every probe once, record the results, and judge the environment.
+
+    With flapping rules (fail_after/recover_after > 1) the earlier checks come
+    from the store. Synchronous: call it outside any running event loop.
+    """
+    started = time.perf_counter()
+    stamp = utcnow()
+    previous: dict[str, ComponentHistory] = {}
+    if store is not None and max(config.gate.fail_after, config.gate.recover_after) > 1:
+        components = {p.component for p in config.probes}
+        rows = store.recent_probe_results(components, limit=HISTORY_CHECKS * len(config.probes))
+        previous = histories_from_rows(rows)
+    results = asyncio.run(run_probes(config.probes, file=str(config.source)))
+    # One stamp per check, so the history can tell checks apart.
+    results = [replace(r, checked_at=stamp) for r in results]
+    if store is not None:
+        store.record_probes(results, run_id=run_id, iteration=iteration)
+    gate = evaluate_gate(config, results, previous)
+    return replace(gate, duration_s=time.perf_counter() - started)
+
+
+ProgressCallback = Callable[[int, GateResult, float], None]
+
+
+def wait_for_healthy(
+    config: Config,
+    store: Store | None,
+    *,
+    timeout_s: float,
+    on_progress: ProgressCallback | None = None,
+    run_id: str | None = None,
+    rng: random.Random | None = None,
+) -> GateResult:
+    """Check the gate until it is healthy or `timeout_s` has passed; return the last verdict.
+
+    Between checks it sleeps with exponential backoff and jitter
+    (gate.wait_initial_s doubling up to gate.wait_max_s) and calls
+    `on_progress(attempt, gate, next_delay_s)` so the CLI can show progress.
+    """
+    rng = rng or random.Random()
+    deadline = time.monotonic() + timeout_s
+    attempt = 0
+    while True:
+        attempt += 1
+        gate = check_gate(config, store, run_id=run_id)
+        remaining = deadline - time.monotonic()
+        if gate.healthy or remaining <= 0:
+            return gate
+        delay = min(
+            backoff_delay(attempt, config.gate.wait_initial_s, config.gate.wait_max_s, rng),
+            remaining,
+        )
+        if on_progress is not None:
+            on_progress(attempt, gate, delay)
+        time.sleep(delay)
+
+
+# --------------------------------------------------------------------------- presentation
+
+
+def probes_json(gate: GateResult) -> list[dict[str, Any]]:
+    """The JSON report's `probes` entries (CONTRACT.md), plus when and how often each ran."""
+    return [
+        {
+            "component": p.component,
+            "name": p.name,
+            "kind": p.kind,
+            "target": p.target,
+            "ok": p.ok,
+            "latency_ms": p.latency_ms,
+            "detail": p.detail,
+            "checked_at": p.checked_at.isoformat(),
+            "attempts": p.attempts,
+            "failed_conditions": list(p.failed_conditions),
+        }
+        for p in gate.probes
+    ]
+
+
+def render_probe_table(gate: GateResult) -> Table:
+    """Component, probe, status, latency and detail per probe; the deepest failure stands out."""
+    table = Table(title="Health gate", title_justify="left", expand=False)
+    for column in ("component", "probe", "kind", "status", "latency", "detail"):
+        table.add_column(column, no_wrap=column in ("component", "probe", "status"))
+    for state in gate.components:
+        deepest = state.name == gate.deepest_failure
+        style = "bold red" if deepest else None
+        label = Text(state.name + (" ◀ deepest failure" if deepest else ""))
+        for probe in state.probes:
+            status = Text("ok", style="green") if probe.ok else Text("FAIL", style="red")
+            latency = "-" if probe.latency_ms is None else f"{probe.latency_ms:.0f} ms"
+            table.add_row(label, probe.name, probe.kind, status, latency, probe.detail, style=style)
+        if not state.probes and not state.healthy:
+            status = Text("blocked", style="yellow")
+            detail = f"depends on {', '.join(state.degraded_by)}"
+            table.add_row(label, "-", "-", status, "-", detail, style=style)
+    if not gate.probes:
+        table.caption = "no probes configured"
+    elif gate.healthy:
+        table.caption = f"healthy: {len(gate.components)} components, {len(gate.probes)} probes"
+    else:
+        down = ", ".join(gate.unhealthy())
+        table.caption = f"blocked: deepest failure {gate.deepest_failure} (unhealthy: {down})"
+    return table
