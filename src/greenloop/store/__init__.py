@@ -380,6 +380,19 @@ class Store:
             query = select(ActionRow).where(ActionRow.run_id == run_id)
             return list(s.scalars(query.order_by(ActionRow.id)))
 
+    # ------------------------------------------------------ gate (owner: gate.py, probes/)
+
+    def recent_probe_results(
+        self, components: Iterable[str] | None = None, limit: int = 500
+    ) -> list[ProbeResultRow]:
+        """The newest probe results, newest first: the history the gate's flapping rules read."""
+        with self.session() as s:
+            query = select(ProbeResultRow)
+            if components is not None:
+                query = query.where(ProbeResultRow.component.in_(list(components)))
+            query = query.order_by(ProbeResultRow.checked_at.desc(), ProbeResultRow.id.desc())
+            return list(s.scalars(query.limit(limit)))
+
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     # WAL lets a reader (greenloop history) run beside a writer (a run in progress);
