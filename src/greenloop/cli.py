@@ -1,0 +1,451 @@
+"""The `greenloop` command line (Typer + Rich).
+
+Exit codes follow CONTRACT.md: 0 green, 1 failing, 2 usage or config error,
+3 blocked, 4 not real, 70 a bug in greenloop. A user's mistake is one line on
+stderr; a bug is a traceback plus the path of the full log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from typer.exceptions import Abort, TyperException
+from rich.console import Console
+
+from greenloop import __version__
+from greenloop.config import DEFAULT_CONFIG, Config, load_config
+from greenloop.errors import UserError
+from greenloop.records import ExitCode, RunResult
+
+app = typer.Typer(
+    name="greenloop",
+    help="Deploy, verify, triage and remediate a staging environment until it is green.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="markdown",
+    pretty_exceptions_enable=False,
+)
+issues_app = typer.Typer(help="Read and sync the issues greenloop filed.", no_args_is_help=True)
+app.add_typer(issues_app, name="issues")
+
+out = Console()
+err = Console(stderr=True)
+log = logging.getLogger("greenloop")
+
+ConfigOption = Annotated[
+    Path, typer.Option("-c", "--config", help="The config file.", show_default=True)
+]
+JsonOption = Annotated[
+    Path | None, typer.Option("--json", help="Write the JSON report (CONTRACT.md) here.")
+]
+
+
+def _config(path: Path) -> Config:
+    return load_config(path)
+
+
+def _command_line() -> str:
+    return shlex.join(["greenloop", *sys.argv[1:]])
+
+
+# --------------------------------------------------------------------------- run
+
+
+@app.command()
+def run(
+    config: ConfigOption = Path(DEFAULT_CONFIG),
+    focus: Annotated[
+        str | None, typer.Option(help="Only tests with this tag, category, priority or file.")
+    ] = None,
+    json_path: JsonOption = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Folder for worklogs, reports and local issues.")
+    ] = None,
+    until_green: Annotated[
+        bool, typer.Option("--until-green", help="Go round until green or out of budget.")
+    ] = False,
+    max_iterations: Annotated[int | None, typer.Option(min=1)] = None,
+    max_time: Annotated[float | None, typer.Option(help="Time budget in seconds.")] = None,
+    allow_remediation: Annotated[
+        bool, typer.Option("--allow-remediation", help="Run runbook actions (else dry-run).")
+    ] = False,
+    approve: Annotated[
+        bool, typer.Option("--approve", help="Approve actions when approval = 'flag'.")
+    ] = False,
+    deploy: Annotated[bool, typer.Option("--deploy", help="Deploy even if not stale.")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the last interrupted run.")
+    ] = False,
+    workers: Annotated[int | None, typer.Option(min=1, help="Parallel test workers.")] = None,
+    output_format: Annotated[
+        str, typer.Option("--format", help="text, or github for Actions annotations.")
+    ] = "text",
+) -> None:
+    """Run the loop against the environment in the config.
+
+    Example: `greenloop run -c greenloop.toml --focus websocket --json report.json`
+    """
+    from greenloop.loop import RunOptions
+
+    cfg = _config(config)
+    options = RunOptions(
+        focus=focus,
+        out_dir=out_dir or cfg.resolve(cfg.report.out_dir),
+        json_path=json_path,
+        until_green=until_green,
+        max_iterations=max_iterations,
+        max_time_s=max_time,
+        allow_remediation=allow_remediation or cfg.remediation.enabled,
+        approve=approve,
+        force_deploy=deploy,
+        resume=resume,
+        workers=workers,
+        output_format=output_format,
+        command_line=_command_line(),
+    )
+    result = execute_run(cfg, options)
+    raise typer.Exit(int(result.exit_code))
+
+
+def execute_run(cfg: Config, options: object) -> RunResult:
+    """Open the store, run the loop, print the summary. Shared by `run` and `demo`."""
+    from greenloop.execute import make_reporter
+    from greenloop.loop import Loop, RunOptions, run
+    from greenloop.store import Store, store_url
+    from greenloop.summary import print_summary
+
+    assert isinstance(options, RunOptions)
+    store = Store.open(store_url(cfg.store.url, cfg.base_dir))
+    try:
+        loop = Loop(
+            config=cfg,
+            options=options,
+            store=store,
+            index=_index(cfg),
+            reporter=make_reporter(out),
+            say=lambda line: out.print(f"[dim]greenloop:[/] {line}"),
+        )
+        result = run(loop)
+    finally:
+        store.close()
+    print_summary(out, result)
+    return result
+
+
+def _index(cfg: Config) -> tuple:  # type: ignore[type-arg]
+    from greenloop.index import load_index
+
+    return load_index(cfg)
+
+
+# --------------------------------------------------------------------------- probe
+
+
+@app.command()
+def probe(config: ConfigOption = Path(DEFAULT_CONFIG), json_path: JsonOption = None) -> None:
+    """Run every probe once: a table and a verdict (exit 0 healthy, 3 not).
+
+    Example: `greenloop probe -c greenloop.toml --json probes.json`
+    """
+    from greenloop.gate import check_gate, probes_json, render_probe_table
+    from greenloop.store import Store, store_url
+
+    cfg = _config(config)
+    store = Store.open(store_url(cfg.store.url, cfg.base_dir))
+    try:
+        gate = check_gate(cfg, store)
+    finally:
+        store.close()
+    out.print(render_probe_table(gate))
+    if gate.healthy:
+        out.print("[bold green]healthy[/]: every probe passed")
+    else:
+        out.print(
+            f"[bold red]blocked[/]: deepest failing component is [bold]{gate.deepest_failure}[/]"
+        )
+    if json_path:
+        _write_json(json_path, {"schema": "greenloop.probes/v1", "probes": probes_json(gate)})
+    raise typer.Exit(int(ExitCode.GREEN if gate.healthy else ExitCode.BLOCKED))
+
+
+# --------------------------------------------------------------------------- triage
+
+
+@app.command()
+def triage(
+    files: Annotated[list[Path], typer.Argument(help="JUnit XML files.", show_default=False)],
+    json_path: JsonOption = None,
+    config: Annotated[
+        Path | None, typer.Option("-c", "--config", help="Optional config (rules, index).")
+    ] = None,
+) -> None:
+    """Classify and cluster the failures in JUnit XML files produced elsewhere; runs nothing.
+
+    Example: `greenloop triage results/*.xml --json triage.json`
+    """
+    from greenloop.summary import print_triage
+    from greenloop.triage import triage_junit, triage_report
+
+    cfg = _config(config) if config else None
+    result = triage_junit(files, config=cfg)
+    print_triage(out, result)
+    if json_path:
+        _write_json(json_path, triage_report(result, files, cfg))
+    failing = any(c.category.value != "skipped_env" for c in result.clusters)
+    raise typer.Exit(int(ExitCode.FAILING if failing else ExitCode.GREEN))
+
+
+# --------------------------------------------------------------------------- demo
+
+
+@app.command()
+def demo(
+    scenario: Annotated[str, typer.Option(help="Which fault to inject (see --list).")] = "healthy",
+    json_path: JsonOption = None,
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder for the demo's store, worklogs and issues.")
+    ] = Path("greenloop-demo"),
+    until_green: Annotated[bool, typer.Option("--until-green")] = False,
+    allow_remediation: Annotated[bool, typer.Option("--allow-remediation")] = False,
+    max_iterations: Annotated[int | None, typer.Option(min=1)] = None,
+    list_scenarios: Annotated[
+        bool, typer.Option("--list", help="List the scenarios and exit.")
+    ] = False,
+) -> None:
+    """Run the whole loop against the built-in demo environment on this machine.
+
+    Example: `greenloop demo --scenario outage --until-green --allow-remediation`
+    """
+    from greenloop.demo.runner import list_lines, run_demo
+
+    if list_scenarios:
+        for line in list_lines():
+            out.print(line)
+        raise typer.Exit(0)
+    code = run_demo(
+        scenario,
+        out_dir=out_dir,
+        json_path=json_path,
+        until_green=until_green,
+        allow_remediation=allow_remediation,
+        max_iterations=max_iterations,
+        command_line=_command_line(),
+        console=out,
+    )
+    raise typer.Exit(int(code))
+
+
+# --------------------------------------------------------------------------- init
+
+
+@app.command()
+def init(
+    tests_dir: Annotated[Path, typer.Argument(help="The pytest tree to test with.")] = Path(
+        "tests"
+    ),
+    output: Annotated[Path, typer.Option("--output", "-o")] = Path(DEFAULT_CONFIG),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented starter config for an existing test tree.
+
+    Example: `greenloop init tests/e2e`
+    """
+    from greenloop.starter import starter_config
+
+    if output.exists() and not force:
+        raise UserError(f"{output}: already exists (use --force to overwrite)")
+    if not tests_dir.is_dir():
+        raise UserError(f"{tests_dir}: not a folder of tests")
+    output.write_text(starter_config(tests_dir, output.parent), encoding="utf-8")
+    out.print(f"wrote {output}: edit environment.base_url, then `greenloop probe`")
+
+
+# --------------------------------------------------------------------------- store readers
+
+
+@app.command()
+def history(
+    config: ConfigOption = Path(DEFAULT_CONFIG),
+    limit: Annotated[int, typer.Option(min=1)] = 20,
+) -> None:
+    """Recent runs with their verdicts.
+
+    Example: `greenloop history --limit 5`
+    """
+    from greenloop.summary import render_history
+
+    store = _store(config)
+    try:
+        out.print(render_history(store.recent_runs(limit)))
+    finally:
+        store.close()
+
+
+@app.command()
+def flaky(config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
+    """Tests whose outcome flips on the same revision, with a flakiness score.
+
+    Example: `greenloop flaky -c greenloop.toml`
+    """
+    from greenloop.summary import render_flaky
+    from greenloop.triage.flaky import flaky_report
+
+    cfg = _config(config)
+    store = _store(config)
+    try:
+        out.print(render_flaky(flaky_report(store, cfg.triage.flaky_window)))
+    finally:
+        store.close()
+
+
+@app.command()
+def report(
+    run_id: Annotated[str, typer.Argument(help="A run id from `greenloop history`.")],
+    config: ConfigOption = Path(DEFAULT_CONFIG),
+) -> None:
+    """Show a run's worklog in the terminal.
+
+    Example: `greenloop report 20261128-101500-ab12cd`
+    """
+    from greenloop.report import render_run_for_terminal
+
+    store = _store(config)
+    try:
+        if store.run(run_id) is None:
+            raise UserError(f"run {run_id}: not in the store (see `greenloop history`)")
+        out.print(render_run_for_terminal(store, run_id))
+    finally:
+        store.close()
+
+
+@issues_app.command("list")
+def issues_list(config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
+    """Every issue greenloop filed, open first.
+
+    Example: `greenloop issues list`
+    """
+    from greenloop.summary import render_issues
+    from greenloop.trackers import list_issues
+
+    cfg = _config(config)
+    store = _store(config)
+    try:
+        out.print(render_issues(list_issues(store, cfg.tracker)))
+    finally:
+        store.close()
+
+
+@issues_app.command("show")
+def issues_show(
+    key: Annotated[str, typer.Argument(help="Issue key or fingerprint.")],
+    config: ConfigOption = Path(DEFAULT_CONFIG),
+) -> None:
+    """One issue with its body and comments.
+
+    Example: `greenloop issues show GL-3`
+    """
+    from greenloop.trackers import show_issue
+
+    cfg = _config(config)
+    store = _store(config)
+    try:
+        out.print(show_issue(store, cfg, key, out_dir=cfg.resolve(cfg.report.out_dir)))
+    finally:
+        store.close()
+
+
+@issues_app.command("sync")
+def issues_sync(config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
+    """Deliver queued tracker operations, in order, exactly once.
+
+    Example: `greenloop issues sync -c greenloop.toml`
+    """
+    from greenloop.trackers import sync_outbox
+
+    cfg = _config(config)
+    store = _store(config)
+    try:
+        result = sync_outbox(cfg, store, cfg.resolve(cfg.report.out_dir))
+    finally:
+        store.close()
+    out.print(str(result))
+
+
+def _store(config_path: Path):  # type: ignore[no-untyped-def]
+    from greenloop.store import Store, store_url
+
+    cfg = _config(config_path)
+    return Store.open(store_url(cfg.store.url, cfg.base_dir))
+
+
+def _write_json(path: Path, payload: dict[str, object]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"greenloop {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+    ] = False,
+) -> None:
+    """greenloop: deploy -> verify -> triage -> remediate until staging is green."""
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def log_path() -> Path:
+    return Path(tempfile.gettempdir()) / "greenloop" / "greenloop.log"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a verb and turn every way it can end into the contract's exit code."""
+    path = log_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        filename=path, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=argv, prog_name="greenloop", standalone_mode=False)
+    except TyperException as exc:  # usage errors: unknown option, bad value
+        show = getattr(exc, "show", None)
+        if show:
+            show()
+        else:
+            print(f"greenloop: {exc}", file=sys.stderr)
+        code = exc.exit_code
+    except Abort:
+        err.print("aborted")
+        code = 130
+    except UserError as exc:
+        print(f"greenloop: {exc}", file=sys.stderr)
+        code = exc.exit_code
+    except Exception:
+        text = traceback.format_exc()
+        log.error("internal error\n%s", text)
+        print(text, file=sys.stderr, end="")
+        print(f"greenloop: internal error (a bug); full log: {path}", file=sys.stderr)
+        code = ExitCode.INTERNAL
+    if argv is None:
+        sys.exit(int(code or 0))
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    main()

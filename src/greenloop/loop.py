@@ -1,0 +1,353 @@
+"""The loop: deploy -> probe -> gate -> execute -> verify -> triage -> report -> file -> remediate.
+
+`run` goes round until green or out of budget; `run_iteration` is one pass and
+reads as the list of stages. Each stage lives in its own module; this file only
+orders them and carries their records along.
+"""
+
+from __future__ import annotations
+
+import secrets
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+
+from greenloop.config import Config, PhaseConfig, SelectConfig
+from greenloop.deploy import ensure_deployed
+from greenloop.execute import Reporter, Selection, blocked_phase, run_phase, select_tests
+from greenloop.gate import check_gate, phase_blocker, should_expand, wait_for_healthy
+from greenloop.records import (
+    AuthenticityFinding,
+    GateResult,
+    IndexEntry,
+    IterationResult,
+    PhaseResult,
+    PhaseStatus,
+    RunResult,
+    Verdict,
+    utcnow,
+)
+from greenloop.remediate import remediate
+from greenloop.report import ReportContext, write_reports
+from greenloop.store import Store
+from greenloop.trackers import file_issues, mark_needs_person
+from greenloop.triage import TriageResult, triage
+from greenloop.verify import check_authenticity
+
+DEFAULT_PHASE = PhaseConfig(name="all", select=SelectConfig())
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the command line asked for."""
+
+    focus: str | None = None
+    out_dir: Path = Path("greenloop-out")
+    json_path: Path | None = None
+    until_green: bool = False
+    max_iterations: int | None = None
+    max_time_s: float | None = None
+    allow_remediation: bool = False
+    approve: bool = False
+    force_deploy: bool = False
+    resume: bool = False
+    workers: int | None = None
+    output_format: str = "text"
+    command_line: str = ""
+
+
+@dataclass
+class LoopState:
+    """What one run accumulates; turned into a RunResult at every report."""
+
+    run_id: str
+    started_at: datetime
+    iterations: list[IterationResult] = field(default_factory=list)
+    selections: dict[str, Selection] = field(default_factory=dict)
+    triaged: list[TriageResult] = field(default_factory=list)
+    revision: str | None = None
+    interrupted: bool = False
+
+
+@dataclass(frozen=True)
+class Loop:
+    """Everything the stages share during one run."""
+
+    config: Config
+    options: RunOptions
+    store: Store
+    index: tuple[IndexEntry, ...]
+    reporter: Reporter
+    say: Callable[[str], None]
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM: finish the current phase's bookkeeping and stop."""
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def run(loop: Loop) -> RunResult:
+    """Iterate until green, out of budget, stuck, or interrupted; always leave a report."""
+    options, config = loop.options, loop.config
+    for dead in loop.store.mark_dead_runs():
+        loop.say(f"run {dead} was killed without finishing; marked crashed")
+    state = LoopState(run_id=new_run_id(), started_at=utcnow())
+    loop.store.start_run(
+        state.run_id,
+        environment=config.environment.name,
+        focus=options.focus or "all",
+        command_line=options.command_line,
+        config_path=str(config.source),
+    )
+    max_iterations = options.max_iterations or (
+        config.loop.max_iterations if options.until_green else 1
+    )
+    max_time = options.max_time_s or config.loop.max_time_s
+    deadline = time.monotonic() + max_time
+    result = _result(loop, state)
+    try:
+        with _interruptible():
+            for number in range(1, max_iterations + 1):
+                iteration = run_iteration(loop, state, number)
+                state.iterations.append(iteration)
+                loop.store.record_iteration(state.run_id, iteration)
+                result = report(loop, state)
+                if not options.until_green or iteration.verdict is Verdict.GREEN:
+                    break
+                if is_stuck(state.iterations):
+                    loop.say("two iterations ended with the same failures and nothing left to try")
+                    mark_needs_person(
+                        iteration.clusters, config=config, store=loop.store, out_dir=options.out_dir
+                    )
+                    break
+                if number == max_iterations or time.monotonic() >= deadline:
+                    loop.say("out of budget: stopping with the last verdict")
+                    break
+                wait_for_healthy(
+                    config, loop.store, timeout_s=min(config.gate.wait_timeout_s, _left(deadline))
+                )
+    except Interrupted:
+        state.interrupted = True
+        loop.say("interrupted: writing the partial worklog")
+    result = report(loop, state)
+    loop.store.finish_run(result)
+    return result
+
+
+def run_iteration(loop: Loop, state: LoopState, number: int) -> IterationResult:
+    """One pass round the loop, stage by stage."""
+    config, store, run_id = loop.config, loop.store, state.run_id
+    started, clock = utcnow(), time.monotonic()
+    deploy = ensure_deployed(config, store, force=loop.options.force_deploy, run_id=run_id)
+    state.revision = deploy.revision_after or state.revision
+    if not deploy.ok:
+        return IterationResult(
+            number=number,
+            verdict=Verdict.BLOCKED,
+            duration_s=time.monotonic() - clock,
+            started_at=started,
+            deploy=deploy,
+        )
+    gate = check_gate(config, store, run_id=run_id, iteration=number)
+    phases = execute_phases(loop, state, gate, number)
+    findings = check_authenticity(
+        phases, config=config, index=loop.index, durations=store.durations()
+    )
+    triaged = triage(
+        [t for p in phases for t in p.tests],
+        gate=gate,
+        index=loop.index,
+        config=config,
+        store=store,
+        revision=state.revision,
+    )
+    state.triaged.append(triaged)
+    verdict = iteration_verdict(phases, findings)
+    store.record_triage(
+        run_id,
+        number,
+        triaged.classifications,
+        triaged.clusters,
+        {f.nodeid: False for f in findings},
+    )
+    issues = file_issues(
+        triaged.clusters,
+        config=config,
+        store=store,
+        run_id=run_id,
+        verdict=verdict,
+        out_dir=loop.options.out_dir,
+        command_line=loop.options.command_line,
+        revision=state.revision,
+        index=loop.index,
+    )
+    actions = remediate(
+        triaged.clusters,
+        verdict=verdict,
+        config=config,
+        store=store,
+        run_id=run_id,
+        iteration=number,
+        allow=loop.options.allow_remediation,
+        approve=loop.options.approve,
+    )
+    return IterationResult(
+        number=number,
+        verdict=verdict,
+        duration_s=time.monotonic() - clock,
+        started_at=started,
+        gate=gate,
+        deploy=deploy,
+        phases=phases,
+        authenticity=tuple(findings),
+        classifications=triaged.classifications,
+        clusters=triaged.clusters,
+        issues=tuple(issues),
+        actions=tuple(actions),
+    )
+
+
+def execute_phases(
+    loop: Loop, state: LoopState, gate: GateResult, number: int
+) -> tuple[PhaseResult, ...]:
+    """Progressive phases: each runs only when its components are healthy and the last passed."""
+    config, results = loop.config, []
+    stop_reason = ""
+    for phase in config.phases or [DEFAULT_PHASE]:
+        phase = _with_cli_overrides(phase, loop.options)
+        selection = select_tests(
+            config, phase, loop.index, focus=loop.options.focus, store=loop.store
+        )
+        state.selections[phase.name] = selection
+        blocker = phase_blocker(phase, gate)
+        if stop_reason:
+            result = PhaseResult(
+                name=phase.name, status=PhaseStatus.SKIPPED, duration_s=0.0, note=stop_reason
+            )
+        elif blocker:
+            note = f"not run: {blocker} is unhealthy"
+            result = blocked_phase(config, phase, selection, blocker, note)
+        else:
+            result = run_phase(config, phase, selection, store=loop.store, reporter=loop.reporter)
+            expand, why = should_expand(result, phase)
+            if not expand:
+                stop_reason = why
+        loop.store.record_phase(state.run_id, number, result, revision=state.revision)
+        loop.store.save_progress(state.run_id, {"iteration": number, "completed_phase": phase.name})
+        results.append(result)
+    return tuple(results)
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+def iteration_verdict(
+    phases: Sequence[PhaseResult], findings: Sequence[AuthenticityFinding]
+) -> Verdict:
+    """Worst first: not real, then failing, then blocked; green only when all ran and passed."""
+    if findings:
+        return Verdict.NOT_REAL
+    tests = [t for p in phases for t in p.tests]
+    if any(t.outcome.is_failure for t in tests):
+        return Verdict.FAILING
+    if any(p.status is PhaseStatus.BLOCKED for p in phases):
+        return Verdict.BLOCKED
+    if any(p.status is PhaseStatus.FAILED for p in phases):
+        return Verdict.FAILING
+    return Verdict.GREEN
+
+
+def run_verdict(iterations: Sequence[IterationResult]) -> Verdict:
+    """A run ends with its last iteration's verdict; a run with none ran nothing real."""
+    return iterations[-1].verdict if iterations else Verdict.NOT_REAL
+
+
+def is_stuck(iterations: Sequence[IterationResult]) -> bool:
+    """Two iterations in a row with the same failing fingerprints and no action done."""
+    if len(iterations) < 2:
+        return False
+    last, before = iterations[-1], iterations[-2]
+    same = {c.fingerprint for c in last.clusters} == {c.fingerprint for c in before.clusters}
+    acted = any(a.status.value == "done" for a in last.actions)
+    return bool(last.clusters) and same and not acted
+
+
+def new_run_id() -> str:
+    """Sortable and unique: time first, then randomness."""
+    return utcnow().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+
+
+# --------------------------------------------------------------------------- edges
+
+
+def report(loop: Loop, state: LoopState) -> RunResult:
+    """Render the worklog and JSON report for what has happened so far."""
+    result = _result(loop, state)
+    context = ReportContext(
+        config=loop.config,
+        selections=dict(state.selections),
+        index=loop.index,
+        mrr_at_risk_usd=state.triaged[-1].mrr_at_risk_usd if state.triaged else 0.0,
+        log_templates=state.triaged[-1].log_templates if state.triaged else (),
+    )
+    paths = write_reports(
+        result,
+        context,
+        store=loop.store,
+        out_dir=loop.options.out_dir,
+        json_path=loop.options.json_path,
+        output_format=loop.options.output_format,
+    )
+    return replace(result, worklog=paths.worklog, json_report=paths.json_report)
+
+
+def _result(loop: Loop, state: LoopState) -> RunResult:
+    return RunResult(
+        run_id=state.run_id,
+        verdict=run_verdict(state.iterations),
+        started_at=state.started_at,
+        finished_at=utcnow(),
+        environment=loop.config.environment.name,
+        revision=state.revision,
+        iterations=tuple(state.iterations),
+        focus=loop.options.focus or "all",
+        command_line=loop.options.command_line,
+        interrupted=state.interrupted,
+    )
+
+
+def _with_cli_overrides(phase: PhaseConfig, options: RunOptions) -> PhaseConfig:
+    if options.workers is None:
+        return phase
+    return phase.model_copy(update={"workers": options.workers})
+
+
+def _left(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())
+
+
+@contextmanager
+def _interruptible() -> Iterator[None]:
+    """Turn SIGTERM into the same clean stop as Ctrl-C."""
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        raise Interrupted()
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals only reach the main thread; embedded callers handle their own
+        return
+    previous_term = signal.signal(signal.SIGTERM, stop)
+    previous_int = signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+        signal.signal(signal.SIGINT, previous_int)

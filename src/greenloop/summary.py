@@ -1,0 +1,96 @@
+"""What the CLI prints at the end of a verb: short Rich tables over records and store rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from greenloop.records import RunResult, Verdict
+from greenloop.store.schema import RunRow
+
+VERDICT_STYLE = {
+    Verdict.GREEN: "bold green",
+    Verdict.FAILING: "bold red",
+    Verdict.BLOCKED: "bold yellow",
+    Verdict.NOT_REAL: "bold magenta",
+}
+
+VERDICT_WORDS = {
+    Verdict.GREEN: "every selected test really ran and passed",
+    Verdict.FAILING: "tests ran for real and some failed",
+    Verdict.BLOCKED: "the environment was not healthy enough to test",
+    Verdict.NOT_REAL: "tests did not really run",
+}
+
+
+def print_summary(console: Console, run: RunResult) -> None:
+    """Verdict, per-phase counts, clusters and where the files are."""
+    style = VERDICT_STYLE[run.verdict]
+    console.print()
+    console.rule(f"[{style}]{run.verdict.value.upper()}[/] run {run.run_id}")
+    console.print(
+        f"[{style}]{run.verdict.value}[/]: {VERDICT_WORDS[run.verdict]} "
+        f"(exit {int(run.exit_code)}, {len(run.iterations)} iteration(s), "
+        f"{run.duration_s:.1f}s)"
+    )
+    last = run.last
+    if last is None:
+        return
+    if last.gate and not last.gate.healthy:
+        console.print(f"gate: deepest failing component [bold]{last.gate.deepest_failure}[/]")
+    phases = Table(title="phases", title_justify="left")
+    for col in ("phase", "status", "passed", "failed", "error", "skipped", "blocked", "flaky", "s"):
+        phases.add_column(col)
+    for p in last.phases:
+        c = p.counts()
+        phases.add_row(
+            p.name,
+            p.status.value,
+            *(str(c[k]) for k in ("passed", "failed", "error", "skipped", "blocked", "flaky")),
+            f"{p.duration_s:.1f}",
+        )
+    console.print(phases)
+    if last.clusters:
+        clusters = Table(title="problems (one per cluster)", title_justify="left")
+        for col in ("cluster", "category", "tests", "root cause", "at risk"):
+            clusters.add_column(col)
+        for c in last.clusters:
+            clusters.add_row(
+                c.id,
+                c.category.value,
+                str(c.count),
+                c.root_cause.summary,
+                f"${c.impact_usd:,.0f}",
+            )
+        console.print(clusters)
+    for finding in last.authenticity:
+        console.print(f"[magenta]not real[/] {finding.nodeid}: {finding.check}: {finding.evidence}")
+    for action in last.actions:
+        console.print(
+            f"action {action.name} ({action.kind}): {action.status.value}: {action.detail}"
+        )
+    for issue in last.issues:
+        console.print(f"issue {issue.key} {issue.action.value}: {issue.title}")
+    if run.worklog:
+        console.print(f"worklog: {run.worklog}")
+    if run.json_report:
+        console.print(f"json report: {run.json_report}")
+
+
+def render_history(runs: Sequence[RunRow]) -> Table:
+    table = Table(title="recent runs", title_justify="left")
+    for col in ("run", "started", "status", "verdict", "exit", "revision", "focus"):
+        table.add_column(col)
+    for r in runs:
+        table.add_row(
+            r.id,
+            r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            r.status,
+            r.verdict or "-",
+            "-" if r.exit_code is None else str(r.exit_code),
+            r.revision or "-",
+            r.focus,
+        )
+    return table

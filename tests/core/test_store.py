@@ -1,0 +1,118 @@
+"""The store against SQLite and the real PostgreSQL: migrations, runs, results, history."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from greenloop.records import (
+    Category,
+    Classification,
+    Cluster,
+    Outcome,
+    PhaseResult,
+    PhaseStatus,
+    ProbeResult,
+    RootCause,
+    RunResult,
+    TestResult,
+    Verdict,
+    Why,
+    utcnow,
+)
+from greenloop.store import Store, store_url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        url = store_url(None, tmp_path)
+    else:
+        url = store_url(request.getfixturevalue("pg_database"), tmp_path)
+    s = Store.open(url)
+    yield s
+    s.close()
+
+
+def phase(*tests: TestResult) -> PhaseResult:
+    return PhaseResult(name="smoke", status=PhaseStatus.FAILED, duration_s=1.0, tests=tests)
+
+
+def test_sqlite_lives_beside_the_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GREENLOOP_STORE_URL", raising=False)
+    assert store_url(None, tmp_path) == f"sqlite:///{tmp_path / '.greenloop' / 'store.db'}"
+    assert store_url("postgresql://u@h/db", tmp_path) == "postgresql+psycopg://u@h/db"
+    monkeypatch.setenv("GREENLOOP_STORE_URL", "postgresql://x@y/z")
+    assert store_url(None, tmp_path).startswith("postgresql+psycopg://x@y/z")
+
+
+def test_reopening_applies_no_migration_twice(tmp_path: Path) -> None:
+    url = store_url(None, tmp_path)
+    Store.open(url).close()
+    store = Store.open(url)
+    store.start_run("r1", environment="e", focus="all", command_line="", config_path="")
+    assert store.latest_run() is not None
+    store.close()
+
+
+def test_run_lifecycle_and_results(store: Store) -> None:
+    store.start_run("r1", environment="staging", focus="all", command_line="gl run", config_path="")
+    passed = TestResult("t.py::a", Outcome.PASSED, duration_s=0.5)
+    failed = TestResult("t.py::b", Outcome.FAILED, duration_s=1.5, message="boom")
+    store.record_phase("r1", 1, phase(passed, failed), revision="7")
+    cluster = Cluster(
+        id="C-1",
+        fingerprint="abc",
+        category=Category.PRODUCT,
+        confidence=0.9,
+        tests=("t.py::b",),
+        title="b fails",
+        reason="APP-500",
+        root_cause=RootCause("bug", "backend", (Why("500", "log line", True),)),
+    )
+    classification = Classification("t.py::b", Category.PRODUCT, 0.9, "rule", "evidence")
+    store.record_triage("r1", 1, [classification], [cluster], {"t.py::a": False})
+    now = utcnow()
+    store.finish_run(RunResult("r1", Verdict.FAILING, now, now, "staging", "7", iterations=()))
+
+    row = store.run("r1")
+    assert row is not None and row.status == "finished" and row.exit_code == 1
+    tests = {t.nodeid: t for t in store.run_tests("r1")}
+    assert tests["t.py::b"].category == "product" and tests["t.py::b"].fingerprint == "abc"
+    assert tests["t.py::a"].real is False
+    assert store.run_clusters("r1")[0].root_cause["whys"][0]["verified"] is True
+    assert store.durations() == {"t.py::a": 0.5}
+    assert [h.outcome for h in store.test_history("t.py::b")] == ["failed"]
+
+
+def test_probe_history_window(store: Store) -> None:
+    now = utcnow()
+    store.record_probes(
+        [
+            ProbeResult("cache", "ping", "redis", "redis://x", False, None, "refused", now),
+            ProbeResult(
+                "cache", "ping", "redis", "redis://x", True, 1.0, "ok", now - timedelta(hours=1)
+            ),
+        ]
+    )
+    window = store.probes_between(now - timedelta(minutes=1), now + timedelta(minutes=1))
+    assert [p.ok for p in window] == [False]
+
+
+def test_dead_runs_are_marked_crashed(store: Store) -> None:
+    store.start_run("dead", environment="e", focus="all", command_line="", config_path="")
+    store.start_run("alive", environment="e", focus="all", command_line="", config_path="")
+    with store.session() as s:
+        from greenloop.store.schema import RunRow
+
+        row = s.get(RunRow, "dead")
+        assert row is not None
+        row.pid = 2**22 + 12345  # above pid_max: never a live process
+    assert store.mark_dead_runs() == ["dead"]
+    dead, alive = store.run("dead"), store.run("alive")
+    assert dead is not None and dead.status == "crashed"
+    assert alive is not None and alive.status == "running" and alive.pid == os.getpid()
