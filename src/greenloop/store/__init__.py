@@ -11,7 +11,7 @@ import os
 import socket
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,7 +38,9 @@ from greenloop.store.schema import (
     ActionRow,
     ClusterRow,
     DeployRow,
+    IssueRow,
     IterationRow,
+    OutboxRow,
     PhaseRow,
     ProbeResultRow,
     RunRow,
@@ -67,6 +69,25 @@ def store_url(configured: str | None, base_dir: Path) -> str:
         # psycopg 3 is the driver we ship; plain URLs mean it.
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     return url
+
+
+# --------------------------------------------------------------------------- reports and trackers
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """A run's headline numbers, for the trend line."""
+
+    run_id: str
+    started_at: datetime
+    verdict: str | None
+    passed: int
+    executed: int  # tests that ran to an outcome (not skipped, not blocked)
+    probes_ok: int
+    probes_total: int
+
+
+_EXECUTED = ("passed", "failed", "error", "timeout", "crashed")
 
 
 class Store:
@@ -392,6 +413,96 @@ class Store:
                 query = query.where(ProbeResultRow.component.in_(list(components)))
             query = query.order_by(ProbeResultRow.checked_at.desc(), ProbeResultRow.id.desc())
             return list(s.scalars(query.limit(limit)))
+
+    # ================================================================== reports and trackers
+    # Named reads for report/ (trend, previous run) and trackers/ (issue index, outbox).
+    # The outbox's multi-statement transactions live in trackers/outbox.py.
+
+    def run_summaries(self, limit: int = 20, until: str | None = None) -> list[RunSummary]:
+        with self.session() as s:
+            query = select(RunRow).order_by(RunRow.started_at.desc())
+            if until is not None:
+                anchor = s.get(RunRow, until)
+                if anchor is not None:
+                    query = query.where(RunRow.started_at <= anchor.started_at)
+            runs = list(s.scalars(query.limit(limit)))
+            ids = [r.id for r in runs]
+            tests = {
+                (run_id, outcome): n
+                for run_id, outcome, n in s.execute(
+                    select(TestResultRow.run_id, TestResultRow.outcome, func.count())
+                    .where(TestResultRow.run_id.in_(ids))
+                    .group_by(TestResultRow.run_id, TestResultRow.outcome)
+                )
+            }
+            probes = {
+                (run_id, ok): n
+                for run_id, ok, n in s.execute(
+                    select(ProbeResultRow.run_id, ProbeResultRow.ok, func.count())
+                    .where(ProbeResultRow.run_id.in_(ids))
+                    .group_by(ProbeResultRow.run_id, ProbeResultRow.ok)
+                )
+            }
+        return [
+            RunSummary(
+                run_id=r.id,
+                started_at=aware(r.started_at) or r.started_at,
+                verdict=r.verdict,
+                passed=tests.get((r.id, "passed"), 0),
+                executed=sum(tests.get((r.id, o), 0) for o in _EXECUTED),
+                probes_ok=probes.get((r.id, True), 0),
+                probes_total=probes.get((r.id, True), 0) + probes.get((r.id, False), 0),
+            )
+            for r in reversed(runs)
+        ]
+
+    def previous_run(self, run_id: str) -> RunRow | None:
+        """The newest finished run that started before `run_id` (or the newest, if unknown)."""
+        with self.session() as s:
+            query = select(RunRow).where(RunRow.id != run_id, RunRow.verdict.is_not(None))
+            anchor = s.get(RunRow, run_id)
+            if anchor is not None:
+                query = query.where(RunRow.started_at < anchor.started_at)
+            return s.scalars(query.order_by(RunRow.started_at.desc()).limit(1)).first()
+
+    def issue_row(self, tracker: str, fingerprint: str) -> IssueRow | None:
+        with self.session() as s:
+            query = select(IssueRow).where(
+                IssueRow.tracker == tracker, IssueRow.fingerprint == fingerprint
+            )
+            return s.scalars(query).first()
+
+    def issue_rows(self, tracker: str | None = None) -> list[IssueRow]:
+        """The issue index, open first, newest first."""
+        with self.session() as s:
+            query = select(IssueRow)
+            if tracker is not None:
+                query = query.where(IssueRow.tracker == tracker)
+            query = query.order_by(IssueRow.state.desc(), IssueRow.updated_at.desc())
+            return list(s.scalars(query))
+
+    def outbox_rows(
+        self, tracker: str, *, pending: bool = True, fingerprint: str | None = None
+    ) -> list[OutboxRow]:
+        """Queued tracker operations in delivery order (all of them with pending=False)."""
+        with self.session() as s:
+            query = select(OutboxRow).where(OutboxRow.tracker == tracker)
+            if pending:
+                query = query.where(OutboxRow.delivered_at.is_(None))
+            if fingerprint is not None:
+                query = query.where(OutboxRow.fingerprint == fingerprint)
+            return list(s.scalars(query.order_by(OutboxRow.id)))
+
+    def last_cluster(self, fingerprint: str, *, not_run: str) -> ClusterRow | None:
+        """The fingerprint's most recent cluster from another run: what changed since."""
+        with self.session() as s:
+            query = (
+                select(ClusterRow)
+                .where(ClusterRow.fingerprint == fingerprint, ClusterRow.run_id != not_run)
+                .order_by(ClusterRow.id.desc())
+                .limit(1)
+            )
+            return s.scalars(query).first()
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
