@@ -317,7 +317,17 @@ def config_from_dict(raw: dict[str, Any], source: Path) -> Config:
         first = exc.errors()[0]
         raise ConfigError(file, _key_path(first["loc"]), _expected(first)) from None
     _check_references(config, file)
+    _check_kinds(config)
     return config
+
+
+def _check_kinds(config: Config) -> None:
+    """Options of pluggable kinds are validated by the kinds themselves (lazy: they import us)."""
+    from greenloop.gate import validate_components
+    from greenloop.probes import validate_probes
+
+    validate_components(config)
+    validate_probes(config)
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG) -> Config:

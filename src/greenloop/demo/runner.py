@@ -1,0 +1,113 @@
+"""`greenloop demo`: start the demo service with a scenario's faults, then run the real loop.
+
+The demo writes an ordinary greenloop.toml into the out folder and runs exactly
+what `greenloop run -c <that file>` runs, so nothing here is demo-only logic.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from rich.console import Console
+
+from greenloop.config import Config, load_config
+from greenloop.demo import control
+from greenloop.demo.scenarios import SCENARIOS, Scenario, prepare
+from greenloop.errors import UserError
+from greenloop.records import ExitCode
+
+DEMO_DIR = Path(__file__).parent
+
+
+def list_lines() -> list[str]:
+    return [f"{s.name:14} exit {s.expected_exit}  {s.description}" for s in SCENARIOS.values()]
+
+
+def scenario_named(name: str) -> Scenario:
+    if name not in SCENARIOS:
+        known = ", ".join(SCENARIOS)
+        raise UserError(f"--scenario {name}: unknown scenario (expected one of: {known})")
+    return SCENARIOS[name]
+
+
+def write_demo_config(scenario: Scenario, out_dir: Path, state_dir: Path, base_url: str) -> Path:
+    """Render the demo's greenloop.toml for a running service; its path."""
+    port = int(base_url.rsplit(":", 1)[1].split("/", 1)[0])
+    tls = base_url.startswith("https")
+    ws_url = ("wss" if tls else "ws") + "://" + base_url.split("://", 1)[1] + "/ws"
+    suite = DEMO_DIR / scenario.suite
+    ctl = [sys.executable, "-m", "greenloop.demo.control", "--state-dir", str(state_dir)]
+    env = Environment(
+        loader=PackageLoader("greenloop.demo", "templates"),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    path = out_dir / "greenloop.toml"
+    text = env.get_template("greenloop.toml.j2").render(
+        scenario=scenario,
+        config_path=path,
+        base_url=base_url,
+        ws_url=ws_url,
+        port=port,
+        tls=tls,
+        ca_file=None,
+        suite_dir=suite.as_posix(),
+        out_dir=out_dir,
+        workers=1,
+        reruns=1,
+        log_file=(state_dir / "service.log").as_posix(),
+        deploy_command=_toml_list([*ctl, "deploy"]),
+        rollback_command=_toml_list([*ctl, "rollback"]),
+        restart_cache=_toml_list([*ctl, "restart-dependency", "cache"]),
+        restart_database=_toml_list([*ctl, "restart-dependency", "database"]),
+    )
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _toml_list(argv: list[str]) -> str:
+    # JSON string arrays are valid TOML arrays.
+    return json.dumps(argv)
+
+
+def run_demo(
+    name: str,
+    *,
+    out_dir: Path,
+    json_path: Path | None,
+    until_green: bool,
+    allow_remediation: bool,
+    max_iterations: int | None,
+    command_line: str,
+    console: Console,
+) -> ExitCode:
+    """Prepare the scenario, run the loop against it, stop the service; the loop's exit code."""
+    from greenloop.cli import execute_run
+    from greenloop.loop import RunOptions
+
+    scenario = scenario_named(name)
+    out_dir = out_dir.resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state_dir = out_dir / "service"
+    console.print(f"[bold]greenloop demo[/]: scenario [bold]{scenario.name}[/]: {scenario.description}")
+    base_url = prepare(scenario, state_dir)
+    try:
+        config_path = write_demo_config(scenario, out_dir, state_dir, base_url)
+        config: Config = load_config(config_path)
+        console.print(f"demo service at {base_url}; config {config_path}")
+        options = RunOptions(
+            out_dir=out_dir,
+            json_path=json_path,
+            until_green=until_green,
+            max_iterations=max_iterations,
+            allow_remediation=allow_remediation,
+            command_line=command_line or shlex.join(["greenloop", "demo", "--scenario", name]),
+        )
+        result = execute_run(config, options)
+    finally:
+        control.stop(state_dir)
+    return result.exit_code
