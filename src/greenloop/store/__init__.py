@@ -504,6 +504,34 @@ class Store:
             )
             return s.scalars(query).first()
 
+    # ------------------------------------------------------------------ execution (owner: execute/)
+
+    def recent_outcomes(self, per_test: int = 5, limit: int = 50000) -> dict[str, tuple[str, ...]]:
+        """Each test's latest outcomes, newest first: what risk ordering reads."""
+        with self.session() as s:
+            query = (
+                select(TestResultRow.nodeid, TestResultRow.outcome)
+                .order_by(TestResultRow.finished_at.desc(), TestResultRow.id.desc())
+                .limit(limit)
+            )
+            outcomes: dict[str, list[str]] = {}
+            for nodeid, outcome in s.execute(query):
+                seen = outcomes.setdefault(nodeid, [])
+                if len(seen) < per_test:
+                    seen.append(outcome)
+        return {n: tuple(o) for n, o in outcomes.items()}
+
+    def open_issue_nodeids(self) -> set[str]:
+        """Tests whose failures carry the fingerprint of an issue that is still open."""
+        with self.session() as s:
+            query = (
+                select(TestResultRow.nodeid)
+                .join(IssueRow, IssueRow.fingerprint == TestResultRow.fingerprint)
+                .where(IssueRow.state == "open")
+                .distinct()
+            )
+            return set(s.scalars(query))
+
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     # WAL lets a reader (greenloop history) run beside a writer (a run in progress);
