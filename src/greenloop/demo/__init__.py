@@ -1,0 +1,1 @@
+"""The demo staging environment: a small service with real dependencies and real faults."""

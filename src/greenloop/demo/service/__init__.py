@@ -1,0 +1,1 @@
+"""The demo service: FastAPI app, fault model, dependency backends and structured logs."""
