@@ -74,8 +74,8 @@ def validate_components(config: Config) -> None:
     """A dependency cycle has no deepest failure: refuse it at load time."""
     graph = _graph(config)
     for index, component in enumerate(config.components):
-        if component.name in dependencies(component.name, graph):
-            path = _cycle(component.name, graph)
+        path = _cycle(component.name, graph)
+        if path:
             raise ConfigError(
                 str(config.source),
                 f"components[{index}].depends_on",
@@ -83,7 +83,9 @@ def validate_components(config: Config) -> None:
             )
 
 
-def _cycle(start: str, graph: Mapping[str, Sequence[str]]) -> list[str]:
+def _cycle(start: str, graph: Mapping[str, Sequence[str]]) -> list[str] | None:
+    """A dependency path from `start` back to itself, or None."""
+
     def walk(node: str, path: list[str]) -> list[str] | None:
         for dep in graph.get(node, ()):
             if dep == start:
@@ -94,7 +96,7 @@ def _cycle(start: str, graph: Mapping[str, Sequence[str]]) -> list[str]:
                     return found
         return None
 
-    return walk(start, [start]) or [start, start]
+    return walk(start, [start])
 
 
 def _deepest(

@@ -280,7 +280,10 @@ def _compare(op: str, left: Any, right: Any) -> bool:
     numeric = ln is not None and rn is not None
     if op in ("==", "!="):
         # A header's "200" equals 200 in a condition; True never equals 1.
-        equal = ln == rn if numeric else left == right
+        if isinstance(left, bool) != isinstance(right, bool):
+            equal = False
+        else:
+            equal = ln == rn if numeric else left == right
         return equal if op == "==" else not equal
     if numeric:
         return {"<": ln < rn, "<=": ln <= rn, ">": ln > rn, ">=": ln >= rn}[op]  # type: ignore[operator]

@@ -13,7 +13,7 @@ FAMILIES = {"any": socket.AF_UNSPEC, "ipv4": socket.AF_INET, "ipv6": socket.AF_I
 
 
 class DnsOptions(ProbeOptions):
-    name: str
+    host: str  # the name to resolve
     family: Literal["any", "ipv4", "ipv6"] = "any"
 
 
@@ -24,17 +24,17 @@ class DnsProbe(ProbeKind):
     default_conditions = ("resolved",)
 
     def target(self, options: DnsOptions) -> str:
-        return f"dns:{options.name}"
+        return f"dns:{options.host}"
 
     async def check(self, options: DnsOptions, timeout_s: float) -> Observation:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:
             infos = await loop.getaddrinfo(
-                options.name, None, family=FAMILIES[options.family], type=socket.SOCK_STREAM
+                options.host, None, family=FAMILIES[options.family], type=socket.SOCK_STREAM
             )
         except UnicodeError:
-            return Observation({"resolved": False}, f"{options.name!r} is not a valid host name")
+            return Observation({"resolved": False}, f"{options.host!r} is not a valid host name")
         except OSError as exc:
             return Observation({"resolved": False}, describe_error(exc))
         latency = ms(time.perf_counter() - started)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import time
 from typing import Any, Literal
 
@@ -47,7 +48,9 @@ class HttpProbe(ProbeKind):
         return tuple(s for s in (password, auth) if s)
 
     async def check(self, options: HttpOptions, timeout_s: float) -> Observation:
-        verify: bool | str = options.ca_file or options.verify_tls
+        verify: bool | ssl.SSLContext = options.verify_tls
+        if options.ca_file and options.verify_tls:
+            verify = ssl.create_default_context(cafile=options.ca_file)
         started = time.perf_counter()
         try:
             async with httpx.AsyncClient(

@@ -31,8 +31,8 @@ class PostgresOptions(ProbeOptions):
 class PostgresProbe(ProbeKind):
     name = "postgres"
     options_model = PostgresOptions
-    variables = ("connected", "result", "latency_ms")
-    default_conditions = ("connected",)
+    variables = ("connected", "queried", "result", "latency_ms")
+    default_conditions = ("queried",)
 
     def target(self, options: PostgresOptions) -> str:
         return mask_dsn(options.dsn)
@@ -51,19 +51,21 @@ class PostgresProbe(ProbeKind):
                 options.dsn, connect_timeout=max(1, round(timeout_s)), autocommit=True
             )
         except psycopg.Error as exc:
-            return Observation({"connected": False}, _words(exc))
+            return Observation({"connected": False, "queried": False}, _words(exc))
         except OSError as exc:
-            return Observation({"connected": False}, describe_error(exc))
+            return Observation({"connected": False, "queried": False}, describe_error(exc))
         try:
             async with conn:
                 cursor = await conn.execute(options.query.encode())
                 row = await cursor.fetchone() if cursor.description else None
         except psycopg.Error as exc:
-            return Observation({"connected": True}, f"query failed: {_words(exc)}")
+            return Observation(
+                {"connected": True, "queried": False}, f"query failed: {_words(exc)}"
+            )
         latency = ms(time.perf_counter() - started)
         result: Any = row[0] if row else None
         return Observation(
-            {"connected": True, "result": result, "latency_ms": latency},
+            {"connected": True, "queried": True, "result": result, "latency_ms": latency},
             f"{options.query!r} returned {result!r} in {latency:.0f} ms",
         )
 

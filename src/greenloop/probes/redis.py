@@ -50,11 +50,8 @@ class RedisProbe(ProbeKind):
         started = time.perf_counter()
         try:
             pong = await client.ping()
-        except AuthenticationError as exc:
-            return Observation({"connected": True, "pong": False}, f"authentication failed: {exc}")
-        except ResponseError as exc:
-            # NOAUTH (no password given but one is required) arrives as a reply error.
-            return Observation({"connected": True, "pong": False}, f"server refused PING: {exc}")
+        except (AuthenticationError, ResponseError) as exc:
+            return Observation({"connected": True, "pong": False}, _auth_words(options, exc))
         except RedisTimeout:
             return Observation({"connected": False, "pong": False}, "timed out")
         except (RedisError, OSError) as exc:
@@ -66,3 +63,20 @@ class RedisProbe(ProbeKind):
             {"connected": True, "pong": bool(pong), "latency_ms": latency},
             f"PONG in {latency:.0f} ms",
         )
+
+
+def _auth_words(options: RedisOptions, exc: RedisError) -> str:
+    """Say which it was: no password configured, or the configured one was refused."""
+    message = str(exc).split(";")[0].split(", otherwise")[0].strip()
+    unconfigured = options.password is None and url_password(options.url) is None
+    # redis-py reports a missing password as NOAUTH, or as HELLO needing authentication.
+    needs_auth = isinstance(exc, AuthenticationError) or any(
+        word in str(exc) for word in ("NOAUTH", "HELLO")
+    )
+    if unconfigured and needs_auth:
+        return (
+            f"authentication required: the server wants a password, none is configured ({message})"
+        )
+    if isinstance(exc, AuthenticationError):
+        return f"authentication failed: {message}"
+    return f"server refused PING: {message}"

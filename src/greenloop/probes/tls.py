@@ -60,7 +60,8 @@ class TlsProbe(ProbeKind):
         latency = ms(time.perf_counter() - started)
         cert = x509.load_der_x509_certificate(der)
         expires = cert.not_valid_after_utc
-        days_left = int((expires - datetime.now(UTC)).total_seconds() // 86400)
+        remaining_s = (expires - datetime.now(UTC)).total_seconds()
+        days_left = int(remaining_s / 86400)  # whole days, toward zero: -3 is "3 days ago"
         names = certificate_names(cert)
         matches = hostname_matches(names, name)
         values = {
@@ -71,11 +72,12 @@ class TlsProbe(ProbeKind):
             "latency_ms": latency,
         }
         words = []
-        if days_left < 0:
-            words.append(f"certificate expired {-days_left} days ago")
+        if remaining_s <= 0:
+            ago = f"{-days_left} days ago" if days_left else "less than a day ago"
+            words.append(f"certificate expired {ago}")
         if not matches:
             words.append(f"certificate is for {', '.join(names) or 'no name'}, not {name}")
-        if not chain_valid and days_left >= 0:
+        if not chain_valid and remaining_s > 0:
             words.append(f"certificate not trusted: {problem}")
         if not words:
             words.append(f"certificate valid for {days_left} more days (until {expires:%Y-%m-%d})")

@@ -35,6 +35,7 @@ class WebsocketOptions(ProbeOptions):
     send: str | dict[str, Any] | None = None  # a dict is sent as JSON
     expect_reply: bool | None = None  # default: true when `send` is set
     expect_type: str | None = None  # the reply's JSON "type" must equal this
+    # How long to wait for the reply (or, with expect_reply = false, for the server to close).
     reply_timeout_s: float = Field(1.0, gt=0)
     ca_file: str | None = None
     verify_tls: bool = True
@@ -108,21 +109,22 @@ class WebsocketProbe(ProbeKind):
                     options.send if isinstance(options.send, str) else json.dumps(options.send)
                 )
                 await ws.send(message)
-            if options.wants_reply:
+            # Even when no reply is required, listen briefly after sending: a
+            # server that dies on the message shows it by its close code.
+            if options.send is not None or options.wants_reply:
                 reply = await asyncio.wait_for(ws.recv(), options.reply_timeout_s)
                 text = reply if isinstance(reply, str) else reply.decode("utf-8", "replace")
                 values["replied"] = True
                 values["reply"] = Document(text, json_or_none(text))
                 summary += f", reply {text[:80]!r}"
-            await ws.close()
         except TimeoutError:
             values["replied"] = False
-            summary += f", no reply within {options.reply_timeout_s:g} s"
-            await ws.close()
-        except ConnectionClosed as exc:
+            if options.wants_reply:
+                summary += f", no reply within {options.reply_timeout_s:g} s"
+        except ConnectionClosed:
             values["replied"] = False
-            summary += ", closed by server before replying"
-            del exc
+            summary += ", closed by server" + (" before replying" if options.wants_reply else "")
+        await ws.close()
         values["close_code"] = ws.close_code
         if ws.close_code not in (None, 1000):
             reason = f" ({ws.close_reason})" if ws.close_reason else ""
