@@ -1,0 +1,332 @@
+"""The pytest runner: pytest in a subprocess with greenloop's plugin, read as it runs.
+
+One phase may take several pytest processes: when pytest itself dies (a test
+calls os._exit, segfaults, is OOM-killed) the running test is recorded as
+crashed and pytest is launched again for the tests that had not run yet; failed
+tests are then re-run in a fresh process to tell flaky from broken. At the phase
+deadline the whole process group is killed and every unfinished test is
+recorded as a timeout. No collected test is ever left without a result.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from greenloop.config import Config, PhaseConfig
+from greenloop.execute.events import EventFold
+from greenloop.execute.plugin import EVENTS_ENV, ORDER_ENV
+from greenloop.execute.progress import Reporter
+from greenloop.execute.runners.base import (
+    ProcessEnd,
+    display_command,
+    phase_status,
+    process_environment,
+    run_process,
+    skipped_phase,
+    tail,
+)
+from greenloop.execute.selection import Selection
+from greenloop.records import Outcome, PhaseResult, TestResult
+
+if TYPE_CHECKING:
+    from greenloop.store import Store
+
+PLUGIN = "greenloop.execute.plugin"
+RERUN_OUTCOMES = (Outcome.FAILED, Outcome.ERROR, Outcome.CRASHED)  # not TIMEOUT: see docs
+AUTO_WORKERS_PER_CPU = 8  # E2E tests mostly wait on the network, not the CPU
+AUTO_WORKERS_MAX = 32
+MAX_LAUNCHES = 50  # re-launches after crashes, per phase; each must make progress
+PYTEST_EXIT = {2: "interrupted", 3: "internal error", 4: "usage error", 5: "no tests collected"}
+TEST_DEF = re.compile(rb"^\s*(async\s+)?def test", re.M)
+
+
+@dataclass(frozen=True, slots=True)
+class PytestSettings:
+    """The knobs of one pytest phase after config, phase and command line are merged."""
+
+    workers: int
+    test_timeout_s: float
+    phase_timeout_s: float
+    reruns: int
+
+
+def resolve_workers(value: int | str | None, estimated_tests: int | None = None) -> int:
+    """Worker processes: a number, or "auto" = 8 per CPU (at most 32, at most one per test)."""
+    if value is None:
+        return 1
+    if value == "auto":
+        workers = min(AUTO_WORKERS_MAX, AUTO_WORKERS_PER_CPU * (os.cpu_count() or 1))
+        if estimated_tests is not None:
+            workers = min(workers, max(1, estimated_tests))
+        return workers
+    return max(1, int(value))
+
+
+def estimate_tests(files: Sequence[str]) -> int:
+    """A cheap lower bound of the tests in some files: their `def test...` lines."""
+    count = 0
+    for name in files:
+        path = Path(name)
+        paths = path.rglob("*.py") if path.is_dir() else [path]
+        for p in paths:
+            try:
+                count += len(TEST_DEF.findall(p.read_bytes()))
+            except OSError:
+                continue
+    return count
+
+
+def resolve_settings(config: Config, phase: PhaseConfig, selection: Selection) -> PytestSettings:
+    ex = config.execution
+    workers_value = phase.workers if phase.workers is not None else ex.workers
+    estimate = estimate_tests(selection.files) if workers_value == "auto" else None
+    return PytestSettings(
+        workers=resolve_workers(workers_value, estimate),
+        test_timeout_s=phase.test_timeout_s or ex.test_timeout_s,
+        phase_timeout_s=phase.timeout_s or ex.phase_timeout_s,
+        reruns=ex.reruns if phase.reruns is None else phase.reruns,
+    )
+
+
+def pytest_argv(
+    config: Config,
+    selection: Selection,
+    settings: PytestSettings,
+    targets: Sequence[str],
+    *,
+    workers: int | None = None,
+    collect_only: bool = False,
+) -> list[str]:
+    """The exact pytest command line of a phase (targets relative to tests_dir when inside)."""
+    workers = settings.workers if workers is None else workers
+    argv = [sys.executable, "-m", "pytest", "-p", PLUGIN, "--rootdir", selection.tests_dir, "-q"]
+    if collect_only:
+        argv.append("--collect-only")
+    else:
+        method = "thread" if workers > 1 else "signal"
+        argv += ["--timeout", f"{settings.test_timeout_s:g}", "--timeout-method", method]
+        if workers > 1:
+            argv += ["-n", str(workers), "--dist", "load"]
+    argv += [*config.execution.pytest_args, *selection.pytest_args]
+    return argv + [_relative(t, selection.tests_dir) for t in targets]
+
+
+def _relative(target: str, tests_dir: str) -> str:
+    path, sep, rest = target.partition("::")
+    try:
+        rel = Path(path).relative_to(tests_dir).as_posix()
+    except ValueError:
+        return target
+    return f"{rel}{sep}{rest}"
+
+
+class EventTail:
+    """Reads the events file as it grows, whole lines only."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.partial = b""
+
+    def read(self) -> list[str]:
+        try:
+            with self.path.open("rb") as f:
+                f.seek(self.offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            return []
+        self.offset += len(chunk)
+        data = self.partial + chunk
+        *lines, self.partial = data.split(b"\n")
+        return [line.decode("utf-8", "replace") for line in lines]
+
+
+@dataclass
+class _Context:
+    """One phase's run: where files go and when it must end."""
+
+    config: Config
+    selection: Selection
+    settings: PytestSettings
+    env: dict[str, str]
+    workdir: Path
+    deadline: float
+    launches: int = 0
+    first_command: str = ""
+
+
+class PytestRunner:
+    """Runs a phase's selection with pytest (see module docstring)."""
+
+    kind = "pytest"
+
+    def run(
+        self,
+        config: Config,
+        phase: PhaseConfig,
+        selection: Selection,
+        *,
+        store: Store | None,
+        reporter: Reporter,
+        run_env: Mapping[str, str] | None,
+    ) -> PhaseResult:
+        if not selection.files:
+            return skipped_phase(phase, selection)
+        started = time.monotonic()
+        settings = resolve_settings(config, phase, selection)
+        history = store.durations() if store is not None else {}
+        reporter.on_phase_start(phase.name, workers=settings.workers, durations=history)
+        with tempfile.TemporaryDirectory(prefix="greenloop-phase-") as tmp:
+            ctx = _Context(
+                config=config,
+                selection=selection,
+                settings=settings,
+                env=process_environment(config, run_env),
+                workdir=Path(tmp),
+                deadline=started + settings.phase_timeout_s,
+            )
+            order = run_order(selection, history, settings.workers)
+            (ctx.workdir / "order.txt").write_text("\n".join(order) + "\n", encoding="utf-8")
+            ctx.env[ORDER_ENV] = str(ctx.workdir / "order.txt")
+            fold = EventFold(phase.name, listener=reporter)
+            notes = run_until_done(ctx, fold, list(selection.files))
+            results = dict(fold.results)
+            if settings.reruns and time.monotonic() < ctx.deadline:
+                notes += rerun_failures(ctx, fold, results, settings.reruns)
+        tests = ordered(fold, results) + skipped_modules(fold, phase.name)
+        errors = tuple(f"{n}: {e}" for n, e in fold.collection_errors.items())
+        if fold.bad_lines:
+            notes.append(f"{len(fold.bad_lines)} unreadable event line(s): {fold.bad_lines[0]}")
+        result = PhaseResult(
+            name=phase.name,
+            status=phase_status(tests, errors),
+            duration_s=time.monotonic() - started,
+            tests=tests,
+            command=ctx.first_command,
+            note="; ".join(notes),
+            collection_errors=errors,
+        )
+        reporter.on_phase_end(result)
+        return result
+
+
+def run_order(selection: Selection, history: Mapping[str, float], workers: int) -> list[str]:
+    """Serial: the selection's risk order. Parallel: slowest first, so no worker ends last alone."""
+    if workers <= 1 or not history:
+        return list(selection.order)
+    files = set(selection.order)
+    slow = sorted((n for n in history if n.split("::", 1)[0] in files), key=lambda n: -history[n])
+    return [*slow, *selection.order]
+
+
+def run_until_done(ctx: _Context, fold: EventFold, targets: list[str]) -> list[str]:
+    """Launch pytest, and again for the tests left when it died, until all have a result."""
+    notes: list[str] = []
+    while targets:
+        before = len(fold.results)
+        end, output = launch(ctx, fold, targets)
+        if end.timed_out:
+            limit = f"{ctx.settings.phase_timeout_s:g}s"
+            fold.end_running(Outcome.TIMEOUT, f"the phase deadline of {limit} passed while it ran")
+            fold.end_not_started(Outcome.TIMEOUT, f"not run: the phase deadline of {limit} passed")
+            notes.append(f"phase deadline of {limit} exceeded; pytest was stopped")
+            break
+        code = end.returncode
+        crashed = fold.end_running(Outcome.CRASHED, f"pytest died (exit code {code}) while it ran")
+        for r in crashed:
+            if not r.longrepr:
+                fold.results[r.nodeid] = replace(r, longrepr=tail(output))
+        if code not in (0, 1, 5) and not fold.collected:
+            why = PYTEST_EXIT.get(code or 0, f"exit code {code}")
+            fold.collection_errors.setdefault("pytest", f"pytest {why}:\n{tail(output)}")
+        remaining = fold.not_started()
+        if not remaining:
+            break
+        progressed = len(fold.results) > before
+        if not progressed or ctx.launches >= MAX_LAUNCHES:
+            fold.end_not_started(
+                Outcome.CRASHED, f"not run: pytest stopped before reaching it (exit code {code})"
+            )
+            break
+        notes.append(f"pytest exited with code {code}; re-launched for {len(remaining)} test(s)")
+        targets = [fold.collected[n].arg for n in remaining]
+    return notes
+
+
+def launch(ctx: _Context, fold: EventFold, targets: Sequence[str]) -> tuple[ProcessEnd, Path]:
+    """One pytest process over `targets`, its events folded in as they arrive."""
+    ctx.launches += 1
+    events = ctx.workdir / f"events-{ctx.launches}.jsonl"
+    output = ctx.workdir / f"output-{ctx.launches}.log"
+    workers = min(ctx.settings.workers, max(1, len(targets))) if ctx.launches > 1 else None
+    argv = pytest_argv(ctx.config, ctx.selection, ctx.settings, targets, workers=workers)
+    ctx.first_command = ctx.first_command or display_command(argv)
+    if len(targets) > 200:  # keep the command line short: pytest reads @file arguments
+        argsfile = ctx.workdir / f"args-{ctx.launches}.txt"
+        argsfile.write_text("\n".join(argv[-len(targets) :]) + "\n", encoding="utf-8")
+        argv = [*argv[: -len(targets)], f"@{argsfile}"]
+    reader = EventTail(events)
+    end = run_process(
+        argv,
+        cwd=Path(ctx.selection.tests_dir),
+        env={**ctx.env, EVENTS_ENV: str(events)},
+        deadline=ctx.deadline,
+        output=output,
+        on_poll=lambda: fold.feed_lines(reader.read()),
+    )
+    return end, output
+
+
+def rerun_failures(
+    ctx: _Context, fold: EventFold, results: dict[str, TestResult], reruns: int
+) -> list[str]:
+    """Re-run failed tests, each in a fresh pytest, until they pass or `reruns` is used up."""
+    notes = []
+    for attempt in range(1, reruns + 1):
+        failing = [
+            n
+            for n, r in results.items()
+            if r.outcome in RERUN_OUTCOMES
+            and Outcome.PASSED not in r.reruns
+            and n in fold.collected
+        ]
+        if not failing or time.monotonic() >= ctx.deadline:
+            break
+        again = EventFold(fold.phase)
+        again.collected = {}
+        run_until_done(ctx, again, [fold.collected[n].arg for n in failing])
+        for n in failing:
+            outcome = again.results[n].outcome if n in again.results else Outcome.CRASHED
+            results[n] = replace(results[n], reruns=(*results[n].reruns, outcome))
+        passed = sum(1 for n in failing if results[n].reruns[-1] is Outcome.PASSED)
+        notes.append(f"re-run {attempt}: {len(failing)} failed test(s), {passed} passed")
+    return notes
+
+
+def ordered(fold: EventFold, results: Mapping[str, TestResult]) -> tuple[TestResult, ...]:
+    return tuple(results[r.nodeid] for r in fold.ordered_results())
+
+
+def skipped_modules(fold: EventFold, phase: str) -> tuple[TestResult, ...]:
+    """Modules skipped while collecting (module-level pytest.skip): one result each."""
+    return tuple(
+        TestResult(
+            nodeid=nodeid,
+            outcome=Outcome.SKIPPED,
+            phase=phase,
+            file=nodeid.split("::", 1)[0],
+            skip_reason=reason,
+            message=reason,
+            when="collect",
+        )
+        for nodeid, reason in fold.collection_skips.items()
+        if nodeid not in fold.results
+    )
