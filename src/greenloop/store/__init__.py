@@ -532,6 +532,20 @@ class Store:
             )
             return set(s.scalars(query))
 
+    # ================================================================== remediation
+    # Named reads for remediate/ (guardrails: attempts and cooldown).
+
+    def last_action_attempt(self, name: str) -> ActionRow | None:
+        """The newest time this action really ran (done or failed), in any run: for cooldown."""
+        with self.session() as s:
+            query = (
+                select(ActionRow)
+                .where(ActionRow.name == name, ActionRow.status.in_(("done", "failed")))
+                .order_by(ActionRow.started_at.desc(), ActionRow.id.desc())
+                .limit(1)
+            )
+            return s.scalars(query).first()
+
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     # WAL lets a reader (greenloop history) run beside a writer (a run in progress);
