@@ -198,7 +198,8 @@ def _launch(state_dir: Path, state: dict[str, Any], rev: RevisionInfo) -> Revisi
     cmd += [arg for spec in rev.faults for arg in ("--fault", spec)]
     if rev.bug:
         cmd += ["--bug", rev.bug]
-    if rev.tls_mismatch or state.get("runtime_tls"):
+    tls = _tls(state, rev)
+    if tls:
         cmd.append("--tls-mismatch")
     if rev.database_url:
         cmd += ["--database-url", rev.database_url]
@@ -217,9 +218,13 @@ def _launch(state_dir: Path, state: dict[str, Any], rev: RevisionInfo) -> Revisi
     state.update(port=port, pid=proc.pid, current_revision=rev.revision)
     _save_state(state_dir, state)
     _wait_listening(port, proc, log)
-    return replace(rev, port=port, pid=proc.pid, tls_mismatch=rev.tls_mismatch or bool(
-        state.get("runtime_tls")
-    ))
+    return replace(rev, port=port, pid=proc.pid, tls_mismatch=tls)
+
+
+def _tls(state: Mapping[str, Any], rev: RevisionInfo) -> bool:
+    """Whether ``rev`` serves HTTPS now: its own setting unless a fault command overrode it."""
+    override = state.get("tls_override")
+    return rev.tls_mismatch if override is None else bool(override)
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -248,7 +253,7 @@ def deploy(
         raise ControlError(str(exc)) from exc
     state = load_state(state_dir)
     state.setdefault("admin_token", secrets.token_urlsafe(24))
-    state.pop("runtime_tls", None)
+    state.pop("tls_override", None)
     if port is not None:
         state["port"] = port
     previous = _current(state)
@@ -259,7 +264,7 @@ def deploy(
         commit=hashlib.sha1(f"{number}:{now}:{bug}:{faults}".encode()).hexdigest()[:12],
         deployed_at=now,
         bug=bug,
-        faults=tuple(faults),
+        faults=tuple(s for s in faults if s.split(":")[0] != "tls-mismatch"),
         tls_mismatch=tls_mismatch or any(s.split(":")[0] == "tls-mismatch" for s in faults),
         database_url=database_url or (previous.database_url if previous else None),
         cache_url=cache_url or (previous.cache_url if previous else None),
@@ -285,7 +290,7 @@ def rollback(state_dir: Path) -> RevisionInfo:
     older = [r for r in _revisions(state) if r.revision < current.revision]
     if not older:
         raise ControlError(f"revision {current.revision} has no previous revision to roll back to")
-    state.pop("runtime_tls", None)
+    state.pop("tls_override", None)
     return _launch(Path(state_dir), state, older[-1])
 
 
@@ -310,9 +315,7 @@ def status(state_dir: Path) -> Status:
     current = _current(state)
     url = None
     if current is not None and state.get("port"):
-        url = replace(current, port=int(state["port"]), tls_mismatch=current.tls_mismatch or bool(
-            state.get("runtime_tls")
-        )).base_url
+        url = replace(current, port=int(state["port"]), tls_mismatch=_tls(state, current)).base_url
     return Status(
         running=running,
         pid=pid if running else None,
@@ -357,8 +360,12 @@ def _restart_tls(state_dir: Path, on: bool) -> RevisionInfo:
     current = _current(state)
     if current is None:
         raise ControlError("nothing deployed yet; run deploy first")
-    state["runtime_tls"] = on
+    state["tls_override"] = on
     return _launch(Path(state_dir), state, current)
+
+
+def _serves_tls(state_dir: Path) -> bool:
+    return (status(state_dir).base_url or "").startswith("https://")
 
 
 def set_fault(state_dir: Path, name: str, params: Mapping[str, object] | None = None) -> Any:
@@ -375,7 +382,9 @@ def set_fault(state_dir: Path, name: str, params: Mapping[str, object] | None = 
 
 def clear_fault(state_dir: Path, name: str) -> None:
     """Deactivate one fault."""
-    if name == "tls-mismatch" and load_state(Path(state_dir)).get("runtime_tls"):
+    if name == "tls-mismatch":
+        if not _serves_tls(state_dir):
+            raise ControlError("tls-mismatch is not active")
         _restart_tls(state_dir, False)
         return
     _admin(state_dir, "DELETE", f"/admin/faults/{name}")
@@ -383,7 +392,7 @@ def clear_fault(state_dir: Path, name: str) -> None:
 
 def clear_faults(state_dir: Path) -> Any:
     """Deactivate every runtime fault; returns what stays active (the revision's bugs)."""
-    if load_state(Path(state_dir)).get("runtime_tls"):
+    if _serves_tls(state_dir):
         _restart_tls(state_dir, False)
     return _admin(state_dir, "DELETE", "/admin/faults")
 
