@@ -108,6 +108,8 @@ def pytest_argv(
     """The exact pytest command line of a phase (targets relative to tests_dir when inside)."""
     workers = settings.workers if workers is None else workers
     argv = [sys.executable, "-m", "pytest", "-p", PLUGIN, "--rootdir", selection.tests_dir, "-q"]
+    # One broken file must not stop the others: its error is recorded and judged by verify.
+    argv.append("--continue-on-collection-errors")
     if collect_only:
         argv.append("--collect-only")
     else:

@@ -1,0 +1,393 @@
+"""run_phase end to end: real pytest subprocesses over test trees calling a loopback server."""
+
+from __future__ import annotations
+
+import sys
+
+from greenloop.config import PhaseConfig
+from greenloop.execute import blocked_phase, run_phase, select_tests
+from greenloop.records import Outcome, PhaseStatus
+from greenloop.store import Store
+from greenloop.verify import check_authenticity
+
+PHASE = PhaseConfig(name="all")
+
+MIXED = {
+    "test_mixed.py": """
+        import asyncio, os, time
+        from unittest import mock
+
+        import httpx
+        import pytest
+
+        URL = os.environ["GREENLOOP_BASE_URL"]
+
+        def test_real(greenloop_request_id):
+            r = httpx.get(URL, headers={"X-Request-ID": greenloop_request_id})
+            print("status", r.status_code)
+            assert r.status_code == 200
+
+        def test_real_async():
+            async def go():
+                async with httpx.AsyncClient() as c:
+                    return await c.get(URL)
+            assert asyncio.run(go()).status_code == 200
+
+        def test_broken():
+            httpx.get(URL)
+            assert 1 == 2, "the product is broken"
+
+        def test_mocked():
+            with mock.patch("httpx.Client.get") as get:
+                get.return_value.status_code = 200
+                assert httpx.Client().get(URL).status_code == 200
+
+        @pytest.mark.skipif(True, reason="staging is not available")
+        def test_skipped_env():
+            pass
+
+        def test_skipped_inside():
+            pytest.skip("feature flag off in this tenant")
+
+        def test_no_network():
+            time.sleep(0.03)
+
+        def test_instant():
+            assert True
+
+        async def check():
+            assert False, "never runs"
+
+        def test_unawaited():
+            time.sleep(0.03)
+            httpx.get(URL)
+            check()
+
+        @pytest.fixture
+        def broken_fixture():
+            raise RuntimeError("fixture exploded")
+
+        def test_setup_error(broken_fixture):
+            pass
+
+        @pytest.mark.xfail(reason="known bug 12")
+        def test_xfail():
+            httpx.get(URL)
+            assert False
+
+        def test_env():
+            httpx.get(URL)
+            assert os.environ["GREENLOOP_URL_PAYMENTS_API"] == "http://127.0.0.1:9/pay"
+            assert os.environ["MY_FLAG"] == "on"
+            assert os.environ["FROM_RUN_ENV"] == "yes"
+    """,
+    "test_module_skip.py": """
+        import pytest
+        pytest.skip("environment unavailable", allow_module_level=True)
+        def test_never(): pass
+    """,
+    "test_import_error.py": """
+        import no_such_module_greenloop
+        def test_never(): pass
+    """,
+}
+
+
+def test_one_phase_records_every_kind_of_test(tree, make_config) -> None:
+    tree(MIXED)
+    config = make_config(
+        environment={"urls": {"payments-api": "http://127.0.0.1:9/pay"}, "env": {"MY_FLAG": "on"}}
+    )
+    selection = select_tests(config, PHASE, [])
+    result = run_phase(config, PHASE, selection, run_env={"FROM_RUN_ENV": "yes"})
+    tests = {t.nodeid: t for t in result.tests}
+    outcome = {n.split("::")[-1]: t.outcome for n, t in tests.items()}
+    assert outcome == {
+        "test_real": Outcome.PASSED,
+        "test_real_async": Outcome.PASSED,
+        "test_broken": Outcome.FAILED,
+        "test_mocked": Outcome.PASSED,
+        "test_skipped_env": Outcome.SKIPPED,
+        "test_skipped_inside": Outcome.SKIPPED,
+        "test_no_network": Outcome.PASSED,
+        "test_instant": Outcome.PASSED,
+        "test_unawaited": Outcome.PASSED,
+        "test_setup_error": Outcome.ERROR,
+        "test_xfail": Outcome.SKIPPED,
+        "test_env": Outcome.PASSED,
+        "test_module_skip.py": Outcome.SKIPPED,
+    }
+    assert result.status is PhaseStatus.FAILED
+    assert "-p greenloop.execute.plugin" in result.command
+    real = tests["test_mixed.py::test_real"]
+    port = int(config.environment.base_url.rsplit(":", 1)[1])
+    assert ("127.0.0.1", port) in {(c.host, c.port) for c in real.connections}
+    assert real.request_id and len(real.request_id) == 32
+    assert "status 200" in real.stdout
+    assert real.file == "test_mixed.py" and real.line == 10
+    broken = tests["test_mixed.py::test_broken"]
+    assert "the product is broken" in broken.message
+    assert "assert 1 == 2" in broken.longrepr
+    assert tests["test_mixed.py::test_setup_error"].when == "setup"
+    assert tests["test_mixed.py::test_skipped_env"].skip_reason == "staging is not available"
+    assert tests["test_mixed.py::test_xfail"].skip_reason == "xfail: known bug 12"
+    assert tests["test_module_skip.py"].skip_reason == "environment unavailable"
+    assert any("test_import_error.py" in e for e in result.collection_errors)
+
+    findings = check_authenticity([result], config=config, index=[], durations={})
+    by_check: dict[str, set[str]] = {}
+    for f in findings:
+        by_check.setdefault(f.check, set()).add(f.nodeid.split("::")[-1])
+    assert by_check == {
+        "collection_error": {"test_import_error.py"},
+        "skipped_env": {"test_skipped_env", "test_module_skip.py"},
+        "mocked": {"test_mocked"},
+        "no_connection": {"test_mocked", "test_no_network", "test_instant"},
+        "too_fast": {"test_instant"},
+        "unawaited_coroutine": {"test_unawaited"},
+    }
+    evidence = {(f.check, f.nodeid.split("::")[-1]): f.evidence for f in findings}
+    assert evidence[("mocked", "test_mocked")] == "httpx.Client.get was replaced by MagicMock"
+    assert "no_such_module_greenloop" in evidence[("collection_error", "test_import_error.py")]
+    assert evidence[("no_connection", "test_no_network")] == (
+        f"opened no connection to 127.0.0.1:{port}, 127.0.0.1:9; connections: none"
+    )
+
+
+def test_a_crash_without_xdist_is_recorded_and_the_rest_still_runs(tree, make_config) -> None:
+    tree(
+        {
+            "test_crash.py": """
+                import os
+                def test_before(): pass
+                def test_dies(): os._exit(3)
+                def test_after(): pass
+            """,
+            "test_later.py": "def test_later_file(): pass\n",
+        }
+    )
+    config = make_config()
+    result = run_phase(config, PHASE, select_tests(config, PHASE, []))
+    outcome = {t.nodeid: t.outcome for t in result.tests}
+    assert outcome == {
+        "test_crash.py::test_before": Outcome.PASSED,
+        "test_crash.py::test_dies": Outcome.CRASHED,
+        "test_crash.py::test_after": Outcome.PASSED,
+        "test_later.py::test_later_file": Outcome.PASSED,
+    }
+    assert "exit code 3" in result.tests[1].message
+    assert "re-launched for 2 test(s)" in result.note
+
+
+def test_a_hung_test_times_out_and_the_phase_finishes(tree, make_config) -> None:
+    tree(
+        {
+            "test_hang.py": """
+                import time
+                def test_hangs(): time.sleep(600)
+                def test_next(): pass
+            """
+        }
+    )
+    config = make_config(execution={"test_timeout_s": 1})
+    result = run_phase(config, PHASE, select_tests(config, PHASE, []))
+    outcome = {t.nodeid: t.outcome for t in result.tests}
+    assert outcome == {
+        "test_hang.py::test_hangs": Outcome.TIMEOUT,
+        "test_hang.py::test_next": Outcome.PASSED,
+    }
+    assert "Timeout (>1" in result.tests[0].message
+
+
+def test_the_phase_deadline_stops_pytest_and_records_unfinished_tests(tree, make_config) -> None:
+    tree(
+        {
+            "test_slow.py": """
+                import time
+                def test_first(): pass
+                def test_stuck(): time.sleep(600)
+                def test_never_reached(): pass
+            """
+        }
+    )
+    config = make_config()
+    phase = PhaseConfig(name="deadline", timeout_s=2.5)
+    result = run_phase(config, phase, select_tests(config, phase, []))
+    outcome = {t.nodeid.split("::")[1]: t.outcome for t in result.tests}
+    assert outcome == {
+        "test_first": Outcome.PASSED,
+        "test_stuck": Outcome.TIMEOUT,
+        "test_never_reached": Outcome.TIMEOUT,
+    }
+    messages = {t.nodeid.split("::")[1]: t.message for t in result.tests}
+    assert "passed while it ran" in messages["test_stuck"]
+    assert messages["test_never_reached"].startswith("not run:")
+    assert "phase deadline of 2.5s exceeded" in result.note
+
+
+def test_xdist_workers_survive_crashes_and_timeouts(tree, make_config, target) -> None:
+    tree(
+        {
+            "test_par.py": """
+                import os, time, httpx
+                URL = os.environ["GREENLOOP_BASE_URL"]
+                def test_a(): assert httpx.get(URL).status_code == 200
+                def test_b(): assert httpx.get(URL).status_code == 200
+                def test_crash(): os._exit(1)
+                def test_hang(): time.sleep(600)
+                def test_c(): assert httpx.get(URL).status_code == 200
+                def test_d(): assert httpx.get(URL).status_code == 200
+            """
+        }
+    )
+    config = make_config(execution={"workers": 2, "test_timeout_s": 2})
+    result = run_phase(config, PHASE, select_tests(config, PHASE, []))
+    assert "-n 2" in result.command and "--timeout-method thread" in result.command
+    outcome = {t.nodeid.split("::")[1]: t.outcome for t in result.tests}
+    assert outcome == {
+        "test_a": Outcome.PASSED,
+        "test_b": Outcome.PASSED,
+        "test_crash": Outcome.CRASHED,
+        "test_hang": Outcome.TIMEOUT,
+        "test_c": Outcome.PASSED,
+        "test_d": Outcome.PASSED,
+    }
+    passed = [t for t in result.tests if t.outcome is Outcome.PASSED]
+    assert all(t.connections for t in passed)
+
+
+def test_a_test_that_passes_on_rerun_stays_a_failure(tree, make_config, tmp_path) -> None:
+    counter = tmp_path / "attempts"
+    tree(
+        {
+            "test_flaky.py": f"""
+                from pathlib import Path
+                COUNTER = Path({str(counter)!r})
+                def test_flaky():
+                    n = int(COUNTER.read_text()) if COUNTER.exists() else 0
+                    COUNTER.write_text(str(n + 1))
+                    assert n >= 1, "first attempt fails"
+                def test_always_broken():
+                    assert False
+            """
+        }
+    )
+    config = make_config(execution={"reruns": 2})
+    result = run_phase(config, PHASE, select_tests(config, PHASE, []))
+    tests = {t.nodeid.split("::")[1]: t for t in result.tests}
+    flaky = tests["test_flaky"]
+    assert flaky.outcome is Outcome.FAILED and flaky.reruns == (Outcome.PASSED,)
+    assert flaky.passed_on_rerun
+    assert tests["test_always_broken"].reruns == (Outcome.FAILED, Outcome.FAILED)
+    assert counter.read_text() == "2"
+    assert result.counts()["flaky"] == 1
+
+
+def test_command_runner_ingests_the_junit_a_non_pytest_suite_writes(make_config, tmp_path) -> None:
+    script = tmp_path / "suite.py"
+    script.write_text(
+        "import sys\n"
+        "open(sys.argv[1], 'w').write('''<testsuites><testsuite name=\"checkout\">"
+        '<testcase classname="cart.spec.ts" name="adds an item" time="0.42"/>'
+        '<testcase classname="cart.spec.ts" name="pays" time="1.5">'
+        '<failure message="expected 200, got 502">Error: expected 200, got 502</failure>'
+        "</testcase></testsuite></testsuites>''')\n"
+        "print('ran 2 specs'); sys.exit(1)\n",
+        encoding="utf-8",
+    )
+    phase = PhaseConfig(
+        name="js",
+        runner="command",
+        command=[sys.executable, str(script), "out/junit.xml"],
+        junit="out/junit.xml",
+    )
+    (tmp_path / "out").mkdir()
+    config = make_config(phases=[phase.model_dump()])
+    result = run_phase(config, phase, select_tests(config, phase, []))
+    assert [(t.nodeid, t.outcome) for t in result.tests] == [
+        ("cart.spec.ts::adds an item", Outcome.PASSED),
+        ("cart.spec.ts::pays", Outcome.FAILED),
+    ]
+    assert result.tests[1].message == "expected 200, got 502"
+    assert result.status is PhaseStatus.FAILED
+    assert result.command.endswith("suite.py out/junit.xml")
+    assert "command exited with 1" in result.note
+    findings = check_authenticity([result], config=config, index=[], durations={})
+    assert findings == []  # no socket record for commands: only time-based checks apply
+
+
+def test_command_runner_without_a_report_records_an_error(make_config, tmp_path) -> None:
+    phase = PhaseConfig(
+        name="sh", runner="command", command=["sh", "-c", "echo nothing to see"], junit="r.xml"
+    )
+    config = make_config(phases=[phase.model_dump()])
+    result = run_phase(config, phase, select_tests(config, phase, []))
+    [only] = result.tests
+    assert only.outcome is Outcome.ERROR
+    assert "wrote no JUnit report" in only.message
+    assert "nothing to see" in only.longrepr
+
+
+def test_blocked_phase_names_each_test_and_falls_back_to_files(tree, make_config) -> None:
+    tree(
+        {
+            "test_ok.py": "def test_one(): pass\ndef test_two(): pass\n",
+            "test_syntax.py": "def test_(:\n",
+        }
+    )
+    config = make_config()
+    selection = select_tests(config, PHASE, [])
+    result = blocked_phase(config, PHASE, selection, "database", "not run: database is unhealthy")
+    assert result.status is PhaseStatus.BLOCKED and result.blocked_by == "database"
+    assert sorted(t.nodeid for t in result.tests) == [
+        "test_ok.py::test_one",
+        "test_ok.py::test_two",
+        "test_syntax.py",
+    ]
+    assert {t.outcome for t in result.tests} == {Outcome.BLOCKED}
+    assert {t.blocked_by for t in result.tests} == {"database"}
+    assert check_authenticity([result], config=config, index=[], durations={}) == []
+
+
+def test_recent_failures_run_first(tree, make_config, tmp_path) -> None:
+    tree(
+        {
+            "test_a.py": "def test_green(): pass\n",
+            "test_b.py": "def test_new(): pass\n",
+            "test_c.py": "def test_was_red(): pass\n",
+        }
+    )
+    config = make_config()
+    store = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        store.start_run("r1", environment="staging", focus="all", command_line="", config_path="")
+        first = run_phase(config, PHASE, select_tests(config, PHASE, []))
+        assert [t.nodeid for t in first.tests] == [
+            "test_a.py::test_green",
+            "test_b.py::test_new",
+            "test_c.py::test_was_red",
+        ]
+        from dataclasses import replace
+
+        red = replace(first.tests[2], outcome=Outcome.FAILED)
+        store.record_phase("r1", 1, replace(first, tests=(first.tests[0], red)))
+        selection = select_tests(config, PHASE, [], store=store)
+        assert selection.order[0] == "test_c.py::test_was_red"
+        assert "1 recently failing" in selection.reason
+        second = run_phase(config, PHASE, selection, store=store)
+    finally:
+        store.close()
+    assert [t.nodeid for t in second.tests] == [
+        "test_c.py::test_was_red",
+        "test_b.py::test_new",
+        "test_a.py::test_green",
+    ]
+
+
+def test_an_empty_selection_is_a_skipped_phase(tree, make_config) -> None:
+    tree({"test_a.py": "def test_x(): pass\n"})
+    config = make_config()
+    phase = PhaseConfig(name="none", select={"files": ["nothing_*.py"]})
+    result = run_phase(config, phase, select_tests(config, phase, []))
+    assert result.status is PhaseStatus.SKIPPED and result.tests == ()
+    assert "no test file" in result.note

@@ -1,0 +1,68 @@
+"""Selecting and ordering a phase's tests: pure filters over index entries."""
+
+from __future__ import annotations
+
+from greenloop.config import PhaseConfig
+from greenloop.execute.selection import matches_focus, risk_order, select_tests
+from greenloop.records import IndexEntry
+
+INDEX = (
+    IndexEntry(
+        "checkout/test_pay.py",
+        priority=1,
+        category="payments",
+        tags=("money",),
+        mrr_at_risk_usd=900,
+    ),
+    IndexEntry("test_login.py", priority=1, category="auth", tags=("smoke",), mrr_at_risk_usd=100),
+    IndexEntry("test_profile.py", priority=3, category="account"),
+)
+
+
+def test_select_filters_by_the_phase_table_and_focus(tree, make_config) -> None:
+    tree(
+        {e.path: "def test_x(): pass\n" for e in INDEX}
+        | {"test_unindexed.py": "def test_y(): pass\n"}
+    )
+    config = make_config()
+    smoke = PhaseConfig(
+        name="smoke", select={"priorities": [1], "markers": "not slow", "keyword": "x"}
+    )
+    selection = select_tests(config, smoke, INDEX)
+    assert [e.path for e in selection.entries] == ["checkout/test_pay.py", "test_login.py"]
+    assert selection.files[0] == str(config.resolve("tests") / "checkout/test_pay.py")
+    assert selection.pytest_args == ("-m", "not slow", "-k", "x")
+    assert "priorities [1]" in selection.reason and "2 file(s)" in selection.reason
+
+    everything = select_tests(config, PhaseConfig(name="all"), INDEX)
+    assert "test_unindexed.py" in [e.path for e in everything.entries]
+    focused = select_tests(config, PhaseConfig(name="all"), INDEX, focus="payments")
+    assert [e.path for e in focused.entries] == ["checkout/test_pay.py"]
+    by_dir = select_tests(config, PhaseConfig(name="d", select={"files": ["checkout/"]}), INDEX)
+    assert [e.path for e in by_dir.entries] == ["checkout/test_pay.py"]
+    none = select_tests(config, PhaseConfig(name="n", select={"tags": ["nope"]}), INDEX)
+    assert none.files == () and "no test file" in none.reason
+
+
+def test_focus_matches_tags_categories_priorities_and_names() -> None:
+    pay = INDEX[0]
+    assert matches_focus(pay, "money") and matches_focus(pay, "PAYMENTS")
+    assert matches_focus(pay, "p1") and matches_focus(pay, "priority:1")
+    assert not matches_focus(pay, "p3")
+    assert matches_focus(pay, "pay.py") and not matches_focus(pay, "login")
+
+
+def test_risk_order_puts_open_issues_and_failures_first_and_green_last() -> None:
+    history = {
+        "test_profile.py::test_x": ("failed", "passed"),
+        "test_login.py::test_x": ("passed", "passed"),
+        "checkout/test_pay.py::test_y": ("passed",),
+    }
+    order = risk_order(INDEX, history, open_issues={"checkout/test_pay.py::test_x"})
+    assert order == (
+        "checkout/test_pay.py::test_x",
+        "test_profile.py::test_x",
+        "checkout/test_pay.py",
+        "test_profile.py",
+        "test_login.py",
+    )
