@@ -57,7 +57,9 @@ def test_postgres_and_redis_backends(
     assert down.json()["failing"] == ["cache"] and ":6379" not in down.json()["error"]
 
 
-def test_suite_passes_on_postgres_and_redis(state_dir: Path, pg_url: str, redis_prefix: str) -> None:
+def test_suite_passes_on_postgres_and_redis(
+    state_dir: Path, pg_url: str, redis_prefix: str
+) -> None:
     rev = control.deploy(state_dir, database_url=pg_url, cache_url="redis://127.0.0.1:6379/0")
     env = {**os.environ, "GREENLOOP_BASE_URL": rev.base_url}
     result = subprocess.run(

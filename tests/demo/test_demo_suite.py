@@ -70,7 +70,7 @@ def test_scenario_table() -> None:
         "healthy", "outage", "lb-503", "bad-deploy", "flaky", "auth-broken", "slow-db",
         "tls-mismatch", "fake-tests",
     )
-    for scenario in scenarios.SCENARIOS:
+    for scenario in scenarios.SCENARIOS.values():
         assert scenario.index_path.exists() and scenario.expected_conclusion
     with pytest.raises(KeyError, match="known"):
         scenarios.get("nope")

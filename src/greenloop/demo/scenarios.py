@@ -7,8 +7,10 @@ with ``expected_exit`` and ``expected_conclusion``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Literal
 
 from greenloop.demo import control
@@ -41,7 +43,7 @@ class Scenario:
         return self.suite_path / "index.toml"
 
 
-SCENARIOS: tuple[Scenario, ...] = (
+_TABLE: tuple[Scenario, ...] = (
     Scenario(
         "healthy",
         "Everything works; the suite passes.",
@@ -132,17 +134,20 @@ SCENARIOS: tuple[Scenario, ...] = (
 )
 
 
+SCENARIOS: Mapping[str, Scenario] = MappingProxyType({s.name: s for s in _TABLE})
+"""Every scenario by name, in table order (read-only)."""
+
+
 def names() -> tuple[str, ...]:
     """Every scenario name, in table order."""
-    return tuple(s.name for s in SCENARIOS)
+    return tuple(SCENARIOS)
 
 
 def get(name: str) -> Scenario:
     """The scenario called ``name``; KeyError lists the known ones."""
-    for scenario in SCENARIOS:
-        if scenario.name == name:
-            return scenario
-    raise KeyError(f"unknown scenario {name!r}; known: {', '.join(names())}")
+    if name not in SCENARIOS:
+        raise KeyError(f"unknown scenario {name!r}; known: {', '.join(names())}")
+    return SCENARIOS[name]
 
 
 def prepare(
