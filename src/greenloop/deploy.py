@@ -1,0 +1,424 @@
+"""The deploy stage: which revision is serving, deploy when asked or stale, wait until it serves.
+
+The common path (nothing to deploy) costs at most one read of the revision: one
+HTTP GET of `deploy.version_url`, or one run of `deploy.revision_command`, or
+nothing when neither is configured. A deploy runs `deploy.command` (an argv
+list, never a shell string), then waits, within `deploy.timeout_s` in all, for
+the revision to change and for the health gate to pass. `run_argv` is the one
+way greenloop runs a configured command; remediation actions use it too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from greenloop.config import Config, parse_duration
+from greenloop.errors import ConfigError
+from greenloop.gate import wait_for_healthy
+from greenloop.probes.conditions import MISSING, lookup
+from greenloop.records import DeployResult, utcnow
+from greenloop.redact import redactor_for
+from greenloop.store import Store
+
+# Output kept from a command: its tail, where the error usually is.
+OUTPUT_LIMIT = 4000
+# How long one read of the revision may take, at most.
+READ_TIMEOUT_S = 10.0
+# Polling for the new revision: start fast, settle at one read a second.
+POLL_INITIAL_S = 0.1
+POLL_MAX_S = 1.0
+
+
+# --------------------------------------------------------------------------- commands
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRun:
+    """How one configured command ended: exit code (None if it never ran or timed out)."""
+
+    argv: tuple[str, ...]
+    exit_code: int | None
+    output: str  # stdout and stderr interleaved, trimmed to the tail
+    duration_s: float
+    timed_out: bool = False
+    error: str = ""  # could not start: not found, not executable
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    def describe(self) -> str:
+        """How it ended, in words."""
+        if self.error:
+            return self.error
+        if self.timed_out:
+            return f"timed out after {self.duration_s:.1f} s (killed)"
+        return f"exit code {self.exit_code} after {self.duration_s:.1f} s"
+
+
+def trim(text: str, limit: int = OUTPUT_LIMIT) -> str:
+    """The tail of a long output, saying how much was cut."""
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    return f"[... {len(text) - limit} characters cut ...]\n{text[-limit:]}"
+
+
+def run_argv(
+    argv: Sequence[str],
+    *,
+    timeout_s: float,
+    cwd: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> CommandRun:
+    """Run an argv list (no shell) with the inherited environment plus `env`, within a timeout.
+
+    Output goes to a temporary file, not a pipe, so a daemon the command leaves
+    running cannot keep us waiting; on timeout (or interruption) the command's
+    whole process group is killed.
+    """
+    started = time.monotonic()
+    with tempfile.TemporaryFile() as out:
+        try:
+            process = subprocess.Popen(
+                list(argv),
+                cwd=cwd,
+                env={**os.environ, **(env or {})},
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except FileNotFoundError:
+            error = f"command not found: {argv[0]}"
+            return CommandRun(tuple(argv), None, "", time.monotonic() - started, error=error)
+        except PermissionError:
+            error = f"command not executable: {argv[0]}"
+            return CommandRun(tuple(argv), None, "", time.monotonic() - started, error=error)
+        timed_out = False
+        try:
+            process.wait(timeout=max(timeout_s, 0.001))
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        finally:
+            if process.poll() is None:
+                _kill_group(process)
+        out.seek(0)
+        output = out.read().decode("utf-8", "replace")
+    return CommandRun(
+        argv=tuple(argv),
+        exit_code=None if timed_out else process.returncode,
+        output=trim(output),
+        duration_s=time.monotonic() - started,
+        timed_out=timed_out,
+    )
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+# --------------------------------------------------------------------------- reading the revision
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionReading:
+    """The serving revision and when it was deployed; `problem` says why either is unknown."""
+
+    revision: str | None
+    deployed_at: datetime | None
+    problem: str = ""
+
+    def describe(self) -> str:
+        return self.revision if self.revision is not None else f"unknown ({self.problem})"
+
+
+def dig(document: Any, path: str) -> Any:
+    """The value at a dotted path (`revision`, `items[0].name`, `0.metadata.name`) or MISSING."""
+    return lookup({"document": document}, "document" + ("" if path.startswith("[") else ".") + path)
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """An ISO 8601 string (`Z` allowed) or epoch seconds, as an aware UTC datetime."""
+    if isinstance(value, bool) or value is None or value is MISSING:
+        return None
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
+def revision_from_document(
+    document: Any, revision_path: str, deployed_at_path: str
+) -> RevisionReading:
+    """Pure: pick the revision and deploy time out of a version reply or command output."""
+    revision = dig(document, revision_path)
+    if revision is MISSING or revision is None or isinstance(revision, dict | list):
+        return RevisionReading(None, None, f"no {revision_path!r} in the reply")
+    return RevisionReading(str(revision), parse_timestamp(dig(document, deployed_at_path)))
+
+
+def read_revision_detail(config: Config, timeout_s: float = READ_TIMEOUT_S) -> RevisionReading:
+    """Read the serving revision once (one GET or one command); never raises for I/O."""
+    deploy = config.deploy
+    timeout_s = max(0.1, min(timeout_s, READ_TIMEOUT_S))
+    if deploy.version_url:
+        try:
+            response = httpx.get(deploy.version_url, timeout=timeout_s)
+        except httpx.HTTPError as exc:
+            return RevisionReading(
+                None, None, f"GET {deploy.version_url}: {exc or type(exc).__name__}"
+            )
+        if response.status_code != 200:
+            return RevisionReading(
+                None, None, f"GET {deploy.version_url}: HTTP {response.status_code}"
+            )
+        try:
+            document = response.json()
+        except ValueError:
+            return RevisionReading(None, None, f"GET {deploy.version_url}: reply is not JSON")
+    elif deploy.revision_command:
+        run = run_argv(deploy.revision_command, timeout_s=timeout_s)
+        if not run.ok:
+            return RevisionReading(None, None, f"revision_command: {run.describe()}")
+        try:
+            document = json.loads(run.output)
+        except ValueError:
+            return RevisionReading(None, None, "revision_command: output is not JSON")
+    else:
+        return RevisionReading(None, None, "no deploy.version_url or deploy.revision_command")
+    return revision_from_document(document, deploy.revision_path, deploy.deployed_at_path)
+
+
+def read_revision(config: Config) -> tuple[str | None, datetime | None]:
+    """The serving revision and its deploy time; None for what cannot be read."""
+    reading = read_revision_detail(config)
+    return reading.revision, reading.deployed_at
+
+
+def _can_read(config: Config) -> bool:
+    return bool(config.deploy.version_url or config.deploy.revision_command)
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+def deploy_reason(
+    *, force: bool, max_age_s: float | None, reading: RevisionReading, now: datetime
+) -> str | None:
+    """Pure: why a deploy is due, in words, or None when the serving revision will do."""
+    if force:
+        return "deploy requested"
+    if max_age_s is None:
+        return None
+    if reading.revision is None:
+        return f"the serving revision is unknown ({reading.problem})"
+    if reading.deployed_at is None:
+        return f"revision {reading.revision} has no deploy time, so its age cannot be checked"
+    age = (now - reading.deployed_at).total_seconds()
+    if age > max_age_s:
+        return (
+            f"revision {reading.revision} is {_age(age)} old, older than max_age {_age(max_age_s)}"
+        )
+    return None
+
+
+def is_new(before: RevisionReading, after: RevisionReading) -> bool:
+    """Pure: a different revision, or the same one deployed again (a newer deploy time)."""
+    if after.revision is None:
+        return False
+    if after.revision != before.revision:
+        return True
+    return (
+        after.deployed_at is not None
+        and before.deployed_at is not None
+        and after.deployed_at > before.deployed_at
+    )
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def validate_deploy(config: Config) -> None:
+    """Deploy settings that cannot work together are a config error at load time."""
+    deploy, file = config.deploy, str(config.source)
+    if deploy.max_age and not deploy.command:
+        raise ConfigError(file, "deploy.max_age", "a max_age needs a deploy.command to run")
+    if deploy.max_age and not _can_read(config):
+        raise ConfigError(
+            file, "deploy.max_age", "a max_age needs deploy.version_url or deploy.revision_command"
+        )
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+def ensure_deployed(
+    config: Config, store: Store, *, force: bool, run_id: str | None
+) -> DeployResult:
+    """Deploy when forced or stale, wait until the new revision serves and is healthy.
+
+    A failed or timed-out deploy comes back with ok=False, its output and a
+    detail in words; the loop then stops the iteration.
+    """
+    started = time.monotonic()
+    if force and not config.deploy.command:
+        raise ConfigError(str(config.source), "deploy.command", "--deploy needs a deploy command")
+    if not force and not (config.deploy.command and config.deploy.max_age):
+        # The common path: at most one read, no deploy.
+        reading = read_revision_detail(config) if _can_read(config) else RevisionReading(None, None)
+        detail = (
+            f"serving revision {reading.revision}"
+            if reading.revision
+            else "no deploy configured"
+            + (f"; revision unknown ({reading.problem})" if reading.problem else "")
+        )
+        result = DeployResult(
+            reading.revision, reading.revision, False, True, detail, "", time.monotonic() - started
+        )
+        store.record_deploy(run_id, result)
+        return result
+    before = read_revision_detail(config) if _can_read(config) else RevisionReading(None, None)
+    max_age = parse_duration(config.deploy.max_age) if config.deploy.max_age else None
+    reason = deploy_reason(force=force, max_age_s=max_age, reading=before, now=utcnow())
+    if reason is None:
+        result = DeployResult(
+            before.revision,
+            before.revision,
+            False,
+            True,
+            f"serving revision {before.revision}, deployed {before.deployed_at:%Y-%m-%d %H:%M} UTC"
+            if before.deployed_at
+            else f"serving revision {before.revision}",
+            "",
+            time.monotonic() - started,
+        )
+        store.record_deploy(run_id, result)
+        return result
+    result = _run_and_wait(
+        config, store, config.deploy.command, before, what="deploy", why=reason, run_id=run_id
+    )
+    store.record_deploy(run_id, result)
+    return result
+
+
+def rollback(config: Config, store: Store, run_id: str | None) -> DeployResult:
+    """Run `deploy.rollback_command` and wait until the previous revision serves and is healthy."""
+    started = time.monotonic()
+    if not config.deploy.rollback_command:
+        result = DeployResult(
+            None,
+            None,
+            False,
+            False,
+            "no deploy.rollback_command configured",
+            "",
+            time.monotonic() - started,
+        )
+        store.record_deploy(run_id, result)
+        return result
+    before = read_revision_detail(config) if _can_read(config) else RevisionReading(None, None)
+    result = _run_and_wait(
+        config,
+        store,
+        config.deploy.rollback_command,
+        before,
+        what="rollback",
+        why="rollback requested",
+        run_id=run_id,
+    )
+    store.record_deploy(run_id, result)
+    return result
+
+
+def _run_and_wait(
+    config: Config,
+    store: Store,
+    argv: Sequence[str],
+    before: RevisionReading,
+    *,
+    what: str,
+    why: str,
+    run_id: str | None,
+) -> DeployResult:
+    """Run a deploy or rollback command, then wait for a new revision and a healthy gate."""
+    redact = redactor_for(config).redact
+    started = time.monotonic()
+    deadline = started + config.deploy.timeout_s
+    shown = redact(" ".join(argv))
+    run = run_argv(argv, timeout_s=config.deploy.timeout_s)
+    output = redact(run.output)
+
+    def done(ok: bool, detail: str, after: str | None) -> DeployResult:
+        return DeployResult(
+            before.revision, after, run.ok, ok, redact(detail), output, time.monotonic() - started
+        )
+
+    if not run.ok:
+        return done(False, f"{what} failed ({why}): `{shown}` {run.describe()}", before.revision)
+    after = before
+    if _can_read(config):
+        after = _wait_for_new_revision(config, before, deadline)
+        if not is_new(before, after):
+            return done(
+                False,
+                f"{what} command succeeded but the serving revision is still "
+                f"{after.describe()} after {config.deploy.timeout_s:g} s "
+                f"(was {before.describe()})",
+                after.revision,
+            )
+    gate = wait_for_healthy(
+        config, store, timeout_s=max(0.0, deadline - time.monotonic()), run_id=run_id
+    )
+    serving = f"revision {after.revision}" if after.revision else "the new revision"
+    if not gate.healthy:
+        return done(
+            False,
+            f"{what} ({why}): {serving} is serving but not healthy within "
+            f"{config.deploy.timeout_s:g} s: deepest failure {gate.deepest_failure} "
+            f"(unhealthy: {', '.join(gate.unhealthy())})",
+            after.revision,
+        )
+    return done(
+        True,
+        f"{what} ({why}): {serving} serving and healthy "
+        f"(was {before.describe()}) in {time.monotonic() - started:.1f} s",
+        after.revision,
+    )
+
+
+def _wait_for_new_revision(
+    config: Config, before: RevisionReading, deadline: float
+) -> RevisionReading:
+    """Poll the revision until it changes or the deadline passes; the last reading."""
+    delay = POLL_INITIAL_S
+    while True:
+        reading = read_revision_detail(config, timeout_s=deadline - time.monotonic())
+        remaining = deadline - time.monotonic()
+        if is_new(before, reading) or remaining <= 0:
+            return reading
+        time.sleep(min(delay, remaining))
+        delay = min(delay * 2, POLL_MAX_S)
