@@ -38,6 +38,7 @@ from greenloop.report import ReportContext, write_reports
 from greenloop.store import Store
 from greenloop.trackers import file_issues, mark_needs_person
 from greenloop.triage import TriageResult, triage
+from greenloop.verdict import is_stuck, iteration_verdict, run_verdict
 from greenloop.verify import check_authenticity
 
 DEFAULT_PHASE = PhaseConfig(name="all", select=SelectConfig())
@@ -244,40 +245,6 @@ def execute_phases(
         loop.store.save_progress(state.run_id, {"iteration": number, "completed_phase": phase.name})
         results.append(result)
     return tuple(results)
-
-
-# --------------------------------------------------------------------------- decisions
-
-
-def iteration_verdict(
-    phases: Sequence[PhaseResult], findings: Sequence[AuthenticityFinding]
-) -> Verdict:
-    """Worst first: not real, then failing, then blocked; green only when all ran and passed."""
-    if findings:
-        return Verdict.NOT_REAL
-    tests = [t for p in phases for t in p.tests]
-    if any(t.outcome.is_failure for t in tests):
-        return Verdict.FAILING
-    if any(p.status is PhaseStatus.BLOCKED for p in phases):
-        return Verdict.BLOCKED
-    if any(p.status is PhaseStatus.FAILED for p in phases):
-        return Verdict.FAILING
-    return Verdict.GREEN
-
-
-def run_verdict(iterations: Sequence[IterationResult]) -> Verdict:
-    """A run ends with its last iteration's verdict; a run with none ran nothing real."""
-    return iterations[-1].verdict if iterations else Verdict.NOT_REAL
-
-
-def is_stuck(iterations: Sequence[IterationResult]) -> bool:
-    """Two iterations in a row with the same failing fingerprints and no action done."""
-    if len(iterations) < 2:
-        return False
-    last, before = iterations[-1], iterations[-2]
-    same = {c.fingerprint for c in last.clusters} == {c.fingerprint for c in before.clusters}
-    acted = any(a.status.value == "done" for a in last.actions)
-    return bool(last.clusters) and same and not acted
 
 
 def new_run_id() -> str:

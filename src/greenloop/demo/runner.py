@@ -93,7 +93,9 @@ def run_demo(
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     state_dir = out_dir / "service"
-    console.print(f"[bold]greenloop demo[/]: scenario [bold]{scenario.name}[/]: {scenario.description}")
+    console.print(
+        f"[bold]greenloop demo[/]: scenario [bold]{scenario.name}[/]: {scenario.description}"
+    )
     base_url = prepare(scenario, state_dir)
     try:
         config_path = write_demo_config(scenario, out_dir, state_dir, base_url)
