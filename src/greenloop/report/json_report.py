@@ -1,0 +1,211 @@
+"""The JSON report of CONTRACT.md (`schema: greenloop.report/v1`), built from a RunResult.
+
+Pure: records in, a JSON-able dict out. The same function serves `greenloop triage
+--json`, where only tests and clusters are filled.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from greenloop.records import (
+    AuthenticityFinding,
+    Cluster,
+    IssueRef,
+    IterationResult,
+    Outcome,
+    RunResult,
+    TestResult,
+)
+
+SCHEMA = "greenloop.report/v1"
+
+
+def build_json_report(
+    run: RunResult,
+    *,
+    worklog: Path | str | None = None,
+    mrr_at_risk_usd: float | None = None,
+    triage_only: bool = False,
+) -> dict[str, Any]:
+    """The contract's report object for a run (or, with `triage_only`, for triaged JUnit files).
+
+    Tests, clusters, authenticity and probes come from the last iteration: the state the
+    run ended in. Iterations keep their own verdicts and actions; issues are every
+    distinct (key, action) the run produced, in order.
+    """
+    last = run.last
+    tests = last.tests if last else ()
+    clusters = last.clusters if last else ()
+    findings = last.authenticity if last else ()
+    worklog_path = worklog if worklog is not None else run.worklog
+    impact = mrr_at_risk_usd if mrr_at_risk_usd is not None else mrr_at_risk(clusters)
+    return {
+        "schema": SCHEMA,
+        "run_id": run.run_id,
+        "verdict": run.verdict.value,
+        "exit_code": int(run.exit_code),
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+        "duration_s": round(run.duration_s, 3),
+        "interrupted": run.interrupted,
+        "environment": {"name": run.environment, "revision": run.revision},
+        "focus": run.focus,
+        "command_line": run.command_line,
+        "iterations": [] if triage_only else [_iteration(i) for i in run.iterations],
+        "probes": [] if triage_only or not last else _probes(last),
+        "phases": [] if triage_only or not last else _phases(last),
+        "tests": [_test(t, last) for t in tests] if last else [],
+        "clusters": [_cluster(c) for c in clusters],
+        "authenticity": [
+            {"nodeid": f.nodeid, "check": f.check, "evidence": f.evidence} for f in findings
+        ],
+        "impact": {"mrr_at_risk_usd": round(float(impact), 2)},
+        "issues": [_issue(i) for i in distinct_issues(run.iterations)],
+        "worklog": str(worklog_path) if worklog_path else None,
+    }
+
+
+def mrr_at_risk(clusters: tuple[Cluster, ...]) -> float:
+    """Money at risk when triage did not say: the sum of the clusters' impact."""
+    return sum(c.impact_usd for c in clusters)
+
+
+def distinct_issues(iterations: tuple[IterationResult, ...]) -> list[IssueRef]:
+    """Every (key, action) pair once, in the order the run produced them."""
+    seen: set[tuple[str, str, str]] = set()
+    out: list[IssueRef] = []
+    for iteration in iterations:
+        for ref in iteration.issues:
+            marker = (ref.key, ref.fingerprint, ref.action.value)
+            if marker not in seen:
+                seen.add(marker)
+                out.append(ref)
+    return out
+
+
+def real_evidence(test: TestResult, finding: AuthenticityFinding | None) -> str:
+    """Why the test counts as really run (or not), in one line a reviewer can check."""
+    if finding is not None:
+        return f"{finding.check}: {finding.evidence}"
+    if test.outcome is Outcome.BLOCKED:
+        return f"not run: blocked by {test.blocked_by or 'the health gate'}"
+    if test.outcome is Outcome.SKIPPED:
+        return f"skipped: {test.skip_reason or test.message or 'no reason given'}"
+    parts = [f"ran {test.duration_s:.3f}s"]
+    if test.connections:
+        hosts = sorted({f"{c.host}:{c.port}" for c in test.connections})
+        parts.append("connected to " + ", ".join(hosts[:3]))
+    if test.request_id:
+        parts.append(f"request id {test.request_id}")
+    return ", ".join(parts)
+
+
+def _iteration(iteration: IterationResult) -> dict[str, Any]:
+    return {
+        "number": iteration.number,
+        "verdict": iteration.verdict.value,
+        "duration_s": round(iteration.duration_s, 3),
+        "started_at": _iso(iteration.started_at),
+        "interrupted": iteration.interrupted,
+        "actions": [
+            {"name": a.name, "kind": a.kind, "status": a.status.value, "detail": a.detail}
+            for a in iteration.actions
+        ],
+        "issues": [_issue(i) for i in iteration.issues],
+    }
+
+
+def _probes(iteration: IterationResult) -> list[dict[str, Any]]:
+    if iteration.gate is None:
+        return []
+    return [
+        {
+            "component": p.component,
+            "name": p.name,
+            "kind": p.kind,
+            "target": p.target,
+            "ok": p.ok,
+            "latency_ms": p.latency_ms,
+            "detail": p.detail,
+        }
+        for p in iteration.gate.probes
+    ]
+
+
+def _phases(iteration: IterationResult) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": p.name,
+            "status": p.status.value,
+            "duration_s": round(p.duration_s, 3),
+            "counts": p.counts(),
+            "command": p.command,
+            "blocked_by": p.blocked_by,
+            "note": p.note,
+        }
+        for p in iteration.phases
+    ]
+
+
+def _test(test: TestResult, iteration: IterationResult) -> dict[str, Any]:
+    finding = next((f for f in iteration.authenticity if f.nodeid == test.nodeid), None)
+    category = next(
+        (c.category.value for c in iteration.classifications if c.nodeid == test.nodeid), None
+    )
+    cluster = next((c.id for c in iteration.clusters if test.nodeid in c.tests), None)
+    return {
+        "nodeid": test.nodeid,
+        "phase": test.phase,
+        "outcome": test.outcome.value,
+        "duration_s": round(test.duration_s, 3),
+        "category": category,
+        "cluster_id": cluster,
+        "real": finding is None,
+        "real_evidence": real_evidence(test, finding),
+        "message": test.message,
+        "file": test.file or None,
+        "line": test.line,
+        "reruns": [o.value for o in test.reruns],
+    }
+
+
+def _cluster(cluster: Cluster) -> dict[str, Any]:
+    return {
+        "id": cluster.id,
+        "fingerprint": cluster.fingerprint,
+        "category": cluster.category.value,
+        "confidence": cluster.confidence,
+        "count": cluster.count,
+        "tests": list(cluster.tests),
+        "title": cluster.title,
+        "reason": cluster.reason,
+        "root_cause": {
+            "summary": cluster.root_cause.summary,
+            "component": cluster.root_cause.component,
+            "whys": [
+                {"why": w.why, "evidence": w.evidence, "verified": w.verified}
+                for w in cluster.root_cause.whys
+            ],
+        },
+        "impact_usd": cluster.impact_usd,
+        "excerpt": cluster.excerpt,
+    }
+
+
+def _issue(ref: IssueRef) -> dict[str, Any]:
+    return {
+        "key": ref.key,
+        "title": ref.title,
+        "action": ref.action.value,
+        "location": ref.location,
+        "fingerprint": ref.fingerprint,
+    }
+
+
+def _iso(value: datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
