@@ -147,7 +147,8 @@ class TriageConfig(Section):
 
 class TrackerConfig(OpenSection):
     kind: str = "local"
-    labels: list[str] = Field(default_factory=lambda: ["greenloop"])
+    # {category} and {priority} (e.g. P1, from the test index) are filled per issue.
+    labels: list[str] = Field(default_factory=lambda: ["greenloop", "{category}", "{priority}"])
     close_after_green: int = Field(2, ge=1)
 
 
