@@ -1,0 +1,36 @@
+"""Redeploy action: deploy again with `deploy.command`, as `greenloop run --deploy` would."""
+
+from __future__ import annotations
+
+from greenloop import deploy
+from greenloop.config import Config
+from greenloop.remediate.base import (
+    ActionContext,
+    ActionKind,
+    ActionOptions,
+    ActionOutcome,
+    OptionError,
+)
+from greenloop.remediate.rollback import deploy_config
+
+
+class RedeployOptions(ActionOptions):
+    pass
+
+
+class RedeployAction(ActionKind):
+    name = "redeploy"
+    options_model = RedeployOptions
+
+    def check(self, options: RedeployOptions, config: Config) -> None:
+        if not config.deploy.command:
+            raise OptionError("kind", "a redeploy action needs deploy.command")
+
+    def describe(self, options: RedeployOptions, context: ActionContext) -> str:
+        return f"redeploy `{' '.join(context.config.deploy.command)}`"
+
+    def run(self, options: RedeployOptions, context: ActionContext) -> ActionOutcome:
+        result = deploy.ensure_deployed(
+            deploy_config(context), context.store, force=True, run_id=context.run_id
+        )
+        return ActionOutcome(result.ok, result.detail)
