@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ssl
 import time
+from functools import lru_cache
 from typing import Any, Literal
 
 import httpx
@@ -48,9 +49,7 @@ class HttpProbe(ProbeKind):
         return tuple(s for s in (password, auth) if s)
 
     async def check(self, options: HttpOptions, timeout_s: float) -> Observation:
-        verify: bool | ssl.SSLContext = options.verify_tls
-        if options.ca_file and options.verify_tls:
-            verify = ssl.create_default_context(cafile=options.ca_file)
+        verify = tls_context(options.ca_file) if options.verify_tls else False
         started = time.perf_counter()
         try:
             async with httpx.AsyncClient(
@@ -82,3 +81,10 @@ class HttpProbe(ProbeKind):
         }
         reason = f" {response.reason_phrase}" if response.reason_phrase else ""
         return Observation(values, f"HTTP {response.status_code}{reason} in {latency:.0f} ms")
+
+
+@lru_cache(maxsize=16)
+def tls_context(ca_file: str | None) -> ssl.SSLContext:
+    """One verifying context per CA bundle: loading the trust store costs tens of ms, and
+    a waiting gate probes again and again."""
+    return ssl.create_default_context(cafile=ca_file)
