@@ -179,6 +179,7 @@ def run_iteration(loop: Loop, state: LoopState, number: int) -> IterationResult:
         triaged.clusters,
         {f.nodeid: False for f in findings},
     )
+    tests = [t for p in phases for t in p.tests]
     issues = file_issues(
         triaged.clusters,
         config=config,
@@ -189,6 +190,8 @@ def run_iteration(loop: Loop, state: LoopState, number: int) -> IterationResult:
         command_line=loop.options.command_line,
         revision=state.revision,
         index=loop.index,
+        environment=config.environment.name,
+        tests=tests,
     )
     actions = remediate(
         triaged.clusters,
@@ -264,6 +267,7 @@ def report(loop: Loop, state: LoopState) -> RunResult:
         index=loop.index,
         mrr_at_risk_usd=state.triaged[-1].mrr_at_risk_usd if state.triaged else 0.0,
         log_templates=state.triaged[-1].log_templates if state.triaged else (),
+        secrets=loop.config.secrets,
     )
     paths = write_reports(
         result,

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from greenloop.records import RunResult, Verdict
 from greenloop.store.schema import RunRow
+from greenloop.trackers import IssueSummary
 
 VERDICT_STYLE = {
     Verdict.GREEN: "bold green",
@@ -92,5 +93,24 @@ def render_history(runs: Sequence[RunRow]) -> Table:
             "-" if r.exit_code is None else str(r.exit_code),
             r.revision or "-",
             r.focus,
+        )
+    return table
+
+
+def render_issues(issues: Sequence[IssueSummary]) -> Table:
+    """`greenloop issues list`: open issues first, each with its occurrence count."""
+    table = Table(title="issues", title_justify="left")
+    for col in ("key", "state", "category", "seen", "green", "queued", "title"):
+        table.add_column(col)
+    for i in sorted(issues, key=lambda i: (i.state != "open", i.key or "")):
+        state = i.state + (" (needs a person)" if i.needs_person else "")
+        table.add_row(
+            i.key or "(queued)",
+            state,
+            i.category,
+            str(i.occurrences),
+            str(i.green_streak),
+            str(i.pending_ops),
+            i.title,
         )
     return table
