@@ -11,7 +11,7 @@ import secrets
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -23,7 +23,6 @@ from greenloop.deploy import ensure_deployed
 from greenloop.execute import Reporter, Selection, blocked_phase, run_phase, select_tests
 from greenloop.gate import check_gate, phase_blocker, should_expand, wait_for_healthy
 from greenloop.records import (
-    AuthenticityFinding,
     GateResult,
     IndexEntry,
     IterationResult,
