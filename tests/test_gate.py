@@ -308,17 +308,17 @@ def render(gate: Any) -> str:
 def test_table_highlights_the_deepest_failure() -> None:
     gate = evaluate_gate(make_config(), results(**{**ALL_OK, "backend": False, "cache": False}))
     text = render(gate)
-    assert "cache ◀ deepest failure" in text
-    assert "backend ◀" not in text
+    assert "▶ cache" in text
+    assert "▶ backend" not in text
     assert "connection refused" in text
     assert "search" in text and "depends on backend, cache" in text
-    assert "blocked: deepest failure cache" in text
+    assert "▶ deepest failure: cache (unhealthy: backend, cache, search)" in text
 
 
 def test_table_when_healthy() -> None:
     text = render(evaluate_gate(make_config(), results(**ALL_OK)))
     assert "healthy: 5 components, 4 probes" in text
-    assert "deepest failure" not in text
+    assert "deepest failure" not in text and "▶" not in text
 
 
 # --------------------------------------------------------------------------- I/O shell

@@ -352,12 +352,13 @@ def probes_json(gate: GateResult) -> list[dict[str, Any]]:
 def render_probe_table(gate: GateResult) -> Table:
     """Component, probe, status, latency and detail per probe; the deepest failure stands out."""
     table = Table(title="Health gate", title_justify="left", expand=False)
-    for column in ("component", "probe", "kind", "status", "latency", "detail"):
-        table.add_column(column, no_wrap=column in ("component", "probe", "status"))
+    for column in ("component", "probe", "kind", "status", "latency"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("detail")  # the only column that wraps
     for state in gate.components:
         deepest = state.name == gate.deepest_failure
         style = "bold red" if deepest else None
-        label = Text(state.name + (" ◀ deepest failure" if deepest else ""))
+        label = Text(("▶ " if deepest else "") + state.name)
         for probe in state.probes:
             status = Text("ok", style="green") if probe.ok else Text("FAIL", style="red")
             latency = "-" if probe.latency_ms is None else f"{probe.latency_ms:.0f} ms"
@@ -372,5 +373,5 @@ def render_probe_table(gate: GateResult) -> Table:
         table.caption = f"healthy: {len(gate.components)} components, {len(gate.probes)} probes"
     else:
         down = ", ".join(gate.unhealthy())
-        table.caption = f"blocked: deepest failure {gate.deepest_failure} (unhealthy: {down})"
+        table.caption = f"▶ deepest failure: {gate.deepest_failure} (unhealthy: {down})"
     return table
