@@ -1,0 +1,259 @@
+"""Triage: turn test results into a short, ranked list of problems.
+
+`triage()` is the loop's stage function; `triage_junit()` serves
+`greenloop triage FILE.xml...`. Each non-passing test gets one
+`Classification`; failures sharing a fingerprint form one `Cluster` with a
+REASON, a root-cause chain and the money it puts at risk. Log sources
+(`[[triage.logs]]`) add server log lines to the chains and Drain3 templates
+to the worklog. docs/triage.md explains the rules and the numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from greenloop.config import Config
+from greenloop.records import (
+    Category,
+    Classification,
+    Cluster,
+    GateResult,
+    IndexEntry,
+    IterationResult,
+    Outcome,
+    PhaseResult,
+    PhaseStatus,
+    ProbeResult,
+    RunResult,
+    TestResult,
+    Verdict,
+    utcnow,
+)
+from greenloop.store import Store, aware
+from greenloop.triage.classify import Decision, classify, needs_triage
+from greenloop.triage.cluster import build_clusters
+from greenloop.triage.evidence import gather_evidence
+from greenloop.triage.flaky import history_facts
+from greenloop.triage.impact import total_impact_usd
+from greenloop.triage.logs import LogRecord, read_logs
+from greenloop.triage.logs.templates import LogTemplate, mine_templates
+from greenloop.triage.rootcause import ChangeFacts
+from greenloop.triage.rules import BUILTIN_RULES, Rule, user_rules
+
+__all__ = ["TriageResult", "triage", "triage_junit", "triage_report"]
+
+# Probe rows stored up to this long after a test ended still describe its moment.
+PROBE_SLACK_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class TriageResult:
+    """What triage hands to report, file and remediate."""
+
+    classifications: tuple[Classification, ...] = ()
+    clusters: tuple[Cluster, ...] = ()  # ranked: money at risk, then size
+    mrr_at_risk_usd: float = 0.0
+    log_templates: tuple[LogTemplate, ...] = ()  # top Drain3 templates of the window's logs
+    log_errors: int = 0  # error lines in the log window around the failures
+    log_malformed: int = 0  # log lines that could not be parsed (skipped)
+    warnings: tuple[str, ...] = ()  # e.g. a log source that failed
+    tests: tuple[TestResult, ...] = ()
+
+    @property
+    def failing(self) -> bool:
+        return any(c.category is not Category.SKIPPED_ENV for c in self.clusters)
+
+
+def rules_for(config: Config | None) -> tuple[Rule, ...]:
+    """User rules first, then the built-in table."""
+    if config is None or not config.triage.rules:
+        return BUILTIN_RULES
+    return user_rules(config.triage.rules, str(config.source)) + BUILTIN_RULES
+
+
+def triage(
+    tests: Sequence[TestResult],
+    *,
+    gate: GateResult | None,
+    index: Sequence[IndexEntry] = (),
+    config: Config | None = None,
+    store: Store | None = None,
+    revision: str | None = None,
+    previous_revision: str | None = None,
+    logs: Sequence[LogRecord] | None = None,
+) -> TriageResult:
+    """Classify every non-passing test, cluster the failures, explain and price each cluster."""
+    rules = rules_for(config)
+    tests_dir = Path(config.execution.tests_dir).name if config else "tests"
+    tests_dirs = tuple(dict.fromkeys((tests_dir, "tests", "test")))
+    window = config.triage.flaky_window if config else 20
+    todo = [t for t in tests if needs_triage(t.outcome)]
+    warnings: list[str] = []
+    malformed = 0
+    if logs is None and config is not None and config.triage.logs and todo:
+        start, end = _log_window(todo, config.triage.log_window_s)
+        logs = []
+        for batch in read_logs(
+            config.triage.logs, start, end, base_dir=config.base_dir, file=str(config.source)
+        ):
+            logs.extend(batch.records)
+            malformed += batch.malformed
+            if batch.error:
+                warnings.append(f"log source {batch.source}: {batch.error}")
+    records = list(logs or ())
+    by_request = _errors_by_request(records)
+
+    decisions: list[Decision] = []
+    for test in todo:
+        facts = (
+            history_facts(store, test.nodeid, window) if store and test.outcome.is_failure else None
+        )
+        evidence = gather_evidence(
+            test,
+            gate=gate,
+            probe_history=_probes_during(store, test) if store else (),
+            index=index,
+            tests_dirs=tests_dirs,
+            flips=facts.flips if facts else 0,
+            history_runs=facts.runs if facts else 0,
+            env_correlated=bool(facts and facts.verdict == "environment"),
+            revision=revision,
+            previous_revision=previous_revision,
+            server_log=by_request.get(test.request_id or "", ""),
+        )
+        decisions.append(classify(evidence, rules))
+
+    errors = [r for r in records if r.is_error]
+    templates = mine_templates(errors or records, top=10) if records else ()
+
+    change = ChangeFacts(
+        revision, previous_revision, _previous_green(store, decisions, previous_revision)
+    )
+    clusters = build_clusters(decisions, index=index, gate=gate, logs=records, change=change)
+    return TriageResult(
+        classifications=tuple(d.classification for d in decisions),
+        clusters=clusters,
+        mrr_at_risk_usd=total_impact_usd((c.tests for c in clusters), index),
+        log_templates=templates,
+        log_errors=len(errors),
+        log_malformed=malformed,
+        warnings=tuple(warnings),
+        tests=tuple(tests),
+    )
+
+
+def _errors_by_request(records: Sequence[LogRecord]) -> dict[str, str]:
+    """Error lines (and their tracebacks) per request id."""
+    out: dict[str, str] = {}
+    for r in records:
+        if r.request_id and r.is_error:
+            out[r.request_id] = f"{out.get(r.request_id, '')}{r.message}\n{r.traceback}".strip()
+    return out
+
+
+def _probes_during(store: Store, test: TestResult) -> list[ProbeResult]:
+    """Probe results stored while the test ran (the gate checked only before the phase)."""
+    if test.started_at is None:
+        return []
+    start = aware(test.started_at)
+    assert start is not None
+    end = start + timedelta(seconds=test.duration_s + PROBE_SLACK_S)
+    return [
+        ProbeResult(
+            r.component,
+            r.name,
+            r.kind,
+            r.target,
+            r.ok,
+            r.latency_ms,
+            r.detail,
+            aware(r.checked_at) or utcnow(),
+        )
+        for r in store.probes_between(start, end)
+    ]
+
+
+def _log_window(tests: Sequence[TestResult], window_s: float) -> tuple[datetime, datetime]:
+    """From window_s before the first failure to window_s after the last one."""
+    starts = [s for t in tests if (s := aware(t.started_at)) is not None]
+    if not starts:
+        now = utcnow()
+        return now - timedelta(seconds=window_s), now
+    ends = [
+        s + timedelta(seconds=t.duration_s) for t in tests if (s := aware(t.started_at)) is not None
+    ]
+    margin = timedelta(seconds=window_s)
+    return min(starts) - margin, max(ends) + margin
+
+
+def _previous_green(
+    store: Store | None, decisions: Sequence[Decision], previous_revision: str | None
+) -> bool | None:
+    """Did the failing tests pass on the previous revision? None when nobody can say."""
+    if store is None or not previous_revision:
+        return None
+    failing = [d.classification.nodeid for d in decisions if d.evidence.outcome.is_failure]
+    seen = False
+    for nodeid in failing[:50]:
+        rows = [r for r in store.test_history(nodeid, limit=10) if r.revision == previous_revision]
+        if rows:
+            seen = True
+            if rows[0].outcome != Outcome.PASSED.value:
+                return False
+    return True if seen else None
+
+
+# --------------------------------------------------------------------------- JUnit
+
+
+def triage_junit(paths: Sequence[str | Path], config: Config | None = None) -> TriageResult:
+    """`greenloop triage FILE.xml...`: classify and cluster JUnit failures; runs nothing."""
+    from greenloop.index import load_index
+    from greenloop.junit import parse_junit
+
+    tests: list[TestResult] = []
+    for path in paths:
+        tests.extend(parse_junit(path, phase="junit"))
+    index = load_index(config) if config else ()
+    return triage(tests, gate=None, index=index, config=config)
+
+
+def triage_report(
+    result: TriageResult, files: Sequence[str | Path], config: Config | None = None
+) -> dict[str, Any]:
+    """The contract's JSON object for `greenloop triage --json`: tests and clusters filled."""
+    from greenloop.report.json_report import build_json_report
+
+    now = utcnow()
+    verdict = Verdict.FAILING if result.failing else Verdict.GREEN
+    phase = PhaseResult(
+        name="junit",
+        status=PhaseStatus.FAILED if result.failing else PhaseStatus.PASSED,
+        duration_s=sum(t.duration_s for t in result.tests),
+        tests=result.tests,
+        command=" ".join(str(f) for f in files),
+    )
+    iteration = IterationResult(
+        number=1,
+        verdict=verdict,
+        duration_s=0.0,
+        started_at=now,
+        phases=(phase,),
+        classifications=result.classifications,
+        clusters=result.clusters,
+    )
+    run = RunResult(
+        run_id=f"triage-{now:%Y%m%d-%H%M%S}",
+        verdict=verdict,
+        started_at=now,
+        finished_at=now,
+        environment=config.environment.name if config else "junit",
+        revision=None,
+        iterations=(iteration,),
+        command_line="greenloop triage " + " ".join(str(f) for f in files),
+    )
+    return build_json_report(run, mrr_at_risk_usd=result.mrr_at_risk_usd, triage_only=True)

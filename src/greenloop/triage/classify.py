@@ -1,0 +1,94 @@
+"""Give each non-passing test exactly one category, with the rule and evidence that decided it.
+
+Pure: evidence in, `Decision` out. Blocked and skipped tests are decided by
+their outcome; failures go through the rule table (user rules first).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from greenloop.records import Category, Classification, Outcome
+from greenloop.triage.evidence import FailureEvidence
+from greenloop.triage.rules import BUILTIN_RULES, FALLBACK, Rule
+
+# A skip whose reason says the environment was not there: the test did not really run.
+_ENV_SKIP = re.compile(
+    r"unavailable|unreachable|not (?:available|reachable|running|responding)|"
+    r"connection refused|could not connect|cannot connect|can't connect|is down|offline|"
+    r"no (?:database|redis|server|service|backend|network)|"
+    r"(?:env(?:ironment)?|staging|server|service|database|redis|backend)[^\n]{0,30}\bnot set",
+    re.I,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A classification plus what clustering and root-cause analysis need from it."""
+
+    classification: Classification
+    reason: str
+    rule: Rule | None
+    evidence: FailureEvidence
+
+
+def is_env_skip(reason: str) -> bool:
+    return bool(_ENV_SKIP.search(reason))
+
+
+def classify(ev: FailureEvidence, rules: Sequence[Rule] = BUILTIN_RULES) -> Decision:
+    """The first rule whose predicate matches decides; `unknown` when none does."""
+    if ev.outcome is Outcome.BLOCKED:
+        component = ev.blocked_by or "environment"
+        return Decision(
+            Classification(
+                ev.nodeid,
+                Category.BLOCKED,
+                1.0,
+                "blocked-by-gate",
+                f"not run: the gate found {component} unhealthy",
+                component,
+            ),
+            "BLOCKED",
+            None,
+            ev,
+        )
+    if ev.outcome is Outcome.SKIPPED:
+        reason = ev.skip_reason or ev.message or "no reason given"
+        if is_env_skip(reason):
+            return Decision(
+                Classification(
+                    ev.nodeid, Category.SKIPPED_ENV, 0.9, "skipped-env", reason[:240], None
+                ),
+                "SKIPPED-ENV",
+                None,
+                ev,
+            )
+        return Decision(
+            Classification(ev.nodeid, Category.TEST, 0.3, "skipped-by-test", reason[:240], None),
+            "SKIPPED",
+            None,
+            ev,
+        )
+    for rule in rules:
+        found = rule.match(ev)
+        if found is not None:
+            return _decided(ev, rule, found)
+    return _decided(ev, FALLBACK, FALLBACK.match(ev) or "")
+
+
+def _decided(ev: FailureEvidence, rule: Rule, found: str) -> Decision:
+    component = rule.component(ev)
+    return Decision(
+        Classification(ev.nodeid, rule.category, rule.confidence, rule.name, found, component),
+        rule.reason,
+        rule,
+        ev,
+    )
+
+
+def needs_triage(outcome: Outcome) -> bool:
+    """Failed, errored, timed out, crashed, blocked or skipped: everything but a pass."""
+    return outcome is not Outcome.PASSED

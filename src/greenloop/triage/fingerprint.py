@@ -1,0 +1,104 @@
+"""Stable fingerprints: the same fault in any run gives the same hex string.
+
+A fingerprint hashes what identifies a fault and nothing that varies between
+runs: the exception type, its message with numbers, IDs, UUIDs, hex, times,
+ports, IPs, temp paths and memory addresses masked, and the in-app and test
+helper frames (file and function, not line numbers, which move with every
+edit). Library, stdlib and pytest frames are dropped. The test function's own
+frame is dropped too, so twelve tests hitting one fault form one cluster.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from greenloop.records import Category, TestResult
+from greenloop.triage.evidence import FailureEvidence, gather_evidence
+
+_MASKS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?"), "<TS>"),
+    (re.compile(r"\b\d\d:\d\d:\d\d(?:[.,]\d+)?\b"), "<TIME>"),
+    (
+        re.compile(
+            r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
+        ),
+        "<UUID>",
+    ),
+    (re.compile(r"\b0x[0-9a-fA-F]+\b"), "<ADDR>"),
+    (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<IP>"),
+    (re.compile(r"\[?\b[0-9a-fA-F]{0,4}(?::[0-9a-fA-F]{0,4}){2,7}\]?(?::\d+)?"), "<IP>"),
+    (
+        re.compile(
+            r"(?:/tmp|/var/folders|/private/var|[A-Za-z]:\\Users\\[^\\]+\\AppData\\Local\\Temp)"
+            r"[^\s'\",)]*"
+        ),
+        "<TMP>",
+    ),
+    (re.compile(r"pytest-of-[^\s/]+/pytest-\d+[^\s'\",)]*"), "<TMP>"),
+    (re.compile(r"\b[0-9a-fA-F]{12,}\b"), "<HEX>"),
+    (re.compile(r"(?<=[:=])\d{2,5}\b|(?<=port )\d{2,5}\b"), "<PORT>"),
+    (re.compile(r"\d+(?:\.\d+)?"), "<N>"),
+)
+
+_WS = re.compile(r"\s+")
+
+
+def normalize(text: str) -> str:
+    """Mask everything that changes between two occurrences of the same fault."""
+    for pattern, mask in _MASKS:
+        text = pattern.sub(mask, text)
+    return _WS.sub(" ", text).strip()
+
+
+def exception_line(ev: FailureEvidence) -> str:
+    """The line stating the final exception (or the message when there is none)."""
+    exc = ev.exc_type
+    if exc:
+        idx = ev.text.rfind(exc)
+        if idx != -1:
+            lo = ev.text.rfind("\n", 0, idx) + 1
+            hi = ev.text.find("\n", idx)
+            return ev.text[lo : hi if hi != -1 else len(ev.text)][:300]
+    first = (ev.message or ev.text).strip().splitlines()
+    return first[0][:300] if first else ""
+
+
+def signature(ev: FailureEvidence, category: Category | None = None) -> str:
+    """The normalised text a fingerprint hashes (kept readable for debugging)."""
+    line = normalize(exception_line(ev))
+    if category in (Category.INFRASTRUCTURE, Category.CONFIGURATION):
+        # The environment is the fault: the path a test took to meet it does not matter.
+        return f"{ev.exc_type or ''}|{line}"
+    test_function = ev.nodeid.rsplit("::", 1)[-1].split("[", 1)[0]
+    frames = [
+        f"{f.path.replace(chr(92), '/').rsplit('/', 1)[-1]}:{f.function}"
+        for f in ev.frames
+        if f.kind == "app" or (f.kind == "test" and f.function != test_function)
+    ]
+    return f"{ev.exc_type or ''}|{line}|{';'.join(frames[-8:])}"
+
+
+def digest(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8", "replace")).hexdigest()[:16]
+
+
+def fingerprint_evidence(ev: FailureEvidence, category: Category | None = None) -> str:
+    return digest(signature(ev, category))
+
+
+def fingerprint(result: TestResult) -> str:
+    """A stable 16-hex fingerprint of one failure (text only, no environment)."""
+    return fingerprint_evidence(gather_evidence(result))
+
+
+def blocked_fingerprint(component: str) -> str:
+    return digest(f"blocked:{component}")
+
+
+def skipped_fingerprint(reason: str) -> str:
+    return digest(f"skipped:{normalize(reason)}")
+
+
+def cluster_id(fp: str) -> str:
+    return f"C-{fp[:8]}"

@@ -1,0 +1,214 @@
+"""Log sources: the interface every kind implements, and the record they all return.
+
+A source reads the service's log lines in a time window. Parsing is shared:
+JSON lines with keys ts/level/request_id/message/traceback (common aliases
+accepted) or text lines starting with a timestamp. A line that cannot be
+parsed is counted and skipped, never fatal: one torn line must not hide the
+traceback next to it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from greenloop.config import LogSourceConfig
+from greenloop.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One service log line (with the traceback that followed it, if any)."""
+
+    ts: datetime | None
+    level: str
+    message: str
+    source: str = ""
+    request_id: str | None = None
+    traceback: str = ""
+
+    @property
+    def is_error(self) -> bool:
+        return self.level in ("ERROR", "CRITICAL", "FATAL", "ALERT", "EMERGENCY") or bool(
+            self.traceback
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LogBatch:
+    """What one source returned for one window."""
+
+    source: str
+    records: tuple[LogRecord, ...] = ()
+    malformed: int = 0
+    error: str = ""  # the source itself failed (command exit, HTTP error): said, not raised
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class SourceOptions(BaseModel):
+    """Base of each kind's options model: unknown keys are mistakes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LogSource(ABC):
+    """A place logs come from. Subclasses set `kind` and `Options`."""
+
+    kind: ClassVar[str]
+    Options: ClassVar[type[SourceOptions]]
+
+    def __init__(self, config: LogSourceConfig, base_dir: Path, file: str = "greenloop.toml"):
+        self.name = config.name
+        self.base_dir = base_dir
+        try:
+            self.options: Any = self.Options.model_validate(config.options())
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            key = ".".join(str(p) for p in first["loc"])
+            raise ConfigError(
+                file, f"triage.logs[{config.name}].{key}", str(first["msg"])
+            ) from None
+
+    @abstractmethod
+    def read(self, start: datetime, end: datetime) -> LogBatch:
+        """The source's records between start and end (inclusive)."""
+
+
+# --------------------------------------------------------------------------- parsing
+
+_TS_KEYS = ("ts", "timestamp", "time", "@timestamp", "receiveTimestamp")
+_LEVEL_KEYS = ("level", "severity", "levelname", "lvl")
+_MESSAGE_KEYS = ("message", "msg", "textPayload", "event")
+_RID_KEYS = ("request_id", "requestId", "rid", "trace_id", "x_request_id")
+_TEXT_LINE = re.compile(
+    r"^\[?(?P<ts>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?)\]?\s+"
+    r"(?:\[?(?P<level>DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|CRITICAL|FATAL)\]?:?\s+)?"
+    r"(?P<message>.*)$"
+)
+_LEVELS = {"WARN": "WARNING"}
+_RID_IN_TEXT = re.compile(r"\b(?:request_id|rid|req)[=:]\s?([\w-]+)")
+
+
+def parse_ts(value: object) -> datetime | None:
+    """ISO 8601 strings, epoch seconds/ms/ns; naive times are taken as UTC."""
+    if isinstance(value, int | float):
+        number = float(value)
+        while number > 1e11:  # ms, us, ns -> s
+            number /= 1000
+        return datetime.fromtimestamp(number, UTC)
+    if isinstance(value, str) and value:
+        text = value.strip().replace(",", ".")
+        if text.isdigit():
+            return parse_ts(int(text))
+        if text.endswith("Z"):
+            text = text[:-1] + "+00:00"
+        # Python < 3.11 cannot read more than 6 fractional digits; Loki/gcloud send 9.
+        text = re.sub(r"(\.\d{6})\d+", r"\1", text)
+        stamp = datetime.fromisoformat(text)
+        return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+    return None
+
+
+def _first(raw: dict[str, Any], keys: Iterable[str]) -> Any:
+    for key in keys:
+        if key in raw and raw[key] not in (None, ""):
+            return raw[key]
+    return None
+
+
+def record_from_json(raw: dict[str, Any], source: str) -> LogRecord:
+    """A record from one JSON object (our keys, or gcloud/structlog aliases)."""
+    payload: dict[str, Any] = raw["jsonPayload"] if isinstance(raw.get("jsonPayload"), dict) else {}
+    merged = {**raw, **payload}
+    message = _first(merged, _MESSAGE_KEYS)
+    if message is None:
+        raise ValueError("no message")
+    level = str(_first(merged, _LEVEL_KEYS) or "INFO").upper()
+    rid = _first(merged, _RID_KEYS)
+    labels: dict[str, Any] = raw["labels"] if isinstance(raw.get("labels"), dict) else {}
+    rid = rid or _first(labels, _RID_KEYS)
+    return LogRecord(
+        ts=parse_ts(_first(merged, _TS_KEYS)),
+        level="WARNING" if level == "WARN" else level,
+        message=str(message),
+        source=source,
+        request_id=str(rid) if rid is not None else None,
+        traceback=str(merged.get("traceback") or merged.get("exc_info") or ""),
+    )
+
+
+def parse_lines(lines: Iterable[str], source: str) -> tuple[list[LogRecord], int]:
+    """Parse JSON or text lines; returns the records and how many lines were malformed.
+
+    Text lines without a timestamp continue the previous record (a traceback).
+    """
+    records: list[LogRecord] = []
+    malformed = 0
+    for raw_line in lines:
+        line = raw_line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        if line.lstrip().startswith("{"):
+            try:
+                obj = json.loads(line)
+                if not isinstance(obj, dict):
+                    raise ValueError("not an object")
+                records.append(record_from_json(obj, source))
+            except (ValueError, TypeError):
+                malformed += 1
+            continue
+        m = _TEXT_LINE.match(line)
+        if m:
+            try:
+                ts = parse_ts(m.group("ts"))
+            except ValueError:
+                malformed += 1
+                continue
+            message = m.group("message")
+            rid = _RID_IN_TEXT.search(message)
+            records.append(
+                LogRecord(
+                    ts=ts,
+                    level=(m.group("level") or "INFO")
+                    .replace("WARN", "WARNING")
+                    .replace("WARNINGING", "WARNING"),
+                    message=message,
+                    source=source,
+                    request_id=rid.group(1) if rid else None,
+                )
+            )
+        elif records:
+            last = records[-1]
+            tb = f"{last.traceback}\n{line}" if last.traceback else line
+            records[-1] = LogRecord(last.ts, last.level, last.message, source, last.request_id, tb)
+        else:
+            malformed += 1
+    return records, malformed
+
+
+_LEVEL_WORD = re.compile(r"\b(DEBUG|INFO|WARN|WARNING|ERROR|CRITICAL|FATAL)\b")
+
+
+def record_from_line(line: str, ts: datetime | None, source: str, level: str = "") -> LogRecord:
+    """A bare line whose time comes from elsewhere (Loki, journald): level and id from the text."""
+    word = _LEVEL_WORD.search(line)
+    found = word.group(1) if word else (level or "INFO")
+    rid = _RID_IN_TEXT.search(line)
+    return LogRecord(
+        ts, _LEVELS.get(found.upper(), found.upper()), line, source, rid.group(1) if rid else None
+    )
+
+
+def in_window(
+    records: Iterable[LogRecord], start: datetime, end: datetime
+) -> tuple[LogRecord, ...]:
+    """Records inside the window; undated records are kept (they may be the evidence)."""
+    return tuple(r for r in records if r.ts is None or start <= r.ts <= end)

@@ -1,0 +1,70 @@
+"""Short, skimmable REASON names for clusters, and the phrase each one reads as in a title.
+
+A reason is what a person scanning a worklog or an issue list reads first:
+`CACHE-UNAVAILABLE` says more at a glance than a category. Every built-in rule
+names one of these; user rules may name their own (upper-cased rule name).
+"""
+
+from __future__ import annotations
+
+# reason -> the phrase a cluster title starts with ("Service unavailable: 12 tests failed")
+PHRASES: dict[str, str] = {
+    "SERVICE-UNAVAILABILITY": "Service unavailable",
+    "GATEWAY-ERROR": "Gateway error (502/503/504)",
+    "WEBSOCKET-503": "WebSocket handshake rejected",
+    "WEBSOCKET-CLOSED": "WebSocket closed abnormally",
+    "WEBSOCKET-1011": "WebSocket closed with a server error (1011)",
+    "CONNECTION-RESET": "Connection reset by the remote side",
+    "NETWORK-TIMEOUT": "Network timeout",
+    "DNS-FAILURE": "Host name does not resolve",
+    "DISK-FULL": "Disk full",
+    "OUT-OF-MEMORY": "Out of memory",
+    "DATABASE-CONNECTIONS-EXHAUSTED": "Database refuses new connections",
+    "DATABASE-SLOW": "Database too slow",
+    "TLS-CERTIFICATE": "TLS certificate not trusted",
+    "TLS-HOSTNAME-MISMATCH": "TLS certificate does not match the host name",
+    "INTERMITTENT-INFRASTRUCTURE": "Intermittent failure while a component was unhealthy",
+    "AUTH-401": "Credentials rejected",
+    "DATABASE-AUTH": "Database rejected the credentials",
+    "MISSING-ENV": "Environment variable missing",
+    "MISCONFIGURED": "Application settings missing or invalid",
+    "WRONG-ADDRESS": "Nothing listens at the configured address",
+    "WRONG-INTERPRETER": "Tests run by the wrong Python interpreter",
+    "SCHEMA-MISSING": "Database schema missing",
+    "APP-500": "Server error (HTTP 500)",
+    "APP-EXCEPTION": "Application exception",
+    "DATA-INTEGRITY": "Database integrity violation",
+    "MISSING-EVENT": "Expected event never arrived",
+    "WRONG-RESPONSE": "Wrong response content",
+    "IMPORT-ERROR": "Test module cannot be imported",
+    "MISSING-FIXTURE": "Fixture not found",
+    "FIXTURE-SCOPE-MISMATCH": "Fixture scope mismatch",
+    "UNAWAITED-COROUTINE": "Coroutine never awaited",
+    "UNKNOWN-MARKER": "Unknown pytest marker (plugin missing)",
+    "STALE-CALL": "Test calls a helper with a stale signature",
+    "AUTH-TOKEN-EXPIRED": "Test presented an expired or malformed token",
+    "TEST-CODE-ERROR": "Error in test code",
+    "FLAKY-RERUN": "Passed on re-run",
+    "FLAKY-HISTORY": "Flips between pass and fail on one revision",
+    "FLAKY-ORDERING": "Depends on set or dict ordering",
+    "FLAKY-TIMING": "Timing-dependent wait timed out",
+    "PORT-RACE": "Port already in use",
+    "BLOCKED": "Blocked by an unhealthy component",
+    "SKIPPED-ENV": "Skipped because the environment was unavailable",
+    "SKIPPED": "Skipped by the test itself",
+    "UNEXPECTED-STATUS": "Unexpected HTTP status",
+    "INSUFFICIENT-EVIDENCE": "Not enough evidence to classify",
+}
+
+
+def phrase(reason: str) -> str:
+    """The human phrase for a reason; unknown (user) reasons read as themselves."""
+    return PHRASES.get(reason, reason.replace("-", " ").capitalize())
+
+
+def component_reason(reason: str, component: str | None) -> str:
+    """Make an availability reason specific: SERVICE-UNAVAILABILITY + cache -> CACHE-UNAVAILABLE."""
+    if component and reason in ("SERVICE-UNAVAILABILITY", "BLOCKED"):
+        name = "".join(ch if ch.isalnum() else "-" for ch in component.upper()).strip("-")
+        return f"{name}-UNAVAILABLE" if reason == "SERVICE-UNAVAILABILITY" else f"BLOCKED-BY-{name}"
+    return reason

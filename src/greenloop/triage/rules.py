@@ -1,0 +1,1055 @@
+"""The classification rule table: ordered data, first match wins.
+
+Each `Rule` names a category, a REASON (names.py), a confidence and a pure
+predicate over `FailureEvidence` that returns the excerpt that convinced it
+(or None). Order matters and is deliberate: environment facts that override
+the text (re-runs, probe failures) come first, then failures whose text is
+unambiguous (a missing fixture is a test bug whatever the environment), then
+the network family where probe states decide between infrastructure and
+configuration, then product signals, and "unknown" last. User rules from
+`[[triage.rules]]` are tried before all of them. docs/triage.md lists the table.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from greenloop.config import RuleConfig
+from greenloop.errors import ConfigError
+from greenloop.records import Category, Outcome
+from greenloop.triage.evidence import FailureEvidence
+
+Matcher = Callable[[FailureEvidence], str | None]
+ComponentOf = Callable[[FailureEvidence], str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One row of the table."""
+
+    name: str
+    category: Category
+    reason: str
+    confidence: float
+    doc: str
+    match: Matcher
+    component: ComponentOf = lambda ev: None
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+def excerpt(text: str, start: int, end: int, width: int = 240) -> str:
+    """The line holding a match, trimmed: what a person checks against the rule."""
+    lo = text.rfind("\n", 0, start) + 1
+    hi = text.find("\n", end)
+    line = text[lo : hi if hi != -1 else len(text)].strip()
+    return line if len(line) <= width else line[: width - 3] + "..."
+
+
+def rx(pattern: str, *needles: str, flags: int = 0) -> Matcher:
+    """Match a regex over the text; `needles` are literal substrings one of which must occur
+    (a cheap filter that keeps 100k failures/s possible)."""
+    compiled = re.compile(pattern, flags)
+
+    def match(ev: FailureEvidence) -> str | None:
+        text = ev.text
+        if needles and not any(n in text for n in needles):
+            return None
+        m = compiled.search(text)
+        return excerpt(text, m.start(), m.end()) if m else None
+
+    return match
+
+
+def both(first: Matcher, second: Matcher) -> Matcher:
+    def match(ev: FailureEvidence) -> str | None:
+        a = first(ev)
+        if a is None:
+            return None
+        b = second(ev)
+        return None if b is None else (a if a == b else f"{a} | {b}")
+
+    return match
+
+
+def when(
+    predicate: Callable[[FailureEvidence], bool],
+    matcher: Matcher,
+    note: str | Callable[[FailureEvidence], str] = "",
+) -> Matcher:
+    """`matcher`, but only when an environment fact holds; the fact is added to the evidence."""
+
+    def match(ev: FailureEvidence) -> str | None:
+        if not predicate(ev):
+            return None
+        found = matcher(ev)
+        if found is None:
+            return None
+        return f"{found} ({note(ev) if callable(note) else note})" if note else found
+
+    return match
+
+
+def probes_note(ev: FailureEvidence) -> str:
+    if not ev.failing_probes:
+        return "every probe green" if ev.gate_known else "no probe data"
+    return "; ".join(
+        f"probe {p.name!r} ({p.component}) failing at {p.checked_at:%H:%M:%S}: {p.detail[:120]}"
+        for p in ev.failing_probes[:3]
+    )
+
+
+# --------------------------------------------------------------------------- components
+
+_FAMILIES: tuple[tuple[str, re.Pattern[str], tuple[str, ...]], ...] = (
+    (
+        "database",
+        re.compile(r"psycopg|postgres|PgDatabase|sqlalchemy|django\.db|mysql|:5432\b|port 5432"),
+        ("db", "database", "postgres", "pg", "sql"),
+    ),
+    ("cache", re.compile(r"[Rr]edis|:6379\b|port 6379"), ("redis", "cache")),
+    (
+        "websocket",
+        re.compile(r"[Ww]eb[Ss]ocket|\bwss?://"),
+        ("ws", "websocket", "realtime", "gateway"),
+    ),
+)
+_PORT = re.compile(r"(?:[:(,]\s?|port |, )(\d{2,5})\b")
+_HOST = re.compile(r"""(?:host=['"]?|https?://|wss?://|host ")([\w.-]+)""")
+
+
+def _target_port(target: str) -> str | None:
+    try:
+        parts = urlsplit(target if "://" in target else f"tcp://{target}")
+        return str(parts.port) if parts.port else None
+    except ValueError:
+        return None
+
+
+def target_component(ev: FailureEvidence) -> str | None:
+    """Which component a network failure points at.
+
+    Failing probes first (same port as the error, then a name matching the
+    error's family), then the family of the error itself, then the host.
+    """
+    families = [(name, hints) for name, pattern, hints in _FAMILIES if pattern.search(ev.text)]
+    if ev.failing_probes:
+        ports = set(_PORT.findall(ev.text))
+        for probe in ev.failing_probes:
+            port = _target_port(probe.target)
+            if port and port in ports:
+                return probe.component
+        for _, hints in families:
+            for probe in ev.failing_probes:
+                if any(h in probe.component.lower() or h in probe.kind for h in hints):
+                    return probe.component
+        return ev.failing_probes[0].component
+    if families:
+        return families[0][0]
+    host = _HOST.search(ev.text)
+    return host.group(1) if host else None
+
+
+def failing_component(ev: FailureEvidence) -> str | None:
+    """The failing component the test depends on, else the first failing one."""
+    for probe in ev.failing_probes:
+        if probe.component in ev.test_components:
+            return probe.component
+    return ev.failing_probes[0].component if ev.failing_probes else None
+
+
+# --------------------------------------------------------------------------- predicates
+
+_REFUSED = rx(
+    r"[Cc]onnection refused|ECONNREFUSED|Errno 111\]|Error 111 connecting|WinError 10061|"
+    r"actively refused|All connection attempts failed|[Cc]ould not connect to server|"
+    r"Connect call failed|[Ff]ailed to connect to|HttpHostConnectException|"
+    r"httpx\.ConnectError|Cannot connect to host|No connection could be made",
+    "efused",
+    "ECONNREFUSED",
+    "111",
+    "10061",
+    "ttempts failed",
+    "onnect",
+)
+_LOOPBACK = re.compile(r"\blocalhost\b|127\.0\.0\.1|\[?::1\]?[ :,)]")
+_PROGRAMMING_ERRORS = frozenset(
+    {
+        "AttributeError",
+        "KeyError",
+        "TypeError",
+        "ValueError",
+        "IndexError",
+        "NameError",
+        "UnboundLocalError",
+        "ZeroDivisionError",
+        "RecursionError",
+        "NotImplementedError",
+        "DoesNotExist",
+        "ObjectDoesNotExist",
+        "ValidationError",
+        "JSONDecodeError",
+        "UnicodeDecodeError",
+        "UnicodeEncodeError",
+        "OverflowError",
+        "ProgrammingError",
+    }
+)
+_TEST_CODE_ERRORS = frozenset(
+    {"NameError", "SyntaxError", "ImportError", "ModuleNotFoundError", "FixtureLookupError"}
+)
+_GATEWAY = frozenset({502, 503, 504})
+
+
+def _gate_unknown(ev: FailureEvidence) -> bool:
+    return not ev.gate_known
+
+
+def _loopback_refused(ev: FailureEvidence) -> str | None:
+    found = _REFUSED(ev)
+    if found is None or not ev.text or not _LOOPBACK.search(ev.text):
+        return None
+    return found
+
+
+def _websocket_rejected(ev: FailureEvidence) -> str | None:
+    if not (set(ev.statuses) & _GATEWAY):
+        return None
+    return rx(
+        r"rejected WebSocket connection|InvalidStatus|WebSocket.*(?:handshake|upgrade)",
+        "WebSocket",
+        "InvalidStatus",
+    )(ev)
+
+
+def _gateway_status(ev: FailureEvidence) -> str | None:
+    codes = sorted(set(ev.statuses) & _GATEWAY)
+    return f"HTTP {', '.join(map(str, codes))} received" if codes else None
+
+
+def _close_codes(*codes: int) -> Matcher:
+    def match(ev: FailureEvidence) -> str | None:
+        hit = [c for c in ev.close_codes if c in codes]
+        return f"WebSocket closed with code {hit[0]}" if hit else None
+
+    return match
+
+
+_SERVER_TRACEBACK = rx(
+    r"Internal Server Error|^\s*\w+(?:Error|Exception|DoesNotExist) at /\S*|Exception Location:|"
+    r"File \"[^\"]*(?:django/core/handlers|flask/app\.py|werkzeug/|starlette/|fastapi/|"
+    r"pyramid|aspen/|tornado/web\.py|aiohttp/web|falcon/|bottle\.py|uvicorn/)",
+    "Internal Server Error",
+    " at /",
+    "Exception Location",
+    'File "',
+    flags=re.M,
+)
+
+
+def _server_error_status(ev: FailureEvidence) -> str | None:
+    codes = [s for s in ev.statuses if s >= 500 and s not in _GATEWAY]
+    if not codes:
+        return None
+    others = [e for e in ev.exc_types if e not in ("AssertionError", "Failed", "HTTPError")]
+    if ev.probes_green:
+        return f"HTTP {codes[0]} while every probe was green"
+    if others:
+        return f"HTTP {codes[0]} with server exception {others[-1]}"
+    return None
+
+
+def _status_mismatch(ev: FailureEvidence) -> str | None:
+    if not ev.status_assertion:
+        return None
+    got = ", ".join(map(str, ev.statuses)) or "another"
+    return f"test expected a different HTTP status (got {got})"
+
+
+def _wrong_status_green(ev: FailureEvidence) -> str | None:
+    if not ev.probes_green:
+        return None
+    return _status_mismatch(ev)
+
+
+def _raised_in(kind: str, types: frozenset[str] | None = None) -> Matcher:
+    def match(ev: FailureEvidence) -> str | None:
+        exc = ev.exc_type
+        if exc is None or (types is not None and exc not in types):
+            return None
+        frame = ev.raising_frame
+        if frame is None or frame.kind != kind:
+            return None
+        return f"{exc} raised in {kind} code {frame.path}:{frame.line or '?'} in {frame.function}"
+
+    return match
+
+
+def _app_exception(ev: FailureEvidence) -> str | None:
+    exc = ev.exc_type
+    if exc not in _PROGRAMMING_ERRORS:
+        return None
+    frame = ev.raising_frame
+    if frame is not None and frame.kind == "test":
+        return None
+    if exc == "KeyError" and frame is None:
+        return None  # a bare KeyError could be a missing env var, a test dict or the app
+    where = f" in {frame.path}:{frame.line or '?'}" if frame else ""
+    return f"{exc}{where}: {ev.text.strip().splitlines()[-1][:160]}"
+
+
+def _server_log_exception(ev: FailureEvidence) -> str | None:
+    """The service logged an exception for this very request (matched by request id)."""
+    if not ev.server_log:
+        return None
+    lines = ev.server_log.strip().splitlines()
+    return f"service log for request {ev.request_id}: {lines[-1][:200]}"
+
+
+def _bare_keyerror(ev: FailureEvidence) -> str | None:
+    if ev.exc_type == "KeyError" and ev.raising_frame is None:
+        return "KeyError with no traceback: where it was raised decides its category"
+    return None
+
+
+def _app_frame_no_exception(ev: FailureEvidence) -> str | None:
+    if ev.exc_types:
+        return None
+    frame = ev.raising_frame
+    if frame is None or frame.kind != "app" or not ev.frames or ev.frames[-1].kind != "app":
+        return None
+    return (
+        f"traceback ends in application code {frame.path}:{frame.line or '?'} in {frame.function}"
+    )
+
+
+def _assertion_green(ev: FailureEvidence) -> str | None:
+    if not ev.probes_green:
+        return None
+    if "AssertionError" in ev.exc_types or "\nE   " in ev.text or ev.text.startswith("assert"):
+        return f"assertion failed while every probe was green: {ev.message[:160]}"
+    return None
+
+
+def _component_down(ev: FailureEvidence) -> str | None:
+    down = [p for p in ev.failing_probes if p.component in ev.test_components]
+    if not down:
+        return None
+    p = down[0]
+    return (
+        f"test exercises {p.component}, whose probe {p.name!r} was failing at "
+        f"{p.checked_at:%H:%M:%S}: {p.detail[:120]}"
+    )
+
+
+_ORDER_SIDES = re.compile(
+    r"^(?:E\s+)?(?:AssertionError: )?(?:assert )?(?P<a>.{3,300}?) (?:!=|==) (?P<b>.{3,300})$", re.M
+)
+_TOKENS = re.compile(r"\w+")
+
+
+def _ordering(ev: FailureEvidence) -> str | None:
+    """Both sides hold the same items in a different order: set/dict ordering, not a bug."""
+    if "=" not in ev.text:
+        return None
+    for m in _ORDER_SIDES.finditer(ev.text):
+        a, b = m.group("a"), m.group("b")
+        ta, tb = _TOKENS.findall(a), _TOKENS.findall(b)
+        if len(ta) >= 2 and ta != tb and sorted(ta) == sorted(tb):
+            return excerpt(ev.text, m.start(), m.end())
+        # a repr of a set/dict on both sides, e.g. "{obj, module}" vs "{module, obj}"
+        sa = re.findall(r"\{[^{}]*\}", a)
+        sb = re.findall(r"\{[^{}]*\}", b)
+        if (
+            sa
+            and sb
+            and any(
+                x != y and sorted(_TOKENS.findall(x)) == sorted(_TOKENS.findall(y))
+                for x in sa
+                for y in sb
+            )
+        ):
+            return excerpt(ev.text, m.start(), m.end())
+    return None
+
+
+def _rerun(ev: FailureEvidence) -> str | None:
+    return "failed, then passed on re-run" if ev.passed_on_rerun else None
+
+
+def _history_flaky(ev: FailureEvidence) -> str | None:
+    if ev.flips >= 2 and not ev.env_correlated:
+        return f"{ev.flips} pass/fail flips in {ev.history_runs} runs of this revision"
+    return None
+
+
+def _history_env(ev: FailureEvidence) -> str | None:
+    if ev.flips >= 2 and ev.env_correlated:
+        return f"{ev.flips} flips in {ev.history_runs} runs, failures coincide with probe failures"
+    return None
+
+
+def _outcome(*outcomes: Outcome) -> Callable[[FailureEvidence], bool]:
+    return lambda ev: ev.outcome in outcomes
+
+
+def _has_failing(ev: FailureEvidence) -> bool:
+    return bool(ev.failing_probes)
+
+
+# --------------------------------------------------------------------------- the table
+
+INFRA, P, T, C, F, U = (
+    Category.INFRASTRUCTURE,
+    Category.PRODUCT,
+    Category.TEST,
+    Category.CONFIGURATION,
+    Category.FLAKY,
+    Category.UNKNOWN,
+)
+
+BUILTIN_RULES: tuple[Rule, ...] = (
+    # -- environment facts that outweigh the text
+    Rule(
+        "rerun-during-outage",
+        INFRA,
+        "INTERMITTENT-INFRASTRUCTURE",
+        0.85,
+        "passed on re-run while a probe was failing: the environment flickered",
+        when(_has_failing, _rerun, probes_note),
+        failing_component,
+    ),
+    Rule(
+        "passed-on-rerun",
+        F,
+        "FLAKY-RERUN",
+        0.85,
+        "failed, then passed on re-run with no probe failing",
+        _rerun,
+    ),
+    Rule(
+        "history-env-intermittent",
+        INFRA,
+        "INTERMITTENT-INFRASTRUCTURE",
+        0.75,
+        "flips between pass and fail on one revision, failures coincide with probe failures",
+        _history_env,
+    ),
+    Rule(
+        "history-flips",
+        F,
+        "FLAKY-HISTORY",
+        0.75,
+        "flips between pass and fail on one revision, probes green each time",
+        _history_flaky,
+    ),
+    # -- unambiguous test and configuration faults
+    Rule(
+        "wrong-interpreter",
+        C,
+        "WRONG-INTERPRETER",
+        0.8,
+        "a SyntaxError while a Python 2 interpreter imports the test: wrong interpreter",
+        both(rx(r"SyntaxError", "SyntaxError"), rx(r"python2\.\d|Python 2\.\d", "ython")),
+    ),
+    Rule(
+        "collection-error",
+        T,
+        "IMPORT-ERROR",
+        0.9,
+        "the test module cannot be imported or collected",
+        rx(
+            r"ImportError while importing test module|ERROR collecting|import file mismatch|"
+            r"errors? during collection|CollectError",
+            "ImportError while",
+            "ERROR collecting",
+            "import file mismatch",
+            "during collection",
+            "CollectError",
+        ),
+    ),
+    Rule(
+        "missing-fixture",
+        T,
+        "MISSING-FIXTURE",
+        0.95,
+        "pytest cannot find a fixture",
+        rx(r"fixture '[^']+' not found|FixtureLookupError", "fixture '", "FixtureLookupError"),
+    ),
+    Rule(
+        "fixture-scope-mismatch",
+        T,
+        "FIXTURE-SCOPE-MISMATCH",
+        0.95,
+        "a fixture requests a narrower-scoped fixture",
+        rx(r"ScopeMismatch", "ScopeMismatch"),
+    ),
+    Rule(
+        "unawaited-coroutine",
+        T,
+        "UNAWAITED-COROUTINE",
+        0.9,
+        "test code called a coroutine without awaiting it",
+        rx(r"coroutine '[^']+' was never awaited|was never awaited", "never awaited"),
+    ),
+    Rule(
+        "unknown-marker",
+        T,
+        "UNKNOWN-MARKER",
+        0.8,
+        "a marker whose plugin is not installed: the test does not run as written",
+        rx(r"PytestUnknownMarkWarning|Unknown pytest\.mark\.\w+", "nknown"),
+    ),
+    Rule(
+        "missing-env-var",
+        C,
+        "MISSING-ENV",
+        0.9,
+        "an environment variable the code needs is not set",
+        rx(
+            r"os\.environ\[|os\.py\", line \d+, in __getitem__|"
+            r"environment variable \S+ (?:is )?(?:not set|missing|undefined)|"
+            r"[Ss]et the \w+ environment variable|[Mm]issing (?:required )?environment variable",
+            "environ",
+            "__getitem__",
+            "nvironment variable",
+        ),
+    ),
+    Rule(
+        "improperly-configured",
+        C,
+        "MISCONFIGURED",
+        0.9,
+        "the application's settings are missing or invalid",
+        rx(
+            r"ImproperlyConfigured|settings are not configured|[Mm]issing required setting",
+            "ImproperlyConfigured",
+            "not configured",
+            "setting",
+        ),
+    ),
+    Rule(
+        "database-auth",
+        C,
+        "DATABASE-AUTH",
+        0.9,
+        "the database rejected the user or password the config supplies",
+        rx(
+            r"password authentication failed|no password supplied|role \"[^\"]+\" does not exist|"
+            r"Access denied for user|NOAUTH|WRONGPASS|invalid username-password|"
+            r"database \"[^\"]+\" does not exist",
+            "password",
+            'role "',
+            "Access denied",
+            "NOAUTH",
+            "WRONGPASS",
+            'database "',
+        ),
+    ),
+    Rule(
+        "auth-token-expired",
+        T,
+        "AUTH-TOKEN-EXPIRED",
+        0.6,
+        "a 401 for a token the test presented expired or undecodable: the test's token handling",
+        both(
+            rx(r"\b401\b|Unauthorized|[Uu]nauthenticated", "401", "nauth"),
+            rx(
+                r"[Tt]oken (?:has )?expired|[Ee]xpired (?:token|signature)|ExpiredSignature|"
+                r"[Uu]nable to decode(?: or validate)? token|jwt expired",
+                "xpired",
+                "decode",
+            ),
+        ),
+    ),
+    Rule(
+        "auth-rejected",
+        C,
+        "AUTH-401",
+        0.8,
+        "credentials, API key or token from the config were rejected",
+        rx(
+            r"\b401\b.{0,40}(?:Unauthori[sz]ed|error)|Unauthori[sz]ed|Bad credentials|"
+            r"invalid[_ ]api[_ ]key|[Ii]ncorrect API key|[Ii]nvalid API key|"
+            r"[Ii]nvalid (?:access )?token|AuthenticationError|authentication failed|"
+            r"\b403 Forbidden",
+            "401",
+            "nauthori",
+            "credentials",
+            "api",
+            "API",
+            "oken",
+            "uthentication",
+            "403",
+        ),
+    ),
+    Rule(
+        "tls-hostname-mismatch",
+        C,
+        "TLS-HOSTNAME-MISMATCH",
+        0.9,
+        "the certificate is valid but not for the host name the config uses",
+        rx(
+            r"[Hh]ostname mismatch|doesn't match|does not match|not valid for|"
+            r"ERR_TLS_CERT_ALTNAME_INVALID|CertificateError",
+            "match",
+            "not valid for",
+            "ALTNAME",
+            "CertificateError",
+        ),
+    ),
+    Rule(
+        "tls-certificate",
+        INFRA,
+        "TLS-CERTIFICATE",
+        0.8,
+        "the server's certificate is not trusted (expired, self-signed, unknown CA)",
+        rx(
+            r"CERTIFICATE_VERIFY_FAILED|certificate verify failed|certificate has expired|"
+            r"self[- ]signed certificate|unable to get local issuer",
+            "ertificate",
+            "CERTIFICATE",
+        ),
+    ),
+    # -- the environment is broken, whatever the test does
+    Rule(
+        "disk-full",
+        INFRA,
+        "DISK-FULL",
+        0.95,
+        "the machine ran out of disk space",
+        rx(
+            r"No space left on device|ENOSPC|Errno 28\]|[Dd]isk (?:is )?full",
+            "space left",
+            "ENOSPC",
+            "Errno 28",
+            "isk",
+        ),
+    ),
+    Rule(
+        "out-of-memory",
+        INFRA,
+        "OUT-OF-MEMORY",
+        0.85,
+        "a process was killed for memory",
+        rx(
+            r"exit code 137|OOMKilled|[Oo]ut of memory|Cannot allocate memory|MemoryError|"
+            r"signal 9|Killed process",
+            "137",
+            "OOM",
+            "memory",
+            "Memory",
+            "signal 9",
+            "Killed",
+        ),
+    ),
+    Rule(
+        "database-connections-exhausted",
+        INFRA,
+        "DATABASE-CONNECTIONS-EXHAUSTED",
+        0.9,
+        "the database refuses new connections",
+        rx(
+            r"too many clients|too many connections|remaining connection slots|max_connections|"
+            r"max number of clients reached",
+            "too many",
+            "connection slots",
+            "max_connections",
+            "max number of clients",
+        ),
+        target_component,
+    ),
+    Rule(
+        "database-slow",
+        INFRA,
+        "DATABASE-SLOW",
+        0.75,
+        "database statements time out",
+        rx(
+            r"statement timeout|QueryCanceled|lock timeout|[Dd]atabase (?:is )?(?:too )?slow",
+            "timeout",
+            "QueryCanceled",
+            "slow",
+        ),
+        target_component,
+    ),
+    Rule(
+        "dns-failure",
+        INFRA,
+        "DNS-FAILURE",
+        0.9,
+        "a host name does not resolve",
+        rx(
+            r"gaierror|Name or service not known|[Tt]emporary failure in name resolution|"
+            r"nodename nor servname|getaddrinfo (?:failed|ENOTFOUND)|ENOTFOUND|NameResolution|"
+            r"[Cc]ould not resolve host|Unknown error: 11001|No address associated with hostname",
+            "gaierror",
+            "ame",
+            "ENOTFOUND",
+            "esolv",
+            "11001",
+            "address associated",
+        ),
+    ),
+    Rule(
+        "port-race",
+        F,
+        "PORT-RACE",
+        0.7,
+        "a port the test binds is taken: a race with another test or process",
+        rx(
+            r"Address already in use|EADDRINUSE|Errno 98\]|WinError 10048",
+            "already in use",
+            "EADDRINUSE",
+            "Errno 98",
+            "10048",
+        ),
+    ),
+    Rule(
+        "websocket-rejected",
+        INFRA,
+        "WEBSOCKET-503",
+        0.85,
+        "the WebSocket handshake was answered with 502/503/504",
+        _websocket_rejected,
+        target_component,
+    ),
+    Rule(
+        "gateway-status",
+        INFRA,
+        "GATEWAY-ERROR",
+        0.85,
+        "a gateway answered 502/503/504: a service behind it is down",
+        _gateway_status,
+        target_component,
+    ),
+    Rule(
+        "history-and-outage",
+        INFRA,
+        "SERVICE-UNAVAILABILITY",
+        0.85,
+        "connection refused while that component's probe was failing",
+        when(_has_failing, _REFUSED, probes_note),
+        target_component,
+    ),
+    Rule(
+        "refused-probes-green",
+        C,
+        "WRONG-ADDRESS",
+        0.6,
+        "connection refused although every probe was green: the test points at the wrong "
+        "host or port",
+        when(lambda ev: ev.probes_green, _REFUSED, "every probe green"),
+        target_component,
+    ),
+    Rule(
+        "refused-loopback",
+        C,
+        "WRONG-ADDRESS",
+        0.5,
+        "connection refused on this machine with no probe data: nothing listens on the "
+        "local address the test uses, most often a wrong host, port or IPv4/IPv6 binding",
+        when(_gate_unknown, _loopback_refused),
+        target_component,
+    ),
+    Rule(
+        "connection-refused",
+        INFRA,
+        "SERVICE-UNAVAILABILITY",
+        0.75,
+        "a service refused or dropped the connection",
+        _REFUSED,
+        target_component,
+    ),
+    Rule(
+        "connection-reset",
+        INFRA,
+        "CONNECTION-RESET",
+        0.7,
+        "the remote side reset the connection",
+        rx(
+            r"[Cc]onnection reset|ConnectionResetError|Connection aborted|forcibly closed|"
+            r"Connection broken|RemoteDisconnected|Server disconnected|ECONNRESET|"
+            r"EOF occurred in violation",
+            "onnection",
+            "forcibly",
+            "Disconnected",
+            "disconnected",
+            "ECONNRESET",
+            "EOF",
+        ),
+        target_component,
+    ),
+    Rule(
+        "websocket-closed-abnormally",
+        INFRA,
+        "WEBSOCKET-CLOSED",
+        0.7,
+        "the WebSocket closed without a close frame or with 'try again later'",
+        _close_codes(1001, 1006, 1012, 1013, 1014),
+        target_component,
+    ),
+    Rule(
+        "network-timeout",
+        INFRA,
+        "NETWORK-TIMEOUT",
+        0.7,
+        "a request to a service timed out",
+        rx(
+            r"ReadTimeout|ConnectTimeout|PoolTimeout|Read timed out|[Cc]onnect(?:ion)? timed out|"
+            r"ETIMEDOUT|timed out waiting for (?:a )?(?:response|connection)",
+            "Timeout",
+            "timed out",
+            "ETIMEDOUT",
+        ),
+        target_component,
+    ),
+    Rule(
+        "component-down",
+        INFRA,
+        "SERVICE-UNAVAILABILITY",
+        0.7,
+        "the test exercises a component whose probe was failing at the time",
+        _component_down,
+        failing_component,
+    ),
+    # -- the product misbehaves
+    Rule(
+        "schema-missing",
+        C,
+        "SCHEMA-MISSING",
+        0.6,
+        "a table the code expects does not exist: migrations not applied",
+        rx(
+            r"UndefinedTable|relation \"[^\"]+\" does not exist|no such table",
+            "UndefinedTable",
+            "does not exist",
+            "no such table",
+        ),
+    ),
+    Rule(
+        "data-integrity",
+        P,
+        "DATA-INTEGRITY",
+        0.8,
+        "the application violated a database constraint",
+        rx(
+            r"IntegrityError|UniqueViolation|duplicate key value violates|ForeignKeyViolation|"
+            r"NotNullViolation|UNIQUE constraint failed",
+            "Integrity",
+            "Violation",
+            "duplicate key",
+            "constraint",
+        ),
+    ),
+    Rule(
+        "websocket-1011",
+        P,
+        "WEBSOCKET-1011",
+        0.8,
+        "the server closed the WebSocket with 1011 (internal error)",
+        _close_codes(1011),
+    ),
+    Rule(
+        "server-log-exception",
+        P,
+        "APP-500",
+        0.9,
+        "the service's log shows an exception for the test's own request (request id)",
+        _server_log_exception,
+    ),
+    Rule(
+        "server-traceback",
+        P,
+        "APP-500",
+        0.85,
+        "the server's own traceback or error page for the request",
+        _SERVER_TRACEBACK,
+    ),
+    Rule(
+        "server-error-status",
+        P,
+        "APP-500",
+        0.8,
+        "HTTP 500 with a server exception, or while every probe was green",
+        _server_error_status,
+    ),
+    Rule(
+        "missing-event",
+        P,
+        "MISSING-EVENT",
+        0.7,
+        "an event the test waited for never arrived while the connection was up",
+        rx(
+            r"(?:never|did not|didn't) (?:receive|arrive|get)[^\n]{0,40}(?:event|message)|"
+            r"(?:event|message) [^\n]{0,60}(?:never arrived|not received)|MissingEvent|"
+            r"no [\w.'\"-]+ event (?:within|after)",
+            "receive",
+            "arrive",
+            "MissingEvent",
+            "event",
+        ),
+    ),
+    Rule(
+        "wrong-status-probes-green",
+        P,
+        "UNEXPECTED-STATUS",
+        0.65,
+        "unexpected HTTP status while every probe was green",
+        _wrong_status_green,
+    ),
+    Rule(
+        "unexpected-status",
+        U,
+        "UNEXPECTED-STATUS",
+        0.3,
+        "unexpected HTTP status and no probe data: product, test and environment all fit",
+        _status_mismatch,
+    ),
+    Rule(
+        "stale-call",
+        T,
+        "STALE-CALL",
+        0.6,
+        "a call with arguments the callee no longer accepts: test code out of date",
+        rx(
+            r"got an unexpected keyword argument|missing \d+ required (?:positional|keyword-only) "
+            r"argument",
+            "unexpected keyword",
+            "required",
+        ),
+    ),
+    Rule(
+        "ordering",
+        F,
+        "FLAKY-ORDERING",
+        0.6,
+        "both sides hold the same items in a different order: set or dict ordering",
+        _ordering,
+    ),
+    Rule(
+        "wait-timeout",
+        F,
+        "FLAKY-TIMING",
+        0.5,
+        "a UI or async wait timed out with no probe failing: a timing assumption",
+        rx(
+            r"TimeoutException|Timeout of \d+ms exceeded|Expected condition failed|"
+            r"waiting for (?:selector|locator)|TimeoutError: page\.",
+            "Timeout",
+            "Expected condition",
+            "waiting for",
+        ),
+    ),
+    Rule(
+        "test-code-error",
+        T,
+        "TEST-CODE-ERROR",
+        0.7,
+        "an error raised in test code that only test code can cause",
+        _raised_in("test", _TEST_CODE_ERRORS),
+    ),
+    Rule(
+        "missing-field-in-test",
+        P,
+        "WRONG-RESPONSE",
+        0.5,
+        "test code found a field missing from a response",
+        _raised_in("test", frozenset({"KeyError"})),
+    ),
+    Rule(
+        "bare-keyerror",
+        U,
+        "INSUFFICIENT-EVIDENCE",
+        0.3,
+        "a KeyError without a traceback: where it was raised is unknown",
+        _bare_keyerror,
+    ),
+    Rule(
+        "app-exception",
+        P,
+        "APP-EXCEPTION",
+        0.6,
+        "a programming error raised in application code (or with no frame shown)",
+        _app_exception,
+    ),
+    Rule(
+        "app-frame",
+        P,
+        "APP-EXCEPTION",
+        0.45,
+        "the traceback ends in application code",
+        _app_frame_no_exception,
+    ),
+    Rule(
+        "assertion-probes-green",
+        P,
+        "WRONG-RESPONSE",
+        0.6,
+        "an assertion on the response while every probe was green",
+        _assertion_green,
+    ),
+)
+
+FALLBACK = Rule(
+    "no-evidence",
+    U,
+    "INSUFFICIENT-EVIDENCE",
+    0.2,
+    "no rule matched: not enough evidence to name a category",
+    lambda ev: "no rule matched the failure text and environment",
+)
+
+
+# --------------------------------------------------------------------------- user rules
+
+_CATEGORIES = {c.value for c in Category}
+
+
+def user_rules(configs: Sequence[RuleConfig], source: str = "greenloop.toml") -> tuple[Rule, ...]:
+    """Compile `[[triage.rules]]`: a bad category or regex is a ConfigError naming the rule."""
+    rules: list[Rule] = []
+    for i, cfg in enumerate(configs):
+        if cfg.category not in _CATEGORIES:
+            raise ConfigError(
+                source,
+                f"triage.rules[{i}].category",
+                f"expected one of {', '.join(sorted(_CATEGORIES))}, got {cfg.category!r}",
+            )
+        try:
+            compiled = re.compile(cfg.pattern)
+        except re.error as exc:
+            raise ConfigError(
+                source, f"triage.rules[{i}].pattern", f"not a valid regular expression: {exc}"
+            ) from None
+        rules.append(
+            Rule(
+                name=cfg.name,
+                category=Category(cfg.category),
+                reason=re.sub(r"[^A-Z0-9]+", "-", cfg.name.upper()).strip("-") or "USER-RULE",
+                confidence=cfg.confidence,
+                doc=f"user rule /{cfg.pattern}/",
+                match=_pattern_matcher(compiled),
+                component=_fixed(cfg.component) if cfg.component else target_component,
+            )
+        )
+    return tuple(rules)
+
+
+def _fixed(component: str) -> ComponentOf:
+    def of(ev: FailureEvidence) -> str | None:
+        return component
+
+    return of
+
+
+def _pattern_matcher(compiled: re.Pattern[str]) -> Matcher:
+    def match(ev: FailureEvidence) -> str | None:
+        m = compiled.search(ev.text)
+        return excerpt(ev.text, m.start(), m.end()) if m else None
+
+    return match

@@ -1,0 +1,132 @@
+"""Flakiness from stored history: flips on one revision, pass-on-retry, environment or not."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import update
+from triage_helpers import T0, failed, gate, probe
+
+from greenloop.records import (
+    Category,
+    Outcome,
+    PhaseResult,
+    PhaseStatus,
+    ProbeResult,
+    TestResult,
+)
+from greenloop.store import Store, schema
+from greenloop.triage import triage
+from greenloop.triage.flaky import HistoryPoint, flaky_report, flips, score_history
+
+NODE_A = "tests/test_chat.py::test_typing_indicator"
+NODE_B = "tests/test_chat.py::test_presence"
+NODE_C = "tests/test_chat.py::test_login"
+
+
+def test_flips_count_disagreements() -> None:
+    assert flips([True, False, True, False]) == 3
+    assert flips([False, False, False]) == 0
+
+
+def test_score_only_counts_the_latest_revision() -> None:
+    points = [
+        HistoryPoint(True, "2", None),
+        HistoryPoint(True, "2", None),
+        HistoryPoint(False, "1", None),  # fixed by revision 2: not flakiness
+    ]
+    assert score_history("t", points).verdict == "stable"
+    points = [HistoryPoint(False, "2", None, passed_on_retry=True), HistoryPoint(True, "2", None)]
+    scored = score_history("t", points)
+    assert (scored.verdict, scored.passed_on_retry, scored.flips) == ("flaky", 1, 1)
+
+
+def _record(
+    store: Store, run: str, at: datetime, outcomes: dict[str, Outcome], *, probe_down: bool
+) -> None:
+    """One past run `at` a given time (runs an hour apart, so probe windows never overlap)."""
+    store.start_run(run, environment="staging", focus="all", command_line="", config_path="")
+    if probe_down:
+        down = ProbeResult(
+            "cache",
+            "cache",
+            "tcp",
+            "127.0.0.1:6390",
+            False,
+            None,
+            "refused",
+            checked_at=at - timedelta(seconds=0.5),
+        )
+        store.record_probes([down], run, 1)
+    tests = tuple(TestResult(n, o, duration_s=1.0) for n, o in outcomes.items())
+    store.record_phase(run, 1, PhaseResult("smoke", PhaseStatus.FAILED, 1.0, tests), "rev-7")
+    with store.session() as s:
+        s.execute(
+            update(schema.TestResultRow)
+            .where(schema.TestResultRow.run_id == run)
+            .values(finished_at=at)
+        )
+
+
+def _history(store: Store) -> None:
+    for i in range(6):
+        down = i % 2 == 1
+        _record(
+            store,
+            f"run-{i}",
+            T0 - timedelta(hours=6 - i),
+            {
+                # flips with no probe failing: nondeterministic
+                NODE_A: Outcome.FAILED if i in (2, 4) else Outcome.PASSED,
+                # fails exactly when the cache probe fails: the environment
+                NODE_B: Outcome.FAILED if down else Outcome.PASSED,
+                NODE_C: Outcome.PASSED,
+            },
+            probe_down=down,
+        )
+
+
+def _check(store: Store) -> None:
+    report = {f.nodeid: f for f in flaky_report(store, 20)}
+    assert report[NODE_A].verdict == "flaky" and report[NODE_A].flips == 4
+    assert report[NODE_A].score == pytest.approx(4 / 5)
+    assert report[NODE_B].verdict == "environment"
+    assert NODE_C not in report
+    assert flaky_report(store, 20)[0].nodeid == NODE_A  # flaky ones first
+
+    # triage reads the same history: A is flaky, B is the environment's fault
+    text = "E   AssertionError: assert 'typing' in []"
+    result = triage(
+        [failed(text, nodeid=NODE_A), failed(text, nodeid=NODE_B)],
+        gate=gate(probe("backend", True, "200")),
+        index=[],
+        config=None,
+        store=store,
+        revision="rev-7",
+    )
+    categories = {c.nodeid: c.category for c in result.classifications}
+    assert categories == {NODE_A: Category.FLAKY, NODE_B: Category.INFRASTRUCTURE}
+
+
+def test_flaky_report_on_sqlite(tmp_path) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        _history(store)
+        _check(store)
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def pg_store(pg_database: str) -> Iterator[Store]:
+    store = Store.open(pg_database)
+    yield store
+    store.close()
+
+
+@pytest.mark.postgres
+def test_flaky_report_on_postgres(pg_store: Store) -> None:
+    _history(pg_store)
+    _check(pg_store)
