@@ -69,8 +69,13 @@ OPS = textwrap.dedent(
         time.sleep(60)
     elif verb == "noop":
         print("nothing changed")
-    elif verb == "list":
-        print(json.dumps([{"name": state["revision"], "created": state["deployed_at"]}]))
+    elif verb == "list":  # a long listing, newest first, with a warning on stderr
+        print("WARNING: this CLI version is deprecated", file=sys.stderr)
+        older = [{"name": f"old-{i}", "created": "2020-01-01T00:00:00Z"} for i in range(300)]
+        print(json.dumps([{"name": state["revision"], "created": state["deployed_at"]}, *older]))
+    elif verb == "denied":
+        print("ERROR: permission denied on project acme-staging", file=sys.stderr)
+        sys.exit(1)
     """
 )
 
@@ -303,6 +308,13 @@ def test_revision_command_reads_a_listing(staging: Staging, tmp_path: Path, stor
     assert revision == "r1" and deployed_at is not None
     result = ensure_deployed(config, store, force=True, run_id=None)
     assert (result.ok, result.revision_after) == (True, "r2")
+
+
+def test_failing_revision_command_says_why(staging: Staging, tmp_path: Path, store: Store) -> None:
+    config = make_config(tmp_path, {"revision_command": staging.command("denied")})
+    result = ensure_deployed(config, store, force=False, run_id=None)
+    assert result.ok and result.revision_after is None
+    assert "exit code 1" in result.detail and "permission denied on project" in result.detail
 
 
 def test_rollback_returns_to_the_previous_revision(

@@ -36,6 +36,8 @@ from greenloop.store import Store
 
 # Output kept from a command: its tail, where the error usually is.
 OUTPUT_LIMIT = 4000
+# A revision_command's JSON is kept whole up to this size.
+REVISION_LIMIT = 4 * 1024 * 1024
 # How long one read of the revision may take, at most.
 READ_TIMEOUT_S = 10.0
 # Polling for the new revision: start fast, settle at one read a second.
@@ -52,10 +54,11 @@ class CommandRun:
 
     argv: tuple[str, ...]
     exit_code: int | None
-    output: str  # stdout and stderr interleaved, trimmed to the tail
+    output: str  # stdout and stderr interleaved (stdout only with stderr_apart), trimmed
     duration_s: float
     timed_out: bool = False
     error: str = ""  # could not start: not found, not executable
+    stderr: str = ""  # with stderr_apart: what went to stderr, trimmed
 
     @property
     def ok(self) -> bool:
@@ -84,15 +87,17 @@ def run_argv(
     timeout_s: float,
     cwd: str | None = None,
     env: Mapping[str, str] | None = None,
+    output_limit: int = OUTPUT_LIMIT,
+    stderr_apart: bool = False,
 ) -> CommandRun:
     """Run an argv list (no shell) with the inherited environment plus `env`, within a timeout.
 
     Output goes to a temporary file, not a pipe, so a daemon the command leaves
     running cannot keep us waiting; on timeout (or interruption) the command's
-    whole process group is killed.
+    whole process group is killed. `stderr_apart` keeps stdout clean for JSON.
     """
     started = time.monotonic()
-    with tempfile.TemporaryFile() as out:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         try:
             process = subprocess.Popen(
                 list(argv),
@@ -100,7 +105,7 @@ def run_argv(
                 env={**os.environ, **(env or {})},
                 stdin=subprocess.DEVNULL,
                 stdout=out,
-                stderr=subprocess.STDOUT,
+                stderr=err if stderr_apart else subprocess.STDOUT,
                 start_new_session=True,
             )
         except FileNotFoundError:
@@ -118,13 +123,16 @@ def run_argv(
             if process.poll() is None:
                 _kill_group(process)
         out.seek(0)
+        err.seek(0)
         output = out.read().decode("utf-8", "replace")
+        stderr = err.read().decode("utf-8", "replace")
     return CommandRun(
         argv=tuple(argv),
         exit_code=None if timed_out else process.returncode,
-        output=trim(output),
+        output=trim(output, output_limit),
         duration_s=time.monotonic() - started,
         timed_out=timed_out,
+        stderr=trim(stderr),
     )
 
 
@@ -199,9 +207,17 @@ def read_revision_detail(config: Config, timeout_s: float = READ_TIMEOUT_S) -> R
         except ValueError:
             return RevisionReading(None, None, f"GET {deploy.version_url}: reply is not JSON")
     elif deploy.revision_command:
-        run = run_argv(deploy.revision_command, timeout_s=timeout_s)
+        # A cloud CLI's listing can be long, and cut JSON does not parse: keep it whole.
+        run = run_argv(
+            deploy.revision_command,
+            timeout_s=timeout_s,
+            output_limit=REVISION_LIMIT,
+            stderr_apart=True,
+        )
         if not run.ok:
-            return RevisionReading(None, None, f"revision_command: {run.describe()}")
+            last = run.stderr.splitlines()[-1:] or [""]
+            problem = f"revision_command: {run.describe()}" + (f": {last[0]}" if last[0] else "")
+            return RevisionReading(None, None, redactor_for(config).redact(problem))
         try:
             document = json.loads(run.output)
         except ValueError:
@@ -294,6 +310,7 @@ def ensure_deployed(
     detail in words; the loop then stops the iteration.
     """
     started = time.monotonic()
+    validate_deploy(config)
     if force and not config.deploy.command:
         raise ConfigError(str(config.source), "deploy.command", "--deploy needs a deploy command")
     if not force and not (config.deploy.command and config.deploy.max_age):

@@ -140,6 +140,7 @@ def remediate(
     runbooks = config.remediation.runbooks
     if not runbooks or not clusters:
         return []
+    validate_actions(config)  # normally done at load; a bad action must never half-run
     steps = plan(clusters, runbooks, verdict, scope=_scope).steps
     if not steps:
         return []
