@@ -14,16 +14,19 @@ import sys
 import tempfile
 import traceback
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from typer.exceptions import Abort, TyperException
 from rich.console import Console
+from typer.exceptions import Abort, TyperException
 
 from greenloop import __version__
 from greenloop.config import DEFAULT_CONFIG, Config, load_config
 from greenloop.errors import UserError
-from greenloop.records import ExitCode, RunResult
+from greenloop.records import ExitCode, IndexEntry, RunResult
+
+if TYPE_CHECKING:
+    from greenloop.store import Store
 
 app = typer.Typer(
     name="greenloop",
@@ -140,7 +143,7 @@ def execute_run(cfg: Config, options: object) -> RunResult:
     return result
 
 
-def _index(cfg: Config) -> tuple:  # type: ignore[type-arg]
+def _index(cfg: Config) -> tuple[IndexEntry, ...]:
     from greenloop.index import load_index
 
     return load_index(cfg)
@@ -379,7 +382,7 @@ def issues_sync(config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
     out.print(str(result))
 
 
-def _store(config_path: Path):  # type: ignore[no-untyped-def]
+def _store(config_path: Path) -> Store:
     from greenloop.store import Store, store_url
 
     cfg = _config(config_path)

@@ -324,11 +324,15 @@ def config_from_dict(raw: dict[str, Any], source: Path) -> Config:
 
 def _check_kinds(config: Config) -> None:
     """Options of pluggable kinds are validated by the kinds themselves (lazy: they import us)."""
+    from greenloop.deploy import validate_deploy
     from greenloop.gate import validate_components
     from greenloop.probes import validate_probes
+    from greenloop.remediate import validate_actions
 
     validate_components(config)
     validate_probes(config)
+    validate_deploy(config)
+    validate_actions(config)
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG) -> Config:

@@ -23,6 +23,7 @@ from greenloop.deploy import ensure_deployed
 from greenloop.execute import Reporter, Selection, blocked_phase, run_phase, select_tests
 from greenloop.gate import check_gate, phase_blocker, should_expand, wait_for_healthy
 from greenloop.records import (
+    DeployResult,
     GateResult,
     IndexEntry,
     IterationResult,
@@ -146,7 +147,8 @@ def run_iteration(loop: Loop, state: LoopState, number: int) -> IterationResult:
     """One pass round the loop, stage by stage."""
     config, store, run_id = loop.config, loop.store, state.run_id
     started, clock = utcnow(), time.monotonic()
-    deploy = ensure_deployed(config, store, force=loop.options.force_deploy, run_id=run_id)
+    force = loop.options.force_deploy and number == 1
+    deploy = ensure_deployed(config, store, force=force, run_id=run_id)
     state.revision = deploy.revision_after or state.revision
     if not deploy.ok:
         return IterationResult(
@@ -168,6 +170,7 @@ def run_iteration(loop: Loop, state: LoopState, number: int) -> IterationResult:
         config=config,
         store=store,
         revision=state.revision,
+        previous_revision=_previous_revision(state, deploy),
     )
     state.triaged.append(triaged)
     verdict = iteration_verdict(phases, findings)
@@ -292,6 +295,13 @@ def _result(loop: Loop, state: LoopState) -> RunResult:
         command_line=loop.options.command_line,
         interrupted=state.interrupted,
     )
+
+
+def _previous_revision(state: LoopState, deploy: DeployResult) -> str | None:
+    """The revision before this one, when it changed during this run."""
+    if deploy.deployed and deploy.revision_before != deploy.revision_after:
+        return deploy.revision_before
+    return None
 
 
 def _with_cli_overrides(phase: PhaseConfig, options: RunOptions) -> PhaseConfig:

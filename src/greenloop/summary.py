@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 from rich.console import Console
@@ -10,6 +11,8 @@ from rich.table import Table
 from greenloop.records import RunResult, Verdict
 from greenloop.store.schema import RunRow
 from greenloop.trackers import IssueSummary
+from greenloop.triage import TriageResult
+from greenloop.triage.flaky import FlakyTest
 
 VERDICT_STYLE = {
     Verdict.GREEN: "bold green",
@@ -45,11 +48,11 @@ def print_summary(console: Console, run: RunResult) -> None:
     for col in ("phase", "status", "passed", "failed", "error", "skipped", "blocked", "flaky", "s"):
         phases.add_column(col)
     for p in last.phases:
-        c = p.counts()
+        counts = p.counts()
         phases.add_row(
             p.name,
             p.status.value,
-            *(str(c[k]) for k in ("passed", "failed", "error", "skipped", "blocked", "flaky")),
+            *(str(counts[k]) for k in ("passed", "failed", "error", "skipped", "blocked", "flaky")),
             f"{p.duration_s:.1f}",
         )
     console.print(phases)
@@ -112,5 +115,53 @@ def render_issues(issues: Sequence[IssueSummary]) -> Table:
             str(i.green_streak),
             str(i.pending_ops),
             i.title,
+        )
+    return table
+
+
+def print_triage(console: Console, result: TriageResult) -> None:
+    """`greenloop triage`: categories counted, then one row per cluster."""
+    counts = Counter(c.category.value for c in result.classifications)
+    total = len(result.tests)
+    console.print(
+        f"{total} tests read, {len(result.classifications)} not passed: "
+        + (", ".join(f"{n} {cat}" for cat, n in counts.most_common()) or "none")
+    )
+    if not result.clusters:
+        return
+    table = Table(title="problems (one per cluster)", title_justify="left")
+    for col in ("cluster", "category", "tests", "reason", "root cause", "at risk"):
+        table.add_column(col)
+    for c in result.clusters:
+        table.add_row(
+            c.id,
+            c.category.value,
+            str(c.count),
+            c.reason,
+            c.root_cause.summary,
+            f"${c.impact_usd:,.0f}",
+        )
+    console.print(table)
+    console.print(f"money at risk: ${result.mrr_at_risk_usd:,.0f} MRR")
+
+
+def render_flaky(tests: Sequence[FlakyTest]) -> Table | str:
+    """`greenloop flaky`: tests whose outcome flips, worst first."""
+    shown = [t for t in tests if t.verdict != "stable"]
+    if not shown:
+        return "no flaky or failing tests in the recent history"
+    table = Table(title="flakiness (recent history)", title_justify="left")
+    for col in ("test", "verdict", "score", "runs", "failures", "flips", "retry-pass", "env"):
+        table.add_column(col)
+    for t in sorted(shown, key=lambda t: (-t.score, t.nodeid)):
+        table.add_row(
+            t.nodeid,
+            t.verdict,
+            f"{t.score:.2f}",
+            str(t.runs),
+            str(t.failures),
+            str(t.flips),
+            str(t.passed_on_retry),
+            str(t.env_failures),
         )
     return table

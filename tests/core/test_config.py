@@ -54,7 +54,7 @@ def test_good_config_loads_with_defaults(tmp_path: Path) -> None:
 
 
 def test_missing_file_says_how_to_make_one(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="not found.*greenloop init"):
+    with pytest.raises(ConfigError, match=r"not found.*greenloop init"):
         load_config(tmp_path / "nope.toml")
 
 
