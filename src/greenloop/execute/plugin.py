@@ -244,54 +244,59 @@ def install_network_recorder() -> None:
 
 # --------------------------------------------------------------------------- mock detection
 
-_originals: dict[str, Any] = {}
+_MISSING = object()
+# (key, owner object, attribute name, value before any test ran), once its module is imported.
+_watched: dict[str, tuple[Any, str, Any]] = {}
 
 
-def _resolve(module: str, attribute: str) -> tuple[bool, Any]:
+def _owner(module: str, attribute: str) -> tuple[Any, str] | None:
     owner: Any = sys.modules.get(module)
     if owner is None:
-        return False, None
-    parts = attribute.split(".")
-    for part in parts[:-1]:
+        return None
+    *path, name = attribute.split(".")
+    for part in path:
         owner = getattr(owner, part, None)
         if owner is None:
-            return False, None
-    try:
-        return True, inspect.getattr_static(owner, parts[-1])
-    except AttributeError:
-        return False, None
+            return None
+    return owner, name
+
+
+def _own_value(owner: Any, name: str) -> Any:
+    # patch() and monkeypatch set the attribute on the owner itself, so its own
+    # __dict__ is enough, and much cheaper than getattr_static on every test.
+    return vars(owner).get(name, _MISSING)
 
 
 def _describe(value: Any) -> str:
-    return (
-        type(value).__name__
-        if isinstance(value, mock.NonCallableMock)
-        else (getattr(value, "__qualname__", None) or type(value).__name__)
-    )
+    if isinstance(value, mock.NonCallableMock):
+        return type(value).__name__
+    return getattr(value, "__qualname__", None) or type(value).__name__
 
 
 def remember_network_attributes() -> None:
     """Note the network attributes as they are before any test (and its fixtures) runs."""
+    if len(_watched) == len(NETWORK_ATTRIBUTES):
+        return
     for module, attribute in NETWORK_ATTRIBUTES:
         key = f"{module}.{attribute}"
-        if key not in _originals:
-            found, value = _resolve(module, attribute)
-            if found and not isinstance(value, mock.NonCallableMock):
-                _originals[key] = value
+        if key in _watched:
+            continue
+        found = _owner(module, attribute)
+        if found is None:
+            continue
+        value = _own_value(*found)
+        if value is not _MISSING and not isinstance(value, mock.NonCallableMock):
+            _watched[key] = (found[0], found[1], value)
 
 
 def replaced_network_attributes() -> list[str]:
     """Network attributes that are mocks now, or differ from what they were before the tests."""
-    found_mocks = []
-    for module, attribute in NETWORK_ATTRIBUTES:
-        found, value = _resolve(module, attribute)
-        if not found:
-            continue
-        key = f"{module}.{attribute}"
-        original = _originals.get(key, value)
-        if isinstance(value, mock.NonCallableMock) or value is not original:
-            found_mocks.append(f"{key} was replaced by {_describe(value)}")
-    return found_mocks
+    replaced = []
+    for key, (owner, name, original) in _watched.items():
+        value = _own_value(owner, name)
+        if value is not original and value is not _MISSING:
+            replaced.append(f"{key} was replaced by {_describe(value)}")
+    return replaced
 
 
 def _patch_target(patcher: Any) -> str | None:
@@ -522,10 +527,6 @@ class GreenloopPlugin:
             request_id=extra.get("request_id"),
             worker=_worker_id(report),
         )
-
-    def pytest_runtest_logfinish(self, nodeid: str) -> None:
-        if self.writes_tests:
-            self.sink.emit("test_finish", nodeid=nodeid)
 
     def pytest_warning_recorded(
         self, warning_message: Any, when: str, nodeid: str, location: Any

@@ -28,6 +28,12 @@ if TYPE_CHECKING:
 
 KILL_GRACE_S = 3.0  # after SIGTERM, how long a process group gets before SIGKILL
 POLL_S = 0.05
+INHERITED_PYTEST_VARS = {
+    "PYTEST_CURRENT_TEST",
+    "PYTEST_XDIST_WORKER",
+    "PYTEST_XDIST_WORKER_COUNT",
+    "PYTEST_XDIST_TESTRUNUID",
+}
 SECRET_OPTION = re.compile(r"(token|secret|password|passwd|api[-_]?key|credential)", re.I)
 
 
@@ -58,7 +64,8 @@ def env_name(name: str) -> str:
 
 def process_environment(config: Config, run_env: Mapping[str, str] | None = None) -> dict[str, str]:
     """os.environ, then environment.env, the target URLs, and run_env over all of them."""
-    env = dict(os.environ)
+    # Not our own pytest's bookkeeping (when greenloop itself runs under pytest / xdist).
+    env = {k: v for k, v in os.environ.items() if k not in INHERITED_PYTEST_VARS}
     env.update(config.environment.env)
     if config.environment.base_url:
         env["GREENLOOP_BASE_URL"] = config.environment.base_url

@@ -59,7 +59,7 @@ class PytestSettings:
 
 
 def resolve_workers(value: int | str | None, estimated_tests: int | None = None) -> int:
-    """Worker processes: a number, or "auto" = 8 per CPU (at most 32, at most one per test)."""
+    """Worker processes: a number, or "auto" = 8 per CPU (max 32, max one per known test)."""
     if value is None:
         return 1
     if value == "auto":
@@ -84,10 +84,20 @@ def estimate_tests(files: Sequence[str]) -> int:
     return count
 
 
-def resolve_settings(config: Config, phase: PhaseConfig, selection: Selection) -> PytestSettings:
+def resolve_settings(
+    config: Config,
+    phase: PhaseConfig,
+    selection: Selection,
+    history: Mapping[str, float] | None = None,
+) -> PytestSettings:
     ex = config.execution
     workers_value = phase.workers if phase.workers is not None else ex.workers
-    estimate = estimate_tests(selection.files) if workers_value == "auto" else None
+    estimate = None
+    if workers_value == "auto":
+        # Parametrised tests hide behind one `def`: trust past runs when there are some.
+        files = {_relative(f, selection.tests_dir) for f in selection.files}
+        known = sum(1 for n in history or {} if n.split("::", 1)[0] in files)
+        estimate = max(known, estimate_tests(selection.files)) if known else None
     return PytestSettings(
         workers=resolve_workers(workers_value, estimate),
         test_timeout_s=phase.test_timeout_s or ex.test_timeout_s,
@@ -183,8 +193,8 @@ class PytestRunner:
         if not selection.files:
             return skipped_phase(phase, selection)
         started = time.monotonic()
-        settings = resolve_settings(config, phase, selection)
         history = store.durations() if store is not None else {}
+        settings = resolve_settings(config, phase, selection, history)
         reporter.on_phase_start(phase.name, workers=settings.workers, durations=history)
         with tempfile.TemporaryDirectory(prefix="greenloop-phase-") as tmp:
             ctx = _Context(
