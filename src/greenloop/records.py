@@ -170,6 +170,21 @@ class Connection:
 
 
 @dataclass(frozen=True, slots=True)
+class SharedFixture:
+    """A module/class/session-scoped fixture whose set-up talked to the network.
+
+    A test that asserts on such a fixture's result really ran against the
+    target even when its own call sent nothing: the work was done once, in
+    the fixture, and shared.
+    """
+
+    name: str
+    scope: str
+    connections: tuple[Connection, ...]
+    setup_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class TestResult:
     """One test's outcome with everything later stages judge it by."""
 
@@ -196,6 +211,7 @@ class TestResult:
     blocked_by: str | None = None  # component, when outcome is BLOCKED
     started_at: datetime | None = None
     warnings: tuple[str, ...] = ()
+    shared_fixtures: tuple[SharedFixture, ...] = ()
 
     @property
     def passed_on_rerun(self) -> bool:

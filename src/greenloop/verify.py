@@ -33,6 +33,7 @@ from greenloop.records import (
     Outcome,
     PhaseResult,
     PhaseStatus,
+    SharedFixture,
     TestResult,
 )
 
@@ -129,9 +130,14 @@ def judge_test(
             found("unawaited_coroutine", f"{_first_line(warning)}: its checks never ran")
     if test.outcome is not Outcome.PASSED:
         return out
-    ms = test.duration_s * 1000
+    # A test that asserts on a shared (module/session) fixture's result rests on the work that
+    # fixture did against the target: its time and traffic count for the test.
+    shared = [f for f in test.shared_fixtures if talked_to(f.connections, targets)]
+    shared_s = sum(f.setup_s for f in shared)
+    ms = (test.duration_s + shared_s) * 1000
     if ms < min_ms and (check_network or test.duration_s > 0):
-        found("too_fast", f"passed in {_ms(ms)}; minimum for an E2E test is {min_ms:g} ms")
+        via = f" (with shared fixtures {_names(shared)})" if shared else ""
+        found("too_fast", f"passed in {_ms(ms)}{via}; minimum for an E2E test is {min_ms:g} ms")
     elif (
         usual_s is not None
         and usual_s >= HISTORY_MIN_S
@@ -144,13 +150,17 @@ def judge_test(
     if check_network:
         for mock in test.mocks:
             found("mocked", mock)
-        if targets and not talked_to(test.connections, targets):
+        if targets and not shared and not talked_to(test.connections, targets):
             seen = ", ".join(f"{c.host}:{c.port}" for c in test.connections) or "none"
             found(
                 "no_connection",
                 f"opened no connection to {', '.join(targets)}; connections: {seen}",
             )
     return out
+
+
+def _names(fixtures: Sequence[SharedFixture]) -> str:
+    return ", ".join(f"{f.name} ({f.scope})" for f in fixtures)
 
 
 def env_skip(reason: str) -> bool:

@@ -391,3 +391,52 @@ def test_an_empty_selection_is_a_skipped_phase(tree, make_config) -> None:
     result = run_phase(config, phase, select_tests(config, phase, []))
     assert result.status is PhaseStatus.SKIPPED and result.tests == ()
     assert "no test file" in result.note
+
+
+SHARED = {
+    "test_shared.py": """
+        import os, time
+
+        import httpx
+        import pytest
+
+        URL = os.environ["GREENLOOP_BASE_URL"]
+
+        @pytest.fixture(scope="module")
+        def fetched():
+            time.sleep(0.02)  # a real fetch takes time; keep the sum above 10 ms on any machine
+            return httpx.get(URL)
+
+        @pytest.fixture(scope="module")
+        def offline():
+            return {"status": 200}
+
+        def test_first_user_of_the_fetch(fetched):
+            assert fetched.status_code == 200
+
+        def test_second_user_of_the_fetch(fetched):
+            assert fetched.status_code == 200
+
+        def test_offline_data_only(offline):
+            assert offline["status"] == 200
+    """,
+}
+
+
+def test_a_shared_fixture_that_talked_to_the_target_makes_its_users_real(tree, make_config) -> None:
+    tree(SHARED)
+    config = make_config()
+    result = run_phase(config, PHASE, select_tests(config, PHASE, []))
+    tests = {t.nodeid.split("::")[-1]: t for t in result.tests}
+    second = tests["test_second_user_of_the_fetch"]
+    assert second.connections == ()  # its own call sent nothing: the module fixture did
+    assert [f.name for f in second.shared_fixtures] == ["fetched"]
+    assert second.shared_fixtures[0].scope == "module"
+    assert second.shared_fixtures[0].setup_s > 0.01
+
+    findings = check_authenticity([result], config=config, index=[], durations={})
+    flagged = {(f.check, f.nodeid.split("::")[-1]) for f in findings}
+    assert flagged == {
+        ("no_connection", "test_offline_data_only"),
+        ("too_fast", "test_offline_data_only"),
+    }

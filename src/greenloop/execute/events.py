@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from greenloop.records import Connection, Outcome, TestResult
+from greenloop.records import Connection, Outcome, SharedFixture, TestResult
 
 TIMEOUT_MARK = "from pytest-timeout"  # pytest-timeout's failure message ends with it
 CRASH_WHEN = "???"  # xdist's report for a test whose worker died
@@ -228,6 +228,7 @@ def build_result(
         outcome = forced
     connections: set[tuple[str, int]] = set()
     mocks: list[str] = []
+    shared: dict[str, SharedFixture] = {}
     request_id = None
     stdout = stderr = log = ""
     for r in reports:
@@ -236,6 +237,13 @@ def build_result(
         for m in r.get("mocks") or ():
             if m not in mocks:
                 mocks.append(str(m))
+        for f in r.get("shared") or ():
+            shared[str(f["name"])] = SharedFixture(
+                name=str(f["name"]),
+                scope=str(f.get("scope") or ""),
+                connections=tuple(Connection(str(h), int(p)) for h, p in f.get("connections", ())),
+                setup_s=float(f.get("setup_s") or 0.0),
+            )
         request_id = r.get("request_id") or request_id
         # Each report carries the output captured so far; the last one has it all.
         stdout = str(r.get("stdout") or "") or stdout
@@ -275,6 +283,7 @@ def build_result(
         request_id=str(request_id) if request_id else None,
         started_at=started_at,
         warnings=warnings,
+        shared_fixtures=tuple(shared.values()),
     )
 
 

@@ -120,7 +120,27 @@ class TestRecord:
         }
 
 
+class FixtureActivity:
+    """The traffic and set-up time of one fixture's last set-up."""
+
+    def __init__(self, name: str, scope: str) -> None:
+        self.name = name
+        self.scope = scope
+        self.connections: set[tuple[str, int]] = set()
+        self.setup_s = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "scope": self.scope,
+            "connections": sorted([h, p] for h, p in self.connections),
+            "setup_s": self.setup_s,
+        }
+
+
 _current: TestRecord | None = None
+# Fixtures being set up right now (innermost last); their traffic is theirs too.
+_fixture_stack: list[FixtureActivity] = []
 # Peer address of each client socket we saw connect, so pooled keep-alive
 # connections opened by an earlier test still count for the test using them.
 _peers: weakref.WeakKeyDictionary[socket.socket, tuple[str, int]] = weakref.WeakKeyDictionary()
@@ -137,10 +157,13 @@ def _note(peer: tuple[str, int]) -> None:
     record = _current
     if record is None:
         return
-    record.connections.add(peer)
+    peers = [peer]
     name = _names.get(peer[0])
     if name and name != peer[0]:
-        record.connections.add((name, peer[1]))
+        peers.append((name, peer[1]))
+    record.connections.update(peers)
+    for fixture in _fixture_stack:
+        fixture.connections.update(peers)
 
 
 # --------------------------------------------------------------------------- network wrappers
@@ -403,6 +426,7 @@ class GreenloopPlugin:
         # Writes test events: the controller under xdist, else the one process.
         self.writes_tests = not self.is_worker
         self.records: dict[str, TestRecord] = {}
+        self.fixtures: dict[int, FixtureActivity] = {}  # by id(FixtureDef): last set-up
 
     # ---- session
 
@@ -489,6 +513,34 @@ class GreenloopPlugin:
         yield
 
     @pytest.hookimpl(hookwrapper=True)
+    def pytest_fixture_setup(
+        self, fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+    ) -> Generator[None, None, None]:
+        activity = FixtureActivity(fixturedef.argname, fixturedef.scope)
+        _fixture_stack.append(activity)
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            _fixture_stack.remove(activity)
+            activity.setup_s = time.perf_counter() - started
+            if fixturedef.scope != "function":
+                self.fixtures[id(fixturedef)] = activity
+
+    def shared_fixtures(self, item: pytest.Item) -> list[dict[str, Any]]:
+        """Wider-scoped fixtures this test uses whose set-up talked to the network."""
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None:
+            return []
+        shared = []
+        for name in info.names_closure:
+            for fixturedef in info.name2fixturedefs.get(name, ())[-1:]:
+                activity = self.fixtures.get(id(fixturedef))
+                if activity is not None and activity.connections:
+                    shared.append(activity.as_dict())
+        return shared
+
+    @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, Any, None]:
@@ -497,7 +549,7 @@ class GreenloopPlugin:
         record = self.records.get(item.nodeid)
         if record is not None:
             # A plain attribute: xdist serialises the report's __dict__ to the controller.
-            report.greenloop = record.as_dict()
+            report.greenloop = {**record.as_dict(), "shared": self.shared_fixtures(item)}
 
     def pytest_runtest_logstart(self, nodeid: str) -> None:
         if self.writes_tests:
@@ -524,6 +576,7 @@ class GreenloopPlugin:
             log=_trim(report.caplog, TRIM_OUTPUT),
             connections=extra.get("connections", []),
             mocks=extra.get("mocks", []),
+            shared=extra.get("shared", []),
             request_id=extra.get("request_id"),
             worker=_worker_id(report),
         )
