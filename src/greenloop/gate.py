@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 from rich.text import Text
@@ -33,7 +33,11 @@ from greenloop.records import (
     ProbeResult,
     utcnow,
 )
-from greenloop.store import Store
+
+if TYPE_CHECKING:
+    # Only a type here: the store (SQLAlchemy, Alembic) costs ~0.5 s to import,
+    # and a gate without one must not pay it.
+    from greenloop.store import Store
 
 # How many past checks per component the flapping rules replay.
 HISTORY_CHECKS = 50

@@ -91,6 +91,10 @@ def make_app() -> FastAPI:
         await asyncio.sleep(10)
         return {"status": "late"}
 
+    @app.get("/redirect")
+    async def redirect(to: str) -> Response:
+        return Response(status_code=307, headers={"location": to})
+
     @app.get("/text")
     async def text() -> Response:
         return Response("all good here", media_type="text/plain")

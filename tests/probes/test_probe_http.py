@@ -105,6 +105,19 @@ def test_https_untrusted_by_default_and_verify_tls_false(servers: Any, check: An
     assert check("https", url=f"{servers.https}/health", verify_tls=False).ok
 
 
+def test_http_url_redirected_to_https_is_still_verified(servers: Any, check: Any) -> None:
+    # A plain http:// probe skips loading a trust store, unless it may be
+    # redirected to https: then the certificate is checked as for https URLs.
+    url = f"{servers.http}/redirect?to={servers.https}/health"
+    untrusted = check("http", url=url, follow_redirects=True)
+    assert not untrusted.ok
+    assert untrusted.detail.startswith("TLS certificate not trusted")
+    assert check("http", url=url, follow_redirects=True, ca_file=servers.ca_file).ok
+    assert check("http", url=url, follow_redirects=True, verify_tls=False).ok
+    not_followed = check("http", url=url, conditions=("status == 307",))
+    assert not_followed.ok, not_followed.detail
+
+
 def test_password_in_url_never_shown(servers: Any, check: Any) -> None:
     port = servers.http.rsplit(":", 1)[1]
     result = check("http", url=f"http://admin:hunter2pw@127.0.0.1:{port}/health")

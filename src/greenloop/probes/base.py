@@ -4,6 +4,10 @@ A kind observes (connects, asks, measures) and reports what it saw as an
 `Observation`; it never decides pass or fail. The runner in `__init__.py`
 judges the observation with the probe's conditions, so every kind gets the
 same timeout, retry and condition handling.
+
+A kind imports its client library (httpx, websockets, psycopg, redis,
+cryptography) inside `check`, not at module level: loading the registry then
+costs nothing for the kinds a config does not use.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import ssl
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -143,6 +148,22 @@ def describe_error(exc: BaseException) -> str:
             return "connection refused"
     text = str(exc).strip() or str(cause).strip() or type(exc).__name__
     return text.splitlines()[0]
+
+
+@lru_cache(maxsize=16)
+def tls_context(ca_file: str | None = None, verify: bool = True) -> ssl.SSLContext:
+    """A client TLS context, built once per (CA bundle, verify) and shared by every check.
+
+    Loading a trust store costs 20-30 ms, and a waiting gate probes again and
+    again. Callers must not modify the returned context. Without `verify`,
+    the certificate and host name are not checked (no trust store is loaded).
+    """
+    if not verify:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    return ssl.create_default_context(cafile=ca_file)
 
 
 def json_or_none(text: str) -> Any:

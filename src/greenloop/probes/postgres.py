@@ -3,15 +3,15 @@
 Credentials come from the DSN, which the config fills from the environment
 (`dsn = "postgresql://app:${PGPASSWORD}@db:5432/app"`); the target and detail
 never show the password.
+
+psycopg is imported only when a postgres probe is used: importing it costs tens
+of milliseconds that a gate without such probes should not pay.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
-
-import psycopg
-from psycopg.conninfo import conninfo_to_dict
+from typing import TYPE_CHECKING, Any
 
 from greenloop.probes.base import (
     Observation,
@@ -21,6 +21,9 @@ from greenloop.probes.base import (
     mask_dsn,
     ms,
 )
+
+if TYPE_CHECKING:
+    import psycopg
 
 
 class PostgresOptions(ProbeOptions):
@@ -38,6 +41,9 @@ class PostgresProbe(ProbeKind):
         return mask_dsn(options.dsn)
 
     def secrets(self, options: PostgresOptions) -> tuple[str, ...]:
+        import psycopg
+        from psycopg.conninfo import conninfo_to_dict
+
         try:
             password = conninfo_to_dict(options.dsn).get("password")
         except psycopg.ProgrammingError:
@@ -45,6 +51,8 @@ class PostgresProbe(ProbeKind):
         return (str(password),) if password else ()
 
     async def check(self, options: PostgresOptions, timeout_s: float) -> Observation:
+        import psycopg
+
         started = time.perf_counter()
         try:
             conn = await psycopg.AsyncConnection.connect(

@@ -1,13 +1,14 @@
-"""Redis probe: connect, AUTH when a password is configured, PING."""
+"""Redis probe: connect, AUTH when a password is configured, PING.
+
+redis-py is imported only when a redis probe runs (its import costs tens of ms).
+"""
 
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
-import redis.asyncio as aioredis
 from pydantic import Field
-from redis.exceptions import AuthenticationError, RedisError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeout
 
 from greenloop.probes.base import (
     Observation,
@@ -18,6 +19,9 @@ from greenloop.probes.base import (
     ms,
     url_password,
 )
+
+if TYPE_CHECKING:
+    from redis.exceptions import RedisError
 
 
 class RedisOptions(ProbeOptions):
@@ -39,6 +43,10 @@ class RedisProbe(ProbeKind):
         return tuple(s for s in (options.password, url_password(options.url)) if s)
 
     async def check(self, options: RedisOptions, timeout_s: float) -> Observation:
+        import redis.asyncio as aioredis
+        from redis.exceptions import AuthenticationError, RedisError, ResponseError
+        from redis.exceptions import TimeoutError as RedisTimeout
+
         client = aioredis.Redis.from_url(
             options.url,
             username=options.username,
@@ -67,6 +75,8 @@ class RedisProbe(ProbeKind):
 
 def _auth_words(options: RedisOptions, exc: RedisError) -> str:
     """Say which it was: no password configured, or the configured one was refused."""
+    from redis.exceptions import AuthenticationError
+
     message = str(exc).split(";")[0].split(", otherwise")[0].strip()
     unconfigured = options.password is None and url_password(options.url) is None
     # redis-py reports a missing password as NOAUTH, or as HELLO needing authentication.

@@ -2,6 +2,7 @@
 
 The detail names the problem in words: "certificate expired 3 days ago",
 "certificate is for wrong.example.test, not localhost".
+cryptography (to read the certificate) is imported only when a tls probe runs.
 """
 
 from __future__ import annotations
@@ -12,12 +13,22 @@ import ipaddress
 import ssl
 import time
 from datetime import UTC, datetime
+from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.x509.oid import NameOID
 from pydantic import Field
 
-from greenloop.probes.base import Observation, ProbeKind, ProbeOptions, describe_error, ms
+from greenloop.probes.base import (
+    Observation,
+    ProbeKind,
+    ProbeOptions,
+    describe_error,
+    ms,
+    tls_context,
+)
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 
 class TlsOptions(ProbeOptions):
@@ -37,9 +48,10 @@ class TlsProbe(ProbeKind):
         return f"tls://{options.host}:{options.port}"
 
     async def check(self, options: TlsOptions, timeout_s: float) -> Observation:
+        from cryptography import x509
+
         name = options.server_name or options.host
-        verifying = ssl.create_default_context(cafile=options.ca_file)
-        verifying.check_hostname = False  # judged separately, so both problems can be named
+        verifying = _verifying_context(options.ca_file)
         started = time.perf_counter()
         problem = ""
         try:
@@ -48,11 +60,10 @@ class TlsProbe(ProbeKind):
         except ssl.SSLCertVerificationError as exc:
             chain_valid = False
             problem = exc.verify_message or str(exc)
-            lenient = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            lenient.check_hostname = False
-            lenient.verify_mode = ssl.CERT_NONE
             try:
-                der = await _peer_certificate(options.host, options.port, lenient, name)
+                der = await _peer_certificate(
+                    options.host, options.port, tls_context(verify=False), name
+                )
             except (OSError, ssl.SSLError) as inner:
                 return Observation({"connected": False}, describe_error(inner))
         except (OSError, ssl.SSLError) as exc:
@@ -84,6 +95,15 @@ class TlsProbe(ProbeKind):
         return Observation(values, "; ".join(words))
 
 
+@lru_cache(maxsize=16)
+def _verifying_context(ca_file: str | None) -> ssl.SSLContext:
+    """Checks the chain but not the host name, which is judged separately so both
+    problems can be named; built once per CA bundle (loading it costs 20-30 ms)."""
+    context = ssl.create_default_context(cafile=ca_file)
+    context.check_hostname = False
+    return context
+
+
 async def _peer_certificate(host: str, port: int, context: ssl.SSLContext, name: str) -> bytes:
     _reader, writer = await asyncio.open_connection(host, port, ssl=context, server_hostname=name)
     try:
@@ -101,6 +121,9 @@ async def _peer_certificate(host: str, port: int, context: ssl.SSLContext, name:
 
 def certificate_names(cert: x509.Certificate) -> list[str]:
     """The DNS names and IP addresses a certificate is for (SAN, else the common name)."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:

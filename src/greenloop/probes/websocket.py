@@ -2,6 +2,7 @@
 
 A rejected handshake reports the HTTP status (`status == 503`); a server that
 accepts and then dies reports its close code (`close_code == 1011`).
+websockets is imported only when a websocket probe runs.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ import time
 from typing import Any
 
 from pydantic import Field, model_validator
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from greenloop.probes.base import (
     Observation,
@@ -24,6 +23,7 @@ from greenloop.probes.base import (
     json_or_none,
     mask_url,
     ms,
+    tls_context,
     url_password,
 )
 from greenloop.probes.conditions import Document
@@ -73,12 +73,12 @@ class WebsocketProbe(ProbeKind):
         return (password,) if password else ()
 
     async def check(self, options: WebsocketOptions, timeout_s: float) -> Observation:
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
         context: ssl.SSLContext | None = None
         if options.url.startswith("wss://"):
-            context = ssl.create_default_context(cafile=options.ca_file)
-            if not options.verify_tls:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
+            context = tls_context(options.ca_file, options.verify_tls)
         started = time.perf_counter()
         try:
             ws = await connect(
