@@ -21,6 +21,7 @@ from types import FrameType
 from greenloop.config import Config, PhaseConfig, SelectConfig
 from greenloop.deploy import ensure_deployed
 from greenloop.execute import Reporter, Selection, blocked_phase, run_phase, select_tests
+from greenloop.execute.selection import without_files
 from greenloop.gate import check_gate, phase_blocker, should_expand, wait_for_healthy
 from greenloop.records import (
     DeployResult,
@@ -227,11 +228,15 @@ def execute_phases(
     """Progressive phases: each runs only when its components are healthy and the last passed."""
     config, results = loop.config, []
     stop_reason = ""
+    ran_whole: set[str] = set()  # files an earlier phase ran without -m/-k filters
     for phase in config.phases or [DEFAULT_PHASE]:
         phase = _with_cli_overrides(phase, loop.options)
         selection = select_tests(
             config, phase, loop.index, focus=loop.options.focus, store=loop.store
         )
+        selection = without_files(selection, ran_whole)
+        if phase.runner == "pytest" and not selection.pytest_args:
+            ran_whole.update(selection.files)
         state.selections[phase.name] = selection
         blocker = phase_blocker(phase, gate)
         if stop_reason:

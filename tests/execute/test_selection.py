@@ -66,3 +66,22 @@ def test_risk_order_puts_open_issues_and_failures_first_and_green_last() -> None
         "test_profile.py",
         "test_login.py",
     )
+
+
+def test_files_an_earlier_phase_ran_are_not_run_again() -> None:
+    from greenloop.execute.selection import Selection, without_files
+
+    selection = Selection(
+        phase="critical",
+        files=("/t/test_a.py", "/t/test_b.py"),
+        order=("test_a.py::test_x", "test_b.py"),
+        reason="phase 'critical': priorities [1]",
+        entries=(IndexEntry("test_a.py"), IndexEntry("test_b.py")),
+        tests_dir="/t",
+    )
+    left = without_files(selection, {"/t/test_a.py"})
+    assert left.files == ("/t/test_b.py",)
+    assert left.order == ("test_b.py",)
+    assert [e.path for e in left.entries] == ["test_b.py"]
+    assert left.reason.endswith("1 file(s) already ran in an earlier phase")
+    assert without_files(selection, set()) is selection

@@ -11,8 +11,8 @@ read is I/O.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -234,3 +234,25 @@ def describe(
         ordering.append(f"{green} recently green file(s) last")
     tail = f"; order: {', '.join(ordering)}" if ordering else ""
     return f"phase {phase.name!r}: {what} -> {len(entries)} file(s): {names}{tail}"
+
+
+def without_files(selection: Selection, done: Collection[str]) -> Selection:
+    """The selection less the files an earlier phase of this iteration already ran whole.
+
+    Progressive phases overlap (smoke's P1 files are P1 for critical too); running a
+    file twice in one iteration costs time and double-counts its failures.
+    """
+    kept = tuple(f for f in selection.files if f not in done)
+    if len(kept) == len(selection.files):
+        return selection
+    dropped = len(selection.files) - len(kept)
+    order = tuple(o for o in selection.order if _order_file(o, selection.tests_dir) not in done)
+    entries = tuple(
+        e for e in selection.entries if str(Path(selection.tests_dir) / e.path) not in done
+    )
+    reason = f"{selection.reason}; {dropped} file(s) already ran in an earlier phase"
+    return replace(selection, files=kept, order=order, entries=entries, reason=reason)
+
+
+def _order_file(item: str, tests_dir: str) -> str:
+    return str(Path(tests_dir) / item.split("::", 1)[0])
