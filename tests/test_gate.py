@@ -208,14 +208,20 @@ def test_should_expand_ignores_skipped_tests() -> None:
     assert should_expand(result, phase(rate=1.0))[0]
 
 
-def test_should_not_expand_after_a_blocked_or_skipped_phase() -> None:
+def test_should_not_expand_after_a_blocked_phase() -> None:
     blocked = PhaseResult("smoke", PhaseStatus.BLOCKED, 0.0, blocked_by="database")
     assert should_expand(blocked, phase()) == (
         False,
         "smoke was blocked by database; later phases not run",
     )
-    skipped = PhaseResult("critical", PhaseStatus.SKIPPED, 0.0)
-    assert not should_expand(skipped, phase())[0]
+
+
+def test_a_phase_that_selected_nothing_does_not_hold_the_next_back() -> None:
+    skipped = PhaseResult("smoke", PhaseStatus.SKIPPED, 0.0, note="nothing selected")
+    assert should_expand(skipped, phase(rate=1.0)) == (
+        True,
+        "smoke selected no tests; nothing to hold later phases back",
+    )
 
 
 def test_should_expand_when_nothing_ran() -> None:

@@ -136,3 +136,19 @@ def test_env_skip_patterns() -> None:
         "available in v2 only",
     ):
         assert not env_skip(reason), reason
+
+
+def test_an_iteration_where_no_phase_ran_anything_is_not_real() -> None:
+    from greenloop.config import Config
+    from greenloop.records import PhaseResult, PhaseStatus
+    from greenloop.verify import check_authenticity
+
+    phases = [
+        PhaseResult("smoke", PhaseStatus.SKIPPED, 0.0, note="nothing selected: no file matches"),
+        PhaseResult("all", PhaseStatus.SKIPPED, 0.0, note="nothing selected: no file matches"),
+    ]
+    findings = check_authenticity(phases, config=Config(), index=[], durations={})
+    assert [f.check for f in findings] == ["nothing_collected"]
+    assert "no file matches" in findings[0].evidence
+    blocked = [PhaseResult("smoke", PhaseStatus.BLOCKED, 0.0, blocked_by="cache")]
+    assert check_authenticity(blocked, config=Config(), index=[], durations={}) == []

@@ -101,6 +101,16 @@ def check_authenticity(
                 min_ms=min_duration_ms(test.nodeid, test.file, index, config),
                 usual_s=durations.get(test.nodeid),
             )
+    ran_or_blocked = any(p.tests or p.status is PhaseStatus.BLOCKED for p in phases)
+    if not ran_or_blocked and not any(f.check == "nothing_collected" for f in findings):
+        notes = "; ".join(p.note for p in phases if p.note) or "no phase is configured"
+        findings.append(
+            AuthenticityFinding(
+                nodeid="",
+                check="nothing_collected",
+                evidence=f"no phase selected or ran any test ({notes})",
+            )
+        )
     return findings
 
 
