@@ -117,6 +117,7 @@ class ExecutionConfig(Section):
     test_timeout_s: float = Field(60.0, gt=0)
     phase_timeout_s: float = Field(900.0, gt=0)
     reruns: int = Field(1, ge=0)
+    rerun_max_tests: int = Field(5, ge=0)  # more failures than this: systematic, no re-runs
     min_duration_ms: float = Field(10.0, ge=0)
     pytest_args: list[str] = Field(default_factory=list)
     order: Literal["risk", "index"] = "risk"

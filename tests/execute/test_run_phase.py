@@ -283,6 +283,14 @@ def test_a_test_that_passes_on_rerun_stays_a_failure(tree, make_config, tmp_path
     assert result.counts()["flaky"] == 1
 
 
+def test_a_systematic_failure_is_not_re_run(tree, make_config) -> None:
+    tree({"test_down.py": "\n".join(f"def test_{i}():\n    assert False" for i in range(4))})
+    config = make_config(execution={"reruns": 2, "rerun_max_tests": 3})
+    result = run_phase(config, PHASE, select_tests(config, PHASE, []))
+    assert [t.reruns for t in result.tests] == [()] * 4
+    assert "4 tests failed: systematic, not flaky; re-runs skipped" in result.note
+
+
 def test_command_runner_ingests_the_junit_a_non_pytest_suite_writes(make_config, tmp_path) -> None:
     script = tmp_path / "suite.py"
     script.write_text(

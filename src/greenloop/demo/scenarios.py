@@ -103,11 +103,11 @@ _TABLE: tuple[Scenario, ...] = (
     ),
     Scenario(
         "slow-db",
-        "Every database query takes 6 s: database-backed calls exceed the 5 s client timeout.",
-        faults=("slow-db:seconds=6",),
+        "Every database query takes 3 s: database-backed calls exceed the demo's 2 s client timeout.",
+        faults=("slow-db:seconds=3",),
         expected_exit=1,
         expected_conclusion=(
-            "infrastructure: the database is slow (health reports ~6000 ms latency); "
+            "infrastructure: the database is slow (health reports ~3000 ms latency); "
             "database-backed tests time out; component: database"
         ),
     ),

@@ -212,7 +212,9 @@ class PytestRunner:
             notes = run_until_done(ctx, fold, list(selection.files))
             results = dict(fold.results)
             if settings.reruns and time.monotonic() < ctx.deadline:
-                notes += rerun_failures(ctx, fold, results, settings.reruns)
+                notes += rerun_failures(
+                    ctx, fold, results, settings.reruns, config.execution.rerun_max_tests
+                )
         tests = ordered(fold, results) + skipped_modules(fold, phase.name)
         errors = tuple(f"{n}: {e}" for n, e in fold.collection_errors.items())
         if fold.bad_lines:
@@ -298,9 +300,17 @@ def launch(ctx: _Context, fold: EventFold, targets: Sequence[str]) -> tuple[Proc
 
 
 def rerun_failures(
-    ctx: _Context, fold: EventFold, results: dict[str, TestResult], reruns: int
+    ctx: _Context,
+    fold: EventFold,
+    results: dict[str, TestResult],
+    reruns: int,
+    max_tests: int,
 ) -> list[str]:
-    """Re-run failed tests, each in a fresh pytest, until they pass or `reruns` is used up."""
+    """Re-run failed tests, each in a fresh pytest, until they pass or `reruns` is used up.
+
+    When more than `max_tests` failed, the failure is systematic rather than flaky and
+    re-running would only repeat every timeout: no re-runs, and the note says why.
+    """
     notes = []
     for attempt in range(1, reruns + 1):
         failing = [
@@ -310,6 +320,12 @@ def rerun_failures(
             and Outcome.PASSED not in r.reruns
             and n in fold.collected
         ]
+        if attempt == 1 and len(failing) > max_tests:
+            notes.append(
+                f"{len(failing)} tests failed: systematic, not flaky; re-runs skipped "
+                f"(execution.rerun_max_tests = {max_tests})"
+            )
+            break
         if not failing or time.monotonic() >= ctx.deadline:
             break
         again = EventFold(fold.phase)
