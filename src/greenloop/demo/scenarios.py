@@ -103,7 +103,7 @@ _TABLE: tuple[Scenario, ...] = (
     ),
     Scenario(
         "slow-db",
-        "Every database query takes 3 s: database-backed calls exceed the demo's 2 s client timeout.",
+        "Every database query takes 3 s: database calls exceed the demo's 2 s client timeout.",
         faults=("slow-db:seconds=3",),
         expected_exit=1,
         expected_conclusion=(
