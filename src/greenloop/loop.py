@@ -8,16 +8,13 @@ orders them and carries their records along.
 from __future__ import annotations
 
 import secrets
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from types import FrameType
 
+from greenloop import interrupt
 from greenloop.config import Config, PhaseConfig, SelectConfig
 from greenloop.deploy import ensure_deployed
 from greenloop.execute import Reporter, Selection, blocked_phase, run_phase, select_tests
@@ -36,6 +33,7 @@ from greenloop.records import (
 )
 from greenloop.remediate import remediate
 from greenloop.report import ReportContext, write_reports
+from greenloop.snapshot import phase_from_json, phase_to_json
 from greenloop.store import Store
 from greenloop.trackers import file_issues, mark_needs_person
 from greenloop.triage import TriageResult, triage
@@ -75,6 +73,8 @@ class LoopState:
     triaged: list[TriageResult] = field(default_factory=list)
     revision: str | None = None
     interrupted: bool = False
+    resumed: dict[str, PhaseResult] = field(default_factory=dict)  # phases kept by --resume
+    resumed_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,10 +89,6 @@ class Loop:
     say: Callable[[str], None]
 
 
-class Interrupted(Exception):
-    """Ctrl-C or SIGTERM: finish the current phase's bookkeeping and stop."""
-
-
 # --------------------------------------------------------------------------- the run
 
 
@@ -102,46 +98,77 @@ def run(loop: Loop) -> RunResult:
     for dead in loop.store.mark_dead_runs():
         loop.say(f"run {dead} was killed without finishing; marked crashed")
     state = LoopState(run_id=new_run_id(), started_at=utcnow())
+    first = 1
+    if options.resume:
+        first = resume_from(loop, state)
     loop.store.start_run(
         state.run_id,
         environment=config.environment.name,
         focus=options.focus or "all",
         command_line=options.command_line,
-        config_path=str(config.source),
+        config_path=str(config.source.resolve()),
     )
     max_iterations = options.max_iterations or (
         config.loop.max_iterations if options.until_green else 1
     )
-    max_time = options.max_time_s or config.loop.max_time_s
-    deadline = time.monotonic() + max_time
-    result = _result(loop, state)
+    deadline = time.monotonic() + (options.max_time_s or config.loop.max_time_s)
     try:
-        with _interruptible():
-            for number in range(1, max_iterations + 1):
+        with interrupt.handling_signals():
+            for number in range(first, first + max_iterations):
                 iteration = run_iteration(loop, state, number)
                 state.iterations.append(iteration)
                 loop.store.record_iteration(state.run_id, iteration)
-                result = report(loop, state)
-                if not options.until_green or iteration.verdict is Verdict.GREEN:
-                    break
-                if is_stuck(state.iterations):
-                    loop.say("two iterations ended with the same failures and nothing left to try")
-                    mark_needs_person(
-                        iteration.clusters, config=config, store=loop.store, out_dir=options.out_dir
-                    )
-                    break
-                if number == max_iterations or time.monotonic() >= deadline:
-                    loop.say("out of budget: stopping with the last verdict")
+                report(loop, state)
+                if iteration.interrupted or not should_go_round(loop, state, number, deadline):
                     break
                 wait_for_healthy(
                     config, loop.store, timeout_s=min(config.gate.wait_timeout_s, _left(deadline))
                 )
-    except Interrupted:
-        state.interrupted = True
-        loop.say("interrupted: writing the partial worklog")
+    except interrupt.Interrupted:
+        loop.say("stopped by a second signal: writing the partial worklog")
+    state.interrupted = state.interrupted or interrupt.requested()
+    if state.interrupted:
+        loop.say(f"run {state.run_id} interrupted; continue it with `greenloop run --resume`")
     result = report(loop, state)
     loop.store.finish_run(result)
     return result
+
+
+def should_go_round(loop: Loop, state: LoopState, number: int, deadline: float) -> bool:
+    """After an iteration: another one, or stop (green, stuck, or out of budget)?"""
+    options, last = loop.options, state.iterations[-1]
+    if not options.until_green or last.verdict is Verdict.GREEN:
+        return False
+    if is_stuck(state.iterations):
+        loop.say("two iterations ended with the same failures and nothing left to try")
+        mark_needs_person(
+            last.clusters,
+            config=loop.config,
+            store=loop.store,
+            out_dir=options.out_dir,
+            run_id=state.run_id,
+        )
+        return False
+    max_iterations = options.max_iterations or loop.config.loop.max_iterations
+    if len(state.iterations) >= max_iterations or time.monotonic() >= deadline:
+        loop.say("out of budget: stopping with the last verdict")
+        return False
+    return True
+
+
+def resume_from(loop: Loop, state: LoopState) -> int:
+    """Take over the phases the last interrupted or crashed run completed; its iteration."""
+    previous = loop.store.latest_resumable(str(loop.config.source.resolve()))
+    if previous is None or not previous.progress:
+        loop.say("nothing to resume: starting a fresh run")
+        return 1
+    progress = previous.progress
+    state.resumed = {p["name"]: phase_from_json(p) for p in progress.get("phases", ())}
+    state.resumed_from = previous.id
+    loop.store.mark_resumed(previous.id, by=state.run_id)
+    names = ", ".join(state.resumed) or "none"
+    loop.say(f"resuming run {previous.id}: completed phases kept ({names})")
+    return int(progress.get("iteration", 1))
 
 
 def run_iteration(loop: Loop, state: LoopState, number: int) -> IterationResult:
@@ -183,6 +210,23 @@ def run_iteration(loop: Loop, state: LoopState, number: int) -> IterationResult:
         {f.nodeid: False for f in findings},
     )
     tests = [t for p in phases for t in p.tests]
+    if interrupt.requested():
+        # A partial iteration proves nothing about what it did not run: file nothing,
+        # change nothing; the next run (or --resume) carries on.
+        state.interrupted = True
+        return IterationResult(
+            number=number,
+            verdict=verdict,
+            duration_s=time.monotonic() - clock,
+            started_at=started,
+            gate=gate,
+            deploy=deploy,
+            phases=phases,
+            authenticity=tuple(findings),
+            classifications=triaged.classifications,
+            clusters=triaged.clusters,
+            interrupted=True,
+        )
     issues = file_issues(
         triaged.clusters,
         config=config,
@@ -238,8 +282,15 @@ def execute_phases(
         if phase.runner == "pytest" and not selection.pytest_args:
             ran_whole.update(selection.files)
         state.selections[phase.name] = selection
+        if interrupt.requested():
+            break
         blocker = phase_blocker(phase, gate)
-        if stop_reason:
+        if phase.name in state.resumed:
+            result = replace(
+                state.resumed.pop(phase.name),
+                note=f"kept from interrupted run {state.resumed_from}",
+            )
+        elif stop_reason:
             result = PhaseResult(
                 name=phase.name, status=PhaseStatus.SKIPPED, duration_s=0.0, note=stop_reason
             )
@@ -252,8 +303,12 @@ def execute_phases(
             if not expand:
                 stop_reason = why
         loop.store.record_phase(state.run_id, number, result, revision=state.revision)
-        loop.store.save_progress(state.run_id, {"iteration": number, "completed_phase": phase.name})
         results.append(result)
+        if not interrupt.requested():  # a phase cut short is not completed: resume re-runs it
+            loop.store.save_progress(
+                state.run_id,
+                {"iteration": number, "phases": [phase_to_json(p) for p in results]},
+            )
     return tuple(results)
 
 
@@ -317,22 +372,3 @@ def _with_cli_overrides(phase: PhaseConfig, options: RunOptions) -> PhaseConfig:
 
 def _left(deadline: float) -> float:
     return max(0.0, deadline - time.monotonic())
-
-
-@contextmanager
-def _interruptible() -> Iterator[None]:
-    """Turn SIGTERM into the same clean stop as Ctrl-C."""
-
-    def stop(_signum: int, _frame: FrameType | None) -> None:
-        raise Interrupted()
-
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signals only reach the main thread; embedded callers handle their own
-        return
-    previous_term = signal.signal(signal.SIGTERM, stop)
-    previous_int = signal.signal(signal.SIGINT, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous_term)
-        signal.signal(signal.SIGINT, previous_int)

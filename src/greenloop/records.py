@@ -26,6 +26,7 @@ class ExitCode(enum.IntEnum):
     BLOCKED = 3
     NOT_REAL = 4
     INTERNAL = 70
+    INTERRUPTED = 130  # Ctrl-C / SIGTERM: the run stopped before it could conclude
 
 
 class Verdict(enum.StrEnum):
@@ -388,7 +389,9 @@ class RunResult:
 
     @property
     def exit_code(self) -> ExitCode:
-        return self.verdict.exit_code
+        # An interrupted run did not run everything it selected: it cannot be green, and
+        # what it did see is in the report; 130 is the shell's convention for Ctrl-C.
+        return ExitCode.INTERRUPTED if self.interrupted else self.verdict.exit_code
 
     @property
     def duration_s(self) -> float:

@@ -33,7 +33,8 @@ def print_summary(console: Console, run: RunResult) -> None:
     """Verdict, per-phase counts, clusters and where the files are."""
     style = VERDICT_STYLE[run.verdict]
     console.print()
-    console.rule(f"[{style}]{run.verdict.value.upper()}[/] run {run.run_id}")
+    stopped = " [bold]INTERRUPTED[/] (partial)" if run.interrupted else ""
+    console.rule(f"[{style}]{run.verdict.value.upper()}[/]{stopped} run {run.run_id}")
     console.print(
         f"[{style}]{run.verdict.value}[/]: {VERDICT_WORDS[run.verdict]} "
         f"(exit {int(run.exit_code)}, {len(run.iterations)} iteration(s), "

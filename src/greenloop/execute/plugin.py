@@ -22,6 +22,7 @@ import asyncio
 import inspect
 import json
 import os
+import signal
 import socket
 import ssl
 import sys
@@ -37,6 +38,7 @@ import pytest
 
 EVENTS_ENV = "GREENLOOP_EVENTS"
 ORDER_ENV = "GREENLOOP_ORDER"
+PARENT_ENV = "GREENLOOP_PARENT_PID"  # greenloop's pid: when it dies, this pytest stops too
 TRIM_TEXT = 8000  # characters kept of a traceback
 TRIM_OUTPUT = 4000  # characters kept of captured stdout / stderr / log
 
@@ -656,10 +658,33 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def watch_parent(parent: int, interval_s: float = 0.5) -> None:
+    """Stop this pytest (and its xdist workers) when greenloop itself is gone.
+
+    pytest runs in its own session so Ctrl-C reaches greenloop first; if greenloop is
+    killed outright (SIGKILL, OOM) nothing else would stop tests from running on
+    against the environment, unobserved.
+    """
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval_s)
+            if os.getppid() != parent:
+                try:
+                    os.killpg(os.getpgrp(), signal.SIGKILL)
+                finally:
+                    os._exit(1)
+
+    threading.Thread(target=watch, name="greenloop-parent-watch", daemon=True).start()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     path = config.getoption("--greenloop-events") or os.environ.get(EVENTS_ENV)
     if not path:
         return
+    parent = os.environ.get(PARENT_ENV)
+    if parent and parent.isdigit() and not hasattr(config, "workerinput"):
+        watch_parent(int(parent))
     install_network_recorder()
     install_mock_recorder()
     plugin = GreenloopPlugin(config, EventSink(path))

@@ -183,6 +183,30 @@ class Store:
                     dead.append(row.id)
         return dead
 
+    def latest_resumable(self, config_path: str) -> RunRow | None:
+        """The newest run of this config that was interrupted or killed, not yet resumed."""
+        with self.session() as s:
+            query = (
+                select(RunRow)
+                .where(
+                    RunRow.status.in_(("interrupted", "crashed")),
+                    RunRow.config_path == config_path,
+                )
+                .order_by(RunRow.started_at.desc())
+                .limit(1)
+            )
+            return s.scalars(query).first()
+
+    def mark_resumed(self, run_id: str, *, by: str) -> None:
+        """An interrupted run another run has taken over: never resumed twice."""
+        with self.session() as s:
+            row = s.get(RunRow, run_id)
+            if row is not None:
+                row.status = "resumed"
+                progress = dict(row.progress or {})
+                progress["resumed_by"] = by
+                row.progress = progress
+
     def run(self, run_id: str) -> RunRow | None:
         with self.session() as s:
             return s.get(RunRow, run_id)
@@ -558,13 +582,18 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Is the process there and not a zombie (killed, waiting for its parent to reap it)?"""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc here: trust kill(0)
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def _jsonable(value: object) -> object:

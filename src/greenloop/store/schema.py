@@ -29,7 +29,7 @@ class RunRow(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # running | finished | interrupted | crashed
+    # running | finished | interrupted | crashed | resumed
     status: Mapped[str] = mapped_column(String(16), default="running")
     verdict: Mapped[str | None] = mapped_column(String(16))
     exit_code: Mapped[int | None] = mapped_column(Integer)

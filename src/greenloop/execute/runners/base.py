@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from greenloop import interrupt
 from greenloop.config import Config, PhaseConfig
 from greenloop.execute.progress import Reporter
 from greenloop.execute.selection import Selection
@@ -105,6 +106,7 @@ class ProcessEnd:
     returncode: int | None  # None when we killed it at the deadline
     timed_out: bool
     duration_s: float
+    interrupted: bool = False  # stopped because the user asked the run to stop
 
 
 def run_process(
@@ -136,7 +138,7 @@ def run_process(
         except OSError as exc:
             out.write(f"greenloop: cannot start {argv[0]}: {exc.strerror or exc}\n".encode())
             return ProcessEnd(127, False, 0.0)
-        timed_out = False
+        timed_out = stopped = False
         while True:
             try:
                 proc.wait(timeout=POLL_S)
@@ -149,9 +151,14 @@ def run_process(
                 timed_out = True
                 kill_group(proc)
                 break
+            if interrupt.requested():
+                stopped = True
+                kill_group(proc)
+                break
     if on_poll is not None:
         on_poll()
-    return ProcessEnd(None if timed_out else proc.returncode, timed_out, time.monotonic() - start)
+    code = None if timed_out or stopped else proc.returncode
+    return ProcessEnd(code, timed_out, time.monotonic() - start, interrupted=stopped)
 
 
 def kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -20,9 +20,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from greenloop import interrupt
 from greenloop.config import Config, PhaseConfig
 from greenloop.execute.events import EventFold
-from greenloop.execute.plugin import EVENTS_ENV, ORDER_ENV
+from greenloop.execute.plugin import EVENTS_ENV, ORDER_ENV, PARENT_ENV
 from greenloop.execute.progress import Reporter
 from greenloop.execute.runners.base import (
     ProcessEnd,
@@ -211,7 +212,7 @@ class PytestRunner:
             fold = EventFold(phase.name, listener=reporter)
             notes = run_until_done(ctx, fold, list(selection.files))
             results = dict(fold.results)
-            if settings.reruns and time.monotonic() < ctx.deadline:
+            if settings.reruns and time.monotonic() < ctx.deadline and not interrupt.requested():
                 notes += rerun_failures(
                     ctx, fold, results, settings.reruns, config.execution.rerun_max_tests
                 )
@@ -247,6 +248,11 @@ def run_until_done(ctx: _Context, fold: EventFold, targets: list[str]) -> list[s
     while targets:
         before = len(fold.results)
         end, output = launch(ctx, fold, targets)
+        if end.interrupted:
+            fold.end_running(Outcome.SKIPPED, "interrupted: the run was stopped while it ran")
+            fold.end_not_started(Outcome.SKIPPED, "not run: the run was interrupted")
+            notes.append("interrupted: pytest was stopped; unfinished tests are skipped")
+            break
         if end.timed_out:
             limit = f"{ctx.settings.phase_timeout_s:g}s"
             fold.end_running(Outcome.TIMEOUT, f"the phase deadline of {limit} passed while it ran")
@@ -291,7 +297,7 @@ def launch(ctx: _Context, fold: EventFold, targets: Sequence[str]) -> tuple[Proc
     end = run_process(
         argv,
         cwd=Path(ctx.selection.tests_dir),
-        env={**ctx.env, EVENTS_ENV: str(events)},
+        env={**ctx.env, EVENTS_ENV: str(events), PARENT_ENV: str(os.getpid())},
         deadline=ctx.deadline,
         output=output,
         on_poll=lambda: fold.feed_lines(reader.read()),
