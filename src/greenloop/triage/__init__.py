@@ -36,9 +36,9 @@ from greenloop.records import (
 from greenloop.store import Store, aware
 from greenloop.triage.classify import Decision, classify, needs_triage
 from greenloop.triage.cluster import build_clusters
-from greenloop.triage.evidence import gather_evidence
+from greenloop.triage.evidence import gather_evidence, index_components
 from greenloop.triage.flaky import history_facts
-from greenloop.triage.impact import total_impact_usd
+from greenloop.triage.impact import test_file, total_impact_usd
 from greenloop.triage.logs import LogRecord, read_logs
 from greenloop.triage.logs.templates import LogTemplate, mine_templates
 from greenloop.triage.rootcause import ChangeFacts
@@ -107,8 +107,12 @@ def triage(
     records = list(logs or ())
     by_request = _errors_by_request(records)
 
+    components_by_file: dict[str, tuple[str, ...]] = {}  # the index, looked up once per file
     decisions: list[Decision] = []
     for test in todo:
+        file = test_file(test.nodeid)
+        if file not in components_by_file:
+            components_by_file[file] = index_components(test.nodeid, index)
         facts = (
             history_facts(store, test.nodeid, window) if store and test.outcome.is_failure else None
         )
@@ -124,6 +128,7 @@ def triage(
             revision=revision,
             previous_revision=previous_revision,
             server_log=by_request.get(test.request_id or "", ""),
+            test_components=components_by_file[file],
         )
         decisions.append(classify(evidence, rules))
 

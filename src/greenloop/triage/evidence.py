@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 
 from greenloop.records import GateResult, IndexEntry, Outcome, ProbeResult, TestResult
 
@@ -32,20 +33,20 @@ class Frame:
     kind: str  # app | test | library | pytest | unknown
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: the text facts below are cached on the instance
 class FailureEvidence:
-    """Everything a rule may look at for one non-passing test."""
+    """Everything a rule may look at for one non-passing test.
+
+    The text facts (exception types, statuses, close codes, frames) are parsed from
+    `text` on first use: most failures are decided before a rule asks for all of them.
+    """
 
     nodeid: str
     outcome: Outcome
     text: str  # message + traceback (+ warnings), trimmed
     message: str = ""
     when: str = "call"
-    exc_types: tuple[str, ...] = ()  # short names, in order of appearance
-    statuses: tuple[int, ...] = ()  # HTTP statuses the failure reports receiving
-    status_assertion: bool = False  # the failure compares an HTTP status with another
-    close_codes: tuple[int, ...] = ()  # WebSocket close codes
-    frames: tuple[Frame, ...] = ()
+    tests_dirs: tuple[str, ...] = ("tests", "test")  # a frame under one of these is test code
     gate_known: bool = False  # False: nobody checked the environment (e.g. JUnit triage)
     failing_probes: tuple[ProbeResult, ...] = ()  # failing at the time of the test
     healthy_components: tuple[str, ...] = ()
@@ -61,6 +62,30 @@ class FailureEvidence:
     markers: tuple[str, ...] = ()
     request_id: str | None = None
     server_log: str = ""  # error log lines the service wrote for this test's request id
+
+    @cached_property
+    def exc_types(self) -> tuple[str, ...]:
+        """Short names of the exceptions the text names, in order of appearance."""
+        return exception_types(self.text)
+
+    @cached_property
+    def statuses(self) -> tuple[int, ...]:
+        """HTTP statuses the failure reports receiving."""
+        return http_statuses(self.text)
+
+    @cached_property
+    def status_assertion(self) -> bool:
+        """The failure compares an HTTP status with another."""
+        return _has_status_assertion(self.text)
+
+    @cached_property
+    def close_codes(self) -> tuple[int, ...]:
+        """WebSocket close codes."""
+        return _close_codes(self.text)
+
+    @cached_property
+    def frames(self) -> tuple[Frame, ...]:
+        return parse_frames(self.text, self.tests_dirs)
 
     @property
     def exc_type(self) -> str | None:
@@ -91,6 +116,13 @@ class FailureEvidence:
 
 # --------------------------------------------------------------------------- text parsing
 
+# PLAIN_START: these patterns run over every failure, so each alternative starts with a
+# plain character where it can. The regex engine then jumps straight to the places where
+# a match could begin; a pattern (or one alternative) that starts with \b, a lookbehind or
+# [Cc] makes it try every alternative at every position, several times slower. A word
+# boundary moves just after the first characters instead: `at (?<!\wat )` is `\bat `,
+# `[A-Z](?<!\w.)` is `\b[A-Z]`.
+
 _FRAME_PATTERNS = (
     # CPython: File "path", line 12, in func
     re.compile(r'File "(?P<path>[^"\n]+)", line (?P<line>\d+), in (?P<func>[^\s]+)'),
@@ -99,22 +131,24 @@ _FRAME_PATTERNS = (
     # pytest --tb=short/native summaries: path.py:12: in func
     re.compile(r"^\s*(?P<path>[^\s:\"'<>]+\.py):(?P<line>\d+):(?: in (?P<func>\S+))?", re.M),
     # JS/Java/JVM style: at func (path:12) / at pkg.Cls.m(File.java:12)
-    re.compile(r"\bat (?P<func>[\w.$<>]+(?: [\w.$<>]+)?) ?\((?P<path>[^()\s:]+):(?P<line>\d+)"),
+    re.compile(
+        r"at (?<!\wat )(?P<func>[\w.$<>]+(?: [\w.$<>]+)?) ?\((?P<path>[^()\s:]+):(?P<line>\d+)"
+    ),
 )
 
 _FRAME_NEEDLES = ('File "', 'File "', ".py:", "at ")
 
 _EXC = re.compile(
     # Module prefixes (psycopg.errors.) are not needed: only the short name is kept.
-    r"\b([A-Z]\w*(?:Error|Exception|Exit|Warning|Timeout|Mismatch|Violation|DoesNotExist|"
-    r"Failure|Refused|Interrupt)|Failed)(?=[:(\s'\"`,]|$)",
+    r"([A-Z](?<!\w.)(?:\w*(?:Error|Exception|Exit|Warning|Timeout|Mismatch|Violation|"
+    r"DoesNotExist|Failure|Refused|Interrupt)|(?<=F)ailed))(?=[:(\s'\"`,]|$)",
     re.M,
 )
 _DJANGO_EXC = re.compile(r"Exception Type:\s*([A-Za-z_]\w*)")
 
 # A three-digit number is an HTTP status only in the right company: find the numbers
 # first (cheap), then look at a few characters either side (cheaper than one huge regex).
-_CODE = re.compile(r"(?<![\w.:/-])([1-5]\d\d)(?![\w.:/-])|(?<=<)([1-5]\d\d)(?=>)")
+_CODE = re.compile(r"([1-5](?<![\w.:/-].)\d\d)(?![\w.:/-])")
 _STATUS_BEFORE = re.compile(
     r"(?:\bHTTP(?:/\d(?:\.\d)?\"?)?|\bstatus(?:_code| code)?\s*[=:]?|[Rr]esponse code|"
     r"returned error:|[Aa]ctual:|actual value is <|\bgot|<Response \[|\bassert '?|"
@@ -128,13 +162,19 @@ _STATUS_AFTER = re.compile(
 _ERROR_AFTER = re.compile(r"^ error\b")
 
 _STATUS_ASSERTION = re.compile(
-    r"\bassert '?[1-5]\d\d\b[^=\n]{0,30} == '?[1-5]\d\d\b"
-    r"|^(?:E\s+)?(?:AssertionError: )?[1-5]\d\d != [1-5]\d\d\b"
-    r"|[Ee]xpected:? \[?[1-5]\d\d\]?[.,;]? ?(?:[Aa]ctual:?|got) [1-5]\d\d\b"
-    r"|[Aa]ssert status code|actual value is <[1-5]\d\d>",
-    re.M,
+    r"assert(?<!\wassert) '?[1-5]\d\d\b[^=\n]{0,30} == '?[1-5]\d\d\b"
+    r"|Expected:? \[?[1-5]\d\d\]?[.,;]? ?(?:[Aa]ctual:?|got) [1-5]\d\d\b"
+    r"|expected:? \[?[1-5]\d\d\]?[.,;]? ?(?:[Aa]ctual:?|got) [1-5]\d\d\b"
+    r"|Assert status code|assert status code|actual value is <[1-5]\d\d>"
 )
-_CLOSE = re.compile(r"\b(?:received|sent|close code|code[= ])\s*(?P<code>1\d{3}|4\d{3})\b")
+# Apart from the rest: a pattern that starts with ^ cannot skip ahead (see PLAIN_START).
+_STATUS_NOT_EQUAL_LINE = re.compile(
+    r"^(?:E\s+)?(?:AssertionError: )?[1-5]\d\d != [1-5]\d\d\b", re.M
+)
+_CLOSE = re.compile(
+    r"(?:received(?<!\wreceived)|sent(?<!\wsent)|close code(?<!\wclose code)|code(?<!\wcode)[= ])"
+    r"\s*(?P<code>1\d{3}|4\d{3})\b"
+)
 
 _LIBRARY = re.compile(
     r"(?:site|dist)-packages/|/lib/python\d|/lib/pypy|<frozen|node_modules/|\.egg/"
@@ -146,6 +186,12 @@ _TEST_FILE = re.compile(r"(?:^|/)(?:test_[^/]*|[^/]*_tests?\.py|conftest\.py|tes
 
 def frame_kind(path: str, tests_dirs: Sequence[str] = ("tests", "test")) -> str:
     """Where a frame's code lives: our tests, our application, a library, or pytest."""
+    return _frame_kind(path, tuple(tests_dirs))
+
+
+# The same few hundred files appear in every traceback of a run: decide each path once.
+@lru_cache(maxsize=4096)
+def _frame_kind(path: str, tests_dirs: tuple[str, ...]) -> str:
     p = path.replace("\\", "/")
     if p.startswith("<"):
         return "unknown"
@@ -163,6 +209,7 @@ def frame_kind(path: str, tests_dirs: Sequence[str] = ("tests", "test")) -> str:
 
 def parse_frames(text: str, tests_dirs: Sequence[str] = ("tests", "test")) -> tuple[Frame, ...]:
     """Every frame the text shows, in order, whatever the traceback dialect."""
+    tests_dirs = tuple(tests_dirs)
     found: list[tuple[int, Frame]] = []
     for pattern, needle in zip(_FRAME_PATTERNS, _FRAME_NEEDLES, strict=True):
         if needle not in text:
@@ -174,7 +221,7 @@ def parse_frames(text: str, tests_dirs: Sequence[str] = ("tests", "test")) -> tu
             found.append(
                 (
                     m.start(),
-                    Frame(path, int(line) if line else None, func, frame_kind(path, tests_dirs)),
+                    Frame(path, int(line) if line else None, func, _frame_kind(path, tests_dirs)),
                 )
             )
     found.sort(key=lambda item: item[0])
@@ -196,7 +243,7 @@ def http_statuses(text: str) -> tuple[int, ...]:
     out: list[int] = []
     for m in _CODE.finditer(text):
         start, end = m.span()
-        value = m.group(1) or m.group(2)
+        value = m.group(1)
         line_start = text.rfind("\n", max(0, start - 60), start) + 1
         before = text[max(line_start, start - 40) : start]
         after = text[end : end + 40]
@@ -214,7 +261,11 @@ _CLOSE_NEEDLES = ("received", "sent", "code")
 
 
 def _has_status_assertion(text: str) -> bool:
-    return any(n in text for n in _ASSERTION_NEEDLES) and bool(_STATUS_ASSERTION.search(text))
+    if not any(n in text for n in _ASSERTION_NEEDLES):
+        return False
+    if _STATUS_ASSERTION.search(text):
+        return True
+    return " != " in text and bool(_STATUS_NOT_EQUAL_LINE.search(text))
 
 
 def _close_codes(text: str) -> tuple[int, ...]:
@@ -263,11 +314,13 @@ def gather_evidence(
     revision: str | None = None,
     previous_revision: str | None = None,
     server_log: str = "",
+    test_components: tuple[str, ...] | None = None,
 ) -> FailureEvidence:
     """Turn one test result plus what the environment showed into evidence for the rules.
 
     `probe_history` holds probe results stored while the test ran (they may
-    differ from the gate's check before the phase started).
+    differ from the gate's check before the phase started). `test_components`
+    is what `index_components` returns, for a caller that looked it up already.
     """
     text = failure_text(test)
     failing: dict[tuple[str, str], ProbeResult] = {}
@@ -280,21 +333,20 @@ def gather_evidence(
     for probe in probe_history:
         if not probe.ok:
             failing.setdefault((probe.component, probe.name), probe)
+    failing_components = {component for component, _ in failing}
     return FailureEvidence(
         nodeid=test.nodeid,
         outcome=test.outcome,
         text=text,
         message=test.message,
         when=test.when,
-        exc_types=exception_types(text),
-        statuses=http_statuses(text),
-        status_assertion=_has_status_assertion(text),
-        close_codes=_close_codes(text),
-        frames=parse_frames(text, tests_dirs),
+        tests_dirs=tuple(tests_dirs),
         gate_known=gate is not None or bool(probe_history),
         failing_probes=tuple(failing.values()),
-        healthy_components=tuple(c for c in healthy if c not in {p[0] for p in failing}),
-        test_components=index_components(test.nodeid, index),
+        healthy_components=tuple(c for c in healthy if c not in failing_components),
+        test_components=(
+            index_components(test.nodeid, index) if test_components is None else test_components
+        ),
         passed_on_rerun=test.passed_on_rerun,
         flips=flips,
         history_runs=history_runs,

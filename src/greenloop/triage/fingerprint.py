@@ -16,29 +16,40 @@ import re
 from greenloop.records import Category, TestResult
 from greenloop.triage.evidence import FailureEvidence, gather_evidence
 
-_MASKS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?"), "<TS>"),
-    (re.compile(r"\b\d\d:\d\d:\d\d(?:[.,]\d+)?\b"), "<TIME>"),
+# (pattern, mask, needles): masks apply in order, each to the previous one's output. A mask
+# whose needles (literal substrings every match contains) are all absent is skipped. The
+# patterns start with a plain character where they can (see PLAIN_START in evidence.py):
+# `\d(?<!\w\d)` is `\b\d`.
+_MASKS: tuple[tuple[re.Pattern[str], str, tuple[str, ...]], ...] = (
+    (
+        re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?"),
+        "<TS>",
+        ("-",),
+    ),
+    (re.compile(r"\d(?<!\w\d)\d:\d\d:\d\d(?:[.,]\d+)?\b"), "<TIME>", (":",)),
     (
         re.compile(
-            r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
+            r"[0-9a-fA-F](?<!\w.)[0-9a-fA-F]{7}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+            r"[0-9a-fA-F]{12}\b"
         ),
         "<UUID>",
+        ("-",),
     ),
-    (re.compile(r"\b0x[0-9a-fA-F]+\b"), "<ADDR>"),
-    (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<IP>"),
-    (re.compile(r"\[?\b[0-9a-fA-F]{0,4}(?::[0-9a-fA-F]{0,4}){2,7}\]?(?::\d+)?"), "<IP>"),
+    (re.compile(r"0(?<!\w0)x[0-9a-fA-F]+\b"), "<ADDR>", ("0x",)),
+    (re.compile(r"\d(?<!\w\d)\d{0,2}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<IP>", (".",)),
+    (re.compile(r"\[?\b[0-9a-fA-F]{0,4}(?::[0-9a-fA-F]{0,4}){2,7}\]?(?::\d+)?"), "<IP>", (":",)),
     (
         re.compile(
             r"(?:/tmp|/var/folders|/private/var|[A-Za-z]:\\Users\\[^\\]+\\AppData\\Local\\Temp)"
             r"[^\s'\",)]*"
         ),
         "<TMP>",
+        ("/tmp", "/var/folders", "/private/var", "\\Users\\"),
     ),
-    (re.compile(r"pytest-of-[^\s/]+/pytest-\d+[^\s'\",)]*"), "<TMP>"),
-    (re.compile(r"\b[0-9a-fA-F]{12,}\b"), "<HEX>"),
-    (re.compile(r"(?<=[:=])\d{2,5}\b|(?<=port )\d{2,5}\b"), "<PORT>"),
-    (re.compile(r"\d+(?:\.\d+)?"), "<N>"),
+    (re.compile(r"pytest-of-[^\s/]+/pytest-\d+[^\s'\",)]*"), "<TMP>", ("pytest-of-",)),
+    (re.compile(r"[0-9a-fA-F](?<!\w.)[0-9a-fA-F]{11,}\b"), "<HEX>", ()),
+    (re.compile(r"\d(?:(?<=[:=]\d)|(?<=port \d))\d{1,4}\b"), "<PORT>", (":", "=", "port ")),
+    (re.compile(r"\d+(?:\.\d+)?"), "<N>", ()),
 )
 
 _WS = re.compile(r"\s+")
@@ -46,8 +57,9 @@ _WS = re.compile(r"\s+")
 
 def normalize(text: str) -> str:
     """Mask everything that changes between two occurrences of the same fault."""
-    for pattern, mask in _MASKS:
-        text = pattern.sub(mask, text)
+    for pattern, mask, needles in _MASKS:
+        if not needles or any(n in text for n in needles):
+            text = pattern.sub(mask, text)
     return _WS.sub(" ", text).strip()
 
 

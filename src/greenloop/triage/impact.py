@@ -32,8 +32,8 @@ def entry_for(path: str, index: Sequence[IndexEntry]) -> IndexEntry | None:
 def files_at_risk(nodeids: Iterable[str], index: Sequence[IndexEntry]) -> dict[str, float]:
     """Distinct index files touched by these tests -> their money at risk."""
     out: dict[str, float] = {}
-    for nodeid in nodeids:
-        entry = entry_for(test_file(nodeid), index)
+    for path in dict.fromkeys(test_file(nodeid) for nodeid in nodeids):  # each file once
+        entry = entry_for(path, index)
         if entry is not None:
             out[entry.path] = entry.mrr_at_risk_usd
     return out
