@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shlex
 import sys
 import tempfile
@@ -39,8 +40,10 @@ app = typer.Typer(
 issues_app = typer.Typer(help="Read and sync the issues greenloop filed.", no_args_is_help=True)
 app.add_typer(issues_app, name="issues")
 
-out = Console()
-err = Console(stderr=True)
+# Logs (CI, files) are read later in wide viewers: do not wrap lines at 80 columns there.
+_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120
+out = Console(soft_wrap=True, width=_WIDTH)
+err = Console(stderr=True, soft_wrap=True)
 log = logging.getLogger("greenloop")
 
 ConfigOption = Annotated[
