@@ -352,9 +352,9 @@ def test_validate_actions_names_the_key(
 
 def test_rollback_and_redeploy_need_their_commands(staging: Staging) -> None:
     for kind, missing in (("rollback", "rollback_command"), ("redeploy", "command")):
-        config = staging.config([runbook({"name": "a", "kind": kind})], deploy={})
+        # Loading the config validates the actions: the mistake is caught before any run.
         with pytest.raises(ConfigError, match=f"deploy.{missing}") as error:
-            validate_actions(config)
+            staging.config([runbook({"name": "a", "kind": kind})], deploy={})
         assert error.value.key == "remediation.runbooks[0].actions[0].kind"
 
 
