@@ -87,7 +87,7 @@ def print_summary(console: Console, run: RunResult) -> None:
 def render_history(runs: Sequence[RunRow]) -> Table:
     table = Table(title="recent runs", title_justify="left")
     for col in ("run", "started", "status", "verdict", "exit", "revision", "focus"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col in ("run", "started"))
     for r in runs:
         table.add_row(
             r.id,
