@@ -125,6 +125,7 @@ def execute_run(cfg: Config, options: object) -> RunResult:
     """Open the store, run the loop, print the summary. Shared by `run` and `demo`."""
     from greenloop.execute import make_reporter
     from greenloop.loop import Loop, RunOptions, run
+    from greenloop.redact import redactor_for
     from greenloop.store import Store, store_url
     from greenloop.summary import print_summary
 
@@ -138,6 +139,7 @@ def execute_run(cfg: Config, options: object) -> RunResult:
             index=_index(cfg),
             reporter=make_reporter(out),
             say=lambda line: out.print(f"[dim]greenloop:[/] {line}"),
+            redactor=redactor_for(cfg),
         )
         result = run(loop)
     finally:

@@ -31,6 +31,7 @@ from greenloop.records import (
     Verdict,
     utcnow,
 )
+from greenloop.redact import Redactor
 from greenloop.remediate import remediate
 from greenloop.report import ReportContext, write_reports
 from greenloop.snapshot import phase_from_json, phase_to_json
@@ -87,6 +88,9 @@ class Loop:
     index: tuple[IndexEntry, ...]
     reporter: Reporter
     say: Callable[[str], None]
+    # Applied to test output as soon as it is read, so no later stage, the store included,
+    # ever holds a secret a test printed.
+    redactor: Redactor = field(default_factory=Redactor)
 
 
 # --------------------------------------------------------------------------- the run
@@ -302,6 +306,7 @@ def execute_phases(
             expand, why = should_expand(result, phase)
             if not expand:
                 stop_reason = why
+        result = loop.redactor.redact_obj(result)
         loop.store.record_phase(state.run_id, number, result, revision=state.revision)
         results.append(result)
         if not interrupt.requested():  # a phase cut short is not completed: resume re-runs it
