@@ -21,9 +21,11 @@ from greenloop.execute import Reporter, Selection, blocked_phase, run_phase, sel
 from greenloop.execute.selection import without_files
 from greenloop.gate import check_gate, phase_blocker, should_expand, wait_for_healthy
 from greenloop.records import (
+    Action,
     DeployResult,
     GateResult,
     IndexEntry,
+    IssueRef,
     IterationResult,
     PhaseResult,
     PhaseStatus,
@@ -213,47 +215,36 @@ def run_iteration(loop: Loop, state: LoopState, number: int) -> IterationResult:
         triaged.clusters,
         {f.nodeid: False for f in findings},
     )
-    tests = [t for p in phases for t in p.tests]
+    issues: list[IssueRef] = []
+    actions: list[Action] = []
     if interrupt.requested():
         # A partial iteration proves nothing about what it did not run: file nothing,
         # change nothing; the next run (or --resume) carries on.
         state.interrupted = True
-        return IterationResult(
-            number=number,
+    else:
+        issues = file_issues(
+            triaged.clusters,
+            config=config,
+            store=store,
+            run_id=run_id,
             verdict=verdict,
-            duration_s=time.monotonic() - clock,
-            started_at=started,
-            gate=gate,
-            deploy=deploy,
-            phases=phases,
-            authenticity=tuple(findings),
-            classifications=triaged.classifications,
-            clusters=triaged.clusters,
-            interrupted=True,
+            out_dir=loop.options.out_dir,
+            command_line=loop.options.command_line,
+            revision=state.revision,
+            index=loop.index,
+            environment=config.environment.name,
+            tests=[t for p in phases for t in p.tests],
         )
-    issues = file_issues(
-        triaged.clusters,
-        config=config,
-        store=store,
-        run_id=run_id,
-        verdict=verdict,
-        out_dir=loop.options.out_dir,
-        command_line=loop.options.command_line,
-        revision=state.revision,
-        index=loop.index,
-        environment=config.environment.name,
-        tests=tests,
-    )
-    actions = remediate(
-        triaged.clusters,
-        verdict=verdict,
-        config=config,
-        store=store,
-        run_id=run_id,
-        iteration=number,
-        allow=loop.options.allow_remediation,
-        approve=loop.options.approve,
-    )
+        actions = remediate(
+            triaged.clusters,
+            verdict=verdict,
+            config=config,
+            store=store,
+            run_id=run_id,
+            iteration=number,
+            allow=loop.options.allow_remediation,
+            approve=loop.options.approve,
+        )
     return IterationResult(
         number=number,
         verdict=verdict,
@@ -267,6 +258,7 @@ def run_iteration(loop: Loop, state: LoopState, number: int) -> IterationResult:
         clusters=triaged.clusters,
         issues=tuple(issues),
         actions=tuple(actions),
+        interrupted=state.interrupted,
     )
 
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from greenloop.gate import probes_json
 from greenloop.records import (
     AuthenticityFinding,
     Cluster,
@@ -121,18 +122,7 @@ def _iteration(iteration: IterationResult) -> dict[str, Any]:
 def _probes(iteration: IterationResult) -> list[dict[str, Any]]:
     if iteration.gate is None:
         return []
-    return [
-        {
-            "component": p.component,
-            "name": p.name,
-            "kind": p.kind,
-            "target": p.target,
-            "ok": p.ok,
-            "latency_ms": p.latency_ms,
-            "detail": p.detail,
-        }
-        for p in iteration.gate.probes
-    ]
+    return probes_json(iteration.gate)
 
 
 def _phases(iteration: IterationResult) -> list[dict[str, Any]]:
