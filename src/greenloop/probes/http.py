@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import ssl
 import time
 from typing import Any, Literal
@@ -20,6 +21,11 @@ from greenloop.probes.base import (
     url_password,
 )
 from greenloop.probes.conditions import Document
+
+# An answer slower than this is worth explaining: its body (a health check's per-dependency
+# latency) goes into the detail, as it does for any 4xx/5xx answer.
+SLOW_MS = 1000.0
+BODY_EXCERPT_CHARS = 400
 
 
 class HttpOptions(ProbeOptions):
@@ -72,15 +78,34 @@ class HttpProbe(ProbeKind):
             )
         latency = ms(time.perf_counter() - started)
         text = response.text
+        parsed = json_or_none(text)
         values = {
             "connected": True,
             "status": response.status_code,
             "latency_ms": latency,
             "headers": {k.lower(): v for k, v in response.headers.items()},
-            "body": Document(text, json_or_none(text)),
+            "body": Document(text, parsed),
         }
         reason = f" {response.reason_phrase}" if response.reason_phrase else ""
-        return Observation(values, f"HTTP {response.status_code}{reason} in {latency:.0f} ms")
+        summary = f"HTTP {response.status_code}{reason} in {latency:.0f} ms"
+        if response.status_code >= 400 or latency >= SLOW_MS:
+            # An error or a slow answer: what the body says is the evidence triage cites
+            # ("connection refused to cache at ...", a dependency's latency_ms).
+            excerpt = body_excerpt(text, parsed)
+            if excerpt:
+                summary += f"; body: {excerpt}"
+        return Observation(values, summary)
+
+
+def body_excerpt(text: str, parsed: Any, limit: int = BODY_EXCERPT_CHARS) -> str:
+    """A short, redacted, one-line excerpt of a response body (compact JSON when it is JSON)."""
+    from greenloop.redact import Redactor
+
+    if parsed is not None:
+        text = json.dumps(Redactor().redact_obj(parsed), separators=(",", ":"), default=str)
+    else:
+        text = Redactor().redact(" ".join(text.split()))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _context(options: HttpOptions) -> ssl.SSLContext:
