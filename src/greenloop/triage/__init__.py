@@ -10,8 +10,9 @@ to the worklog. docs/triage.md explains the rules and the numbers.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from greenloop.records import (
 from greenloop.store import Store, aware
 from greenloop.triage.classify import Decision, classify, needs_triage
 from greenloop.triage.cluster import build_clusters
-from greenloop.triage.evidence import gather_evidence, index_components
+from greenloop.triage.evidence import FailureEvidence, gather_evidence, index_components
 from greenloop.triage.flaky import history_facts
 from greenloop.triage.impact import test_file, total_impact_usd
 from greenloop.triage.logs import LogRecord, read_logs
@@ -106,6 +107,8 @@ def triage(
                 warnings.append(f"log source {batch.source}: {batch.error}")
     records = list(logs or ())
     by_request = _errors_by_request(records)
+    rejections = _rejections_by_request(records)
+    timed = _TimedRejections(records)
 
     components_by_file: dict[str, tuple[str, ...]] = {}  # the index, looked up once per file
     decisions: list[Decision] = []
@@ -129,12 +132,19 @@ def triage(
             previous_revision=previous_revision,
             server_log=by_request.get(test.request_id or "", ""),
             test_components=components_by_file[file],
+            server_records=(matched := rejections.get(test.request_id or "", ())),
+            server_match="matched by request id" if matched else "",
         )
+        if not matched and timed and test.outcome.is_failure:
+            evidence = timed.match(evidence, test)
         decisions.append(classify(evidence, rules))
 
     errors = [r for r in records if r.is_error]
     templates = mine_templates(errors or records, top=10) if records else ()
 
+    if previous_revision is None and store is not None and revision:
+        # No deploy in this run: the revision the failing tests last passed on, if any.
+        previous_revision = _last_green_revision(store, decisions, revision)
     change = ChangeFacts(
         revision, previous_revision, _previous_green(store, decisions, previous_revision)
     )
@@ -158,6 +168,50 @@ def _errors_by_request(records: Sequence[LogRecord]) -> dict[str, str]:
         if r.request_id and r.is_error:
             out[r.request_id] = f"{out.get(r.request_id, '')}{r.message}\n{r.traceback}".strip()
     return out
+
+
+def _rejections_by_request(records: Sequence[LogRecord]) -> dict[str, tuple[LogRecord, ...]]:
+    """Per request id, the lines where the service failed or refused it (4xx/5xx, errors)."""
+    out: dict[str, list[LogRecord]] = {}
+    for r in records:
+        if r.request_id and r.is_rejection:
+            out.setdefault(r.request_id, []).append(r)
+    return {k: tuple(v) for k, v in out.items()}
+
+
+class _TimedRejections:
+    """4xx/5xx log lines by time, for failures no request id ties to the log (a request
+    made by a shared fixture, a client that sends no id)."""
+
+    SLACK = timedelta(milliseconds=100)  # log and test clocks round differently
+
+    def __init__(self, records: Sequence[LogRecord]) -> None:
+        timed = [
+            (r.ts, r)
+            for r in records
+            if r.ts is not None and r.status is not None and r.status >= 400
+        ]
+        timed.sort(key=lambda pair: pair[0])
+        self.records = [r for _, r in timed]
+        self.times = [ts for ts, _ in timed]
+
+    def __bool__(self) -> bool:
+        return bool(self.records)
+
+    def match(self, ev: FailureEvidence, test: TestResult) -> FailureEvidence:
+        """The evidence with the service's lines for the status the test reports receiving,
+        logged while the test ran; unchanged unless they all name one error."""
+        start = aware(test.started_at)
+        statuses = [s for s in ev.statuses if s >= 400] if start is not None else []
+        if not statuses or start is None:
+            return ev
+        lo = bisect_left(self.times, start - self.SLACK)
+        end = start + timedelta(seconds=test.duration_s) + self.SLACK
+        hi = bisect_right(self.times, end)
+        found = [r for r in self.records[lo:hi] if r.status in statuses]
+        if not found or len({(r.status, r.error) for r in found}) != 1:
+            return ev  # nothing, or several different errors: no single line to cite
+        return replace(ev, server_records=tuple(found), server_match="matched by time and status")
 
 
 def _probes_during(store: Store, test: TestResult) -> list[ProbeResult]:
@@ -210,6 +264,18 @@ def _previous_green(
             if rows[0].outcome != Outcome.PASSED.value:
                 return False
     return True if seen else None
+
+
+def _last_green_revision(store: Store, decisions: Sequence[Decision], revision: str) -> str | None:
+    """The other revision every failing test last ran on, when they all passed there."""
+    failing = [d.classification.nodeid for d in decisions if d.evidence.outcome.is_failure]
+    found: set[str] = set()
+    for nodeid in failing[:50]:
+        rows = [r for r in store.test_history(nodeid, limit=10) if r.revision != revision]
+        if not rows or rows[0].outcome != Outcome.PASSED.value or rows[0].revision is None:
+            return None
+        found.add(rows[0].revision)
+    return found.pop() if len(found) == 1 else None
 
 
 # --------------------------------------------------------------------------- JUnit

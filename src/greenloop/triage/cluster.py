@@ -16,19 +16,33 @@ from greenloop.triage.classify import Decision
 from greenloop.triage.fingerprint import (
     blocked_fingerprint,
     cluster_id,
+    digest,
+    environment_fingerprint,
     fingerprint_evidence,
+    request_signature,
+    server_signature,
     skipped_fingerprint,
 )
 from greenloop.triage.impact import impact_usd
 from greenloop.triage.logs.base import LogRecord
-from greenloop.triage.names import component_reason, phrase
+from greenloop.triage.names import PHRASES, component_reason, phrase
 from greenloop.triage.rootcause import ChangeFacts, build_root_cause
 
 _REDACT = Redactor()
 
 
+_ENVIRONMENT = (Category.INFRASTRUCTURE, Category.CONFIGURATION)
+_PRODUCT = (Category.PRODUCT, Category.UNKNOWN)
+
+
 def cluster_key(decision: Decision) -> str | None:
-    """The fingerprint a decision clusters under; None for deliberate skips (no problem)."""
+    """The fingerprint a decision clusters under; None for deliberate skips (no problem).
+
+    Environment faults cluster by reason and component (the same rejected token seen from
+    a WebSocket handshake and from an assertion is one problem). Product failures cluster
+    on the service's own error when its log shows one for the request, else on the
+    request and status the failure names, else on the failure text.
+    """
     c = decision.classification
     if c.category is Category.BLOCKED:
         return blocked_fingerprint(c.component or "environment")
@@ -36,7 +50,34 @@ def cluster_key(decision: Decision) -> str | None:
         return skipped_fingerprint(c.evidence)
     if decision.reason == "SKIPPED":
         return None
+    if c.category in _ENVIRONMENT:
+        return environment_fingerprint(c.category, decision.reason, c.component)
+    if c.category in _PRODUCT:
+        server = decision.evidence.server_error
+        if server is not None:
+            return digest(f"server|{server_signature(server)}")
+        request = request_signature(decision.evidence)
+        if request is not None:
+            return digest(f"request|{request}")
     return fingerprint_evidence(decision.evidence, c.category)
+
+
+def cluster_keys(decisions: Sequence[Decision]) -> list[str | None]:
+    """Each decision's key; a product failure whose text is identical to one the service's
+    log explains shares its key (a module fixture's cached error, re-raised for every test
+    of the module, matches the log only once)."""
+    keys = [cluster_key(d) for d in decisions]
+    adopted: dict[str, str] = {}
+    texts: list[str | None] = []
+    for decision, key in zip(decisions, keys, strict=True):
+        c = decision.classification
+        text = None
+        if c.category in _PRODUCT and key is not None:
+            text = fingerprint_evidence(decision.evidence, c.category)
+            if key != text:
+                adopted.setdefault(text, key)
+        texts.append(text)
+    return [adopted.get(t, k) if t is not None else k for t, k in zip(texts, keys, strict=True)]
 
 
 def _most_common(values: Sequence[str | None]) -> str | None:
@@ -67,8 +108,7 @@ def build_clusters(
     change: ChangeFacts = ChangeFacts(),
 ) -> tuple[Cluster, ...]:
     groups: dict[str, list[Decision]] = {}
-    for decision in decisions:
-        key = cluster_key(decision)
+    for decision, key in zip(decisions, cluster_keys(decisions), strict=True):
         if key is not None:
             groups.setdefault(key, []).append(decision)
     clusters = []
@@ -92,7 +132,8 @@ def build_clusters(
                 root_cause=build_root_cause(
                     members,
                     category=category,
-                    reason=base_reason,
+                    # The specific reason reads better when it has its own phrase.
+                    reason=reason if reason in PHRASES else base_reason,
                     component=component,
                     gate=gate,
                     logs=logs,

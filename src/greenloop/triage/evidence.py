@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
 from greenloop.records import GateResult, IndexEntry, Outcome, ProbeResult, TestResult
+from greenloop.triage.logs.base import LogRecord
 
 # Only the head and the tail of a long failure text carry the signal; the middle
 # of a 2,000-frame recursion does not, and scanning it costs time per failure.
@@ -31,6 +32,16 @@ class Frame:
     line: int | None
     function: str
     kind: str  # app | test | library | pytest | unknown
+
+
+@dataclass(frozen=True, slots=True)
+class Slowness:
+    """A component a probe saw answering slowly, though it may have passed."""
+
+    component: str
+    latency_ms: float
+    probe: ProbeResult
+    said: str  # what shows it: '"database":{"ok":true,"latency_ms":3001.2}', '... in 3020 ms'
 
 
 @dataclass(frozen=True)  # no slots: the text facts below are cached on the instance
@@ -62,6 +73,12 @@ class FailureEvidence:
     markers: tuple[str, ...] = ()
     request_id: str | None = None
     server_log: str = ""  # error log lines the service wrote for this test's request id
+    # The service's log lines for this failure's requests (4xx/5xx and errors): matched by
+    # request id, or by time and the status the test reports (`server_match` says which).
+    server_records: tuple[LogRecord, ...] = ()
+    server_match: str = ""
+    slow: tuple[Slowness, ...] = ()  # components probes saw answering slowly (slowest first)
+    known_components: tuple[str, ...] = ()  # every component the gate knows
 
     @cached_property
     def exc_types(self) -> tuple[str, ...]:
@@ -100,6 +117,14 @@ class FailureEvidence:
     def probes_green(self) -> bool:
         """The environment was checked and nothing was failing."""
         return self.gate_known and not self.failing_probes
+
+    @property
+    def server_error(self) -> LogRecord | None:
+        """The service's own failure for this test's request: a 5xx or a traceback."""
+        for r in self.server_records:
+            if r.traceback or (r.status is not None and r.status >= 500):
+                return r
+        return None
 
     @property
     def revision_changed(self) -> bool:
@@ -315,6 +340,8 @@ def gather_evidence(
     previous_revision: str | None = None,
     server_log: str = "",
     test_components: tuple[str, ...] | None = None,
+    server_records: Sequence[LogRecord] = (),
+    server_match: str = "",
 ) -> FailureEvidence:
     """Turn one test result plus what the environment showed into evidence for the rules.
 
@@ -325,11 +352,15 @@ def gather_evidence(
     text = failure_text(test)
     failing: dict[tuple[str, str], ProbeResult] = {}
     healthy: list[str] = []
+    known: tuple[str, ...] = ()
+    slow: tuple[Slowness, ...] = ()
     if gate is not None:
         for probe in gate.probes:
             if not probe.ok:
                 failing[(probe.component, probe.name)] = probe
         healthy = [c.name for c in gate.components if c.healthy]
+        known = tuple(c.name for c in gate.components)
+        slow = slow_components(gate.probes, known)
     for probe in probe_history:
         if not probe.ok:
             failing.setdefault((probe.component, probe.name), probe)
@@ -358,4 +389,57 @@ def gather_evidence(
         markers=test.markers,
         request_id=test.request_id,
         server_log=server_log,
+        server_records=tuple(server_records),
+        server_match=server_match,
+        slow=slow,
+        known_components=known,
     )
+
+
+# --------------------------------------------------------------------------- slowness
+
+# A probe answer slower than this (or a dependency whose reported latency is) is slow.
+SLOW_MS = 1000.0
+# '"database":{"ok":true,"latency_ms":3001.2' in a health body excerpt (probes/http.py)
+_DEPENDENCY_LATENCY = re.compile(
+    r'"(?P<name>[\w.-]+)":\{[^{}]*?"latency_ms":(?P<ms>\d+(?:\.\d+)?)[^{}]*\}'
+)
+_ALIASES = {"db": "database", "postgres": "database", "postgresql": "database", "redis": "cache"}
+
+
+@lru_cache(maxsize=64)
+def slow_components(
+    probes: tuple[ProbeResult, ...], known: tuple[str, ...] = ()
+) -> tuple[Slowness, ...]:
+    """Which components answered slowly, slowest first.
+
+    A health body that reports each dependency's `latency_ms` names the slow one itself
+    (every probe of that endpoint is slow, whichever component it belongs to); otherwise
+    a slow probe's own component is.
+    """
+    found: dict[str, Slowness] = {}
+    for probe in probes:
+        if "latency_ms" in probe.detail:
+            for m in _DEPENDENCY_LATENCY.finditer(probe.detail):
+                latency = float(m.group("ms"))
+                if latency < SLOW_MS:
+                    continue
+                name = m.group("name")
+                name = name if name in known else _ALIASES.get(name.lower(), name)
+                # Several probes read the same body: cite the component's own probe.
+                if name not in found or (
+                    probe.component == name and found[name].probe.component != name
+                ):
+                    found[name] = Slowness(name, latency, probe, m.group(0)[:160])
+    if not found:
+        for probe in probes:
+            if probe.latency_ms is not None and probe.latency_ms >= SLOW_MS:
+                current = found.get(probe.component)
+                if current is None or current.latency_ms < probe.latency_ms:
+                    found[probe.component] = Slowness(
+                        probe.component,
+                        probe.latency_ms,
+                        probe,
+                        f"probe {probe.name!r} answered in {probe.latency_ms:.0f} ms",
+                    )
+    return tuple(sorted(found.values(), key=lambda s: -s.latency_ms))

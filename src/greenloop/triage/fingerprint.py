@@ -14,7 +14,8 @@ import hashlib
 import re
 
 from greenloop.records import Category, TestResult
-from greenloop.triage.evidence import FailureEvidence, gather_evidence
+from greenloop.triage.evidence import FailureEvidence, gather_evidence, parse_frames
+from greenloop.triage.logs.base import LogRecord, normalize_path
 
 # (pattern, mask, needles): masks apply in order, each to the previous one's output. A mask
 # whose needles (literal substrings every match contains) are all absent is skipped. The
@@ -102,6 +103,45 @@ def fingerprint_evidence(ev: FailureEvidence, category: Category | None = None) 
 def fingerprint(result: TestResult) -> str:
     """A stable 16-hex fingerprint of one failure (text only, no environment)."""
     return fingerprint_evidence(gather_evidence(result))
+
+
+def server_signature(record: LogRecord) -> str:
+    """What identifies the service's own failure: status, exception line, in-app frames.
+
+    Two tests that met the same server-side exception share it, whatever each test
+    asserted (an `assert 500 == 201` in one, a fixture's message in another).
+    """
+    frames = [
+        f"{f.path.replace(chr(92), '/').rsplit('/', 1)[-1]}:{f.function}"
+        for f in parse_frames(record.traceback)
+        if f.kind == "app"
+    ]
+    return f"{record.status or ''}|{normalize(record.error_line)}|{';'.join(frames[-8:])}"
+
+
+# `POST /threads/1/messages` or httpx's "... for url 'http://host/threads/1/messages'"
+_REQUEST = re.compile(
+    r"(?P<method>GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) (?:https?://[^/\s'\"]+)?(?P<path>/[^\s'\"]*)"
+    r"|for url '(?:https?://[^/\s']+)?(?P<url>/[^\s']*)'"
+)
+
+
+def request_signature(ev: FailureEvidence) -> str | None:
+    """`POST /threads/<id>/messages -> 500` when the failure text names the request and an
+    error status; None otherwise."""
+    codes = [s for s in ev.statuses if s >= 400]
+    if not codes or ("/" not in ev.text):
+        return None
+    m = _REQUEST.search(ev.text)
+    if m is None:
+        return None
+    path = m.group("path") or m.group("url") or ""
+    return f"{m.group('method') or ''} {normalize_path(path)} -> {codes[0]}".strip()
+
+
+def environment_fingerprint(category: Category, reason: str, component: str | None) -> str:
+    """Infrastructure and configuration faults: one problem per reason and component."""
+    return digest(f"env|{category.value}|{reason}|{component or ''}")
 
 
 def blocked_fingerprint(component: str) -> str:

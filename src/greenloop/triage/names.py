@@ -21,6 +21,7 @@ PHRASES: dict[str, str] = {
     "OUT-OF-MEMORY": "Out of memory",
     "DATABASE-CONNECTIONS-EXHAUSTED": "Database refuses new connections",
     "DATABASE-SLOW": "Database too slow",
+    "SLOW-DEPENDENCY": "A dependency answers too slowly",
     "TLS-CERTIFICATE": "TLS certificate not trusted",
     "TLS-HOSTNAME-MISMATCH": "TLS certificate does not match the host name",
     "INTERMITTENT-INFRASTRUCTURE": "Intermittent failure while a component was unhealthy",
@@ -62,9 +63,19 @@ def phrase(reason: str) -> str:
     return PHRASES.get(reason, reason.replace("-", " ").capitalize())
 
 
+# A reason made specific by the component: SERVICE-UNAVAILABILITY + cache -> CACHE-UNAVAILABLE.
+_BY_COMPONENT = {
+    "SERVICE-UNAVAILABILITY": "{}-UNAVAILABLE",
+    "BLOCKED": "BLOCKED-BY-{}",
+    "SLOW-DEPENDENCY": "{}-SLOW",
+}
+
+
 def component_reason(reason: str, component: str | None) -> str:
-    """Make an availability reason specific: SERVICE-UNAVAILABILITY + cache -> CACHE-UNAVAILABLE."""
-    if component and reason in ("SERVICE-UNAVAILABILITY", "BLOCKED"):
+    """Make a reason specific: SERVICE-UNAVAILABILITY + cache -> CACHE-UNAVAILABLE,
+    SLOW-DEPENDENCY + database -> DATABASE-SLOW, BLOCKED + backend -> BLOCKED-BY-BACKEND."""
+    template = _BY_COMPONENT.get(reason)
+    if component and template:
         name = "".join(ch if ch.isalnum() else "-" for ch in component.upper()).strip("-")
-        return f"{name}-UNAVAILABLE" if reason == "SERVICE-UNAVAILABILITY" else f"BLOCKED-BY-{name}"
+        return template.format(name)
     return reason

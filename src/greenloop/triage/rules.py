@@ -163,6 +163,21 @@ def target_component(ev: FailureEvidence) -> str | None:
     return host.group(1) if host else None
 
 
+_AUTH_HINTS = ("auth", "identity", "login", "sso", "oauth", "iam", "keycloak")
+
+
+def auth_component(ev: FailureEvidence) -> str | None:
+    """The component the environment names for authentication ('auth', 'identity', ...)."""
+    for name in (*ev.test_components, *ev.known_components):
+        if any(h in name.lower() for h in _AUTH_HINTS):
+            return name
+    return None
+
+
+def slow_component(ev: FailureEvidence) -> str | None:
+    return ev.slow[0].component if ev.slow else None
+
+
 def failing_component(ev: FailureEvidence) -> str | None:
     """The failing component the test depends on, else the first failing one."""
     for probe in ev.failing_probes:
@@ -321,6 +336,38 @@ def _server_log_exception(ev: FailureEvidence) -> str | None:
         return None
     lines = ev.server_log.strip().splitlines()
     return f"service log for request {ev.request_id}: {lines[-1][:200]}"
+
+
+def _server_rejected_credentials(ev: FailureEvidence) -> str | None:
+    """The service answered this test's request with 401/403 (its log says so), no 5xx."""
+    rejected = [r for r in ev.server_records if r.status is not None and r.status >= 400]
+    if not rejected or rejected[-1].status not in (401, 403) or ev.server_error is not None:
+        return None
+    r = rejected[-1]
+    said = f": {r.error}" if r.error else ""
+    asked = r.endpoint or "the request"
+    return f"service answered {r.status} to {asked}{said} (its log, {ev.server_match})"
+
+
+_TIMEOUT = rx(
+    r"ReadTimeout|ConnectTimeout|PoolTimeout|WriteTimeout|TimeoutError|TimeoutException|"
+    r"Read timed out|read timed out|timed out|Timeout of \d+ms|ETIMEDOUT|deadline exceeded|"
+    r"DeadlineExceeded",
+    "Timeout",
+    "timed out",
+    "ETIMEDOUT",
+    "eadline",
+)
+
+
+def _timeout_while_slow(ev: FailureEvidence) -> str | None:
+    if not ev.slow:
+        return None
+    found = _TIMEOUT(ev)
+    if found is None:
+        return None
+    s = ev.slow[0]
+    return f"{found} (while {s.component} answered in {s.latency_ms:.0f} ms: {s.said})"
 
 
 def _bare_keyerror(ev: FailureEvidence) -> str | None:
@@ -604,6 +651,16 @@ BUILTIN_RULES: tuple[Rule, ...] = (
             "uthentication",
             "403",
         ),
+        auth_component,
+    ),
+    Rule(
+        "server-rejected-credentials",
+        C,
+        "AUTH-401",
+        0.75,
+        "the service's log shows it answered the test's request with 401/403",
+        _server_rejected_credentials,
+        auth_component,
     ),
     Rule(
         "tls-hostname-mismatch",
@@ -696,6 +753,15 @@ BUILTIN_RULES: tuple[Rule, ...] = (
             "slow",
         ),
         target_component,
+    ),
+    Rule(
+        "timeout-while-slow",
+        INFRA,
+        "SLOW-DEPENDENCY",
+        0.8,
+        "a request timed out while a probe showed a component answering slowly",
+        _timeout_while_slow,
+        slow_component,
     ),
     Rule(
         "dns-failure",

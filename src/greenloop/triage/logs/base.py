@@ -34,12 +34,39 @@ class LogRecord:
     source: str = ""
     request_id: str | None = None
     traceback: str = ""
+    # Structured request fields, when the line has them (JSON logs): what was asked, the
+    # status answered and the error the service named ("KeyError: 'author_id'").
+    method: str = ""
+    path: str = ""
+    status: int | None = None
+    error: str = ""
 
     @property
     def is_error(self) -> bool:
         return self.level in ("ERROR", "CRITICAL", "FATAL", "ALERT", "EMERGENCY") or bool(
             self.traceback
         )
+
+    @property
+    def is_rejection(self) -> bool:
+        """An error line, or a request the service answered with a 4xx/5xx."""
+        return self.is_error or (self.status is not None and self.status >= 400)
+
+    @property
+    def error_line(self) -> str:
+        """The exception that ended the request: the traceback's last line, else the error."""
+        if self.traceback:
+            lines = self.traceback.strip().splitlines()
+            if lines:
+                return lines[-1].strip()
+        return self.error
+
+    @property
+    def endpoint(self) -> str:
+        """`POST /threads/<id>/messages`: the request with its IDs masked ('' when unknown)."""
+        if not self.path:
+            return ""
+        return f"{self.method} {normalize_path(self.path)}".strip()
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +110,33 @@ class LogSource(ABC):
 
 
 # --------------------------------------------------------------------------- parsing
+
+_METHOD_KEYS = ("method", "http_method", "request_method", "requestMethod")
+_PATH_KEYS = ("path", "route", "http_path", "url_path", "uri", "url", "requestUrl")
+_STATUS_KEYS = ("status", "status_code", "http_status", "statusCode")
+_ERROR_TYPE_KEYS = ("error_type", "exc_type", "exception_type", "errorType")
+_ERROR_KEYS = ("error", "error_message", "exception", "err")
+_ID_SEGMENT = re.compile(
+    r"^(?:\d+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|"
+    r"[0-9a-fA-F]{16,}|[A-Za-z0-9_-]{20,})$"
+)
+
+
+def normalize_path(path: str) -> str:
+    """A URL path with its ID segments masked and no query: `/threads/<id>/messages`."""
+    path = path.split("?", 1)[0].split("#", 1)[0]
+    if "://" in path:
+        path = "/" + path.split("://", 1)[1].partition("/")[2]
+    return "/".join("<id>" if _ID_SEGMENT.match(seg) else seg for seg in path.split("/"))
+
+
+def _status_of(value: object) -> int | None:
+    if isinstance(value, int) and 100 <= value <= 599:
+        return value
+    if isinstance(value, str) and value.isdigit() and len(value) == 3:
+        return int(value)
+    return None
+
 
 _TS_KEYS = ("ts", "timestamp", "time", "@timestamp", "receiveTimestamp")
 _LEVEL_KEYS = ("level", "severity", "levelname", "lvl")
@@ -135,6 +189,16 @@ def record_from_json(raw: dict[str, Any], source: str) -> LogRecord:
     rid = _first(merged, _RID_KEYS)
     labels: dict[str, Any] = raw["labels"] if isinstance(raw.get("labels"), dict) else {}
     rid = rid or _first(labels, _RID_KEYS)
+    http: dict[str, Any] = (
+        merged["httpRequest"] if isinstance(merged.get("httpRequest"), dict) else merged
+    )
+    error_type = _first(merged, _ERROR_TYPE_KEYS)
+    error = _first(merged, _ERROR_KEYS)
+    if isinstance(error, dict | list):
+        error = json.dumps(error, separators=(",", ":"))[:300]
+    named = f"{error_type}: {error}" if error_type and error else str(error_type or error or "")
+    path = _first(http, _PATH_KEYS)
+    method = _first(http, _METHOD_KEYS)
     return LogRecord(
         ts=parse_ts(_first(merged, _TS_KEYS)),
         level="WARNING" if level == "WARN" else level,
@@ -142,6 +206,10 @@ def record_from_json(raw: dict[str, Any], source: str) -> LogRecord:
         source=source,
         request_id=str(rid) if rid is not None else None,
         traceback=str(merged.get("traceback") or merged.get("exc_info") or ""),
+        method=str(method).upper() if isinstance(method, str) else "",
+        path=path if isinstance(path, str) else "",
+        status=_status_of(_first(http, _STATUS_KEYS)),
+        error=named,
     )
 
 

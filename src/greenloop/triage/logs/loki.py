@@ -7,6 +7,7 @@ parsed like a file line (JSON or text), and the entry's own timestamp wins.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import httpx
@@ -71,8 +72,5 @@ class LokiSource(LogSource):
                     continue
                 parsed, bad = parse_lines([line], self.name)
                 malformed += bad
-                records.extend(
-                    LogRecord(ts, rec.level, rec.message, self.name, rec.request_id, rec.traceback)
-                    for rec in parsed
-                )
+                records.extend(replace(rec, ts=ts, source=self.name) for rec in parsed)
         return LogBatch(self.name, tuple(records), malformed)
