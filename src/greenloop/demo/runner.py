@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -34,7 +36,13 @@ def scenario_named(name: str) -> Scenario:
     return SCENARIOS[name]
 
 
-def write_demo_config(scenario: Scenario, out_dir: Path, state_dir: Path, base_url: str) -> Path:
+def write_demo_config(
+    scenario: Scenario,
+    out_dir: Path,
+    state_dir: Path,
+    base_url: str,
+    deploy_args: Sequence[str] = (),
+) -> Path:
     """Render the demo's greenloop.toml for a running service; its path."""
     port = int(base_url.rsplit(":", 1)[1].split("/", 1)[0])
     tls = base_url.startswith("https")
@@ -60,7 +68,7 @@ def write_demo_config(scenario: Scenario, out_dir: Path, state_dir: Path, base_u
         workers=1,
         reruns=1,
         log_file=(state_dir / "service.log").as_posix(),
-        deploy_command=_toml_list([*ctl, "deploy"]),
+        deploy_command=_toml_list([*ctl, "deploy", *deploy_args]),
         rollback_command=_toml_list([*ctl, "rollback"]),
         restart_cache=_toml_list([*ctl, "restart-dependency", "cache"]),
         restart_database=_toml_list([*ctl, "restart-dependency", "database"]),
@@ -96,9 +104,17 @@ def run_demo(
     console.print(
         f"[bold]greenloop demo[/]: scenario [bold]{scenario.name}[/]: {scenario.description}"
     )
-    base_url = prepare(scenario, state_dir)
+    staged, deploy_args = scenario, []
+    if scenario.bug and scenario.previous_good:
+        # The loop itself deploys the bad revision, as a team's pipeline would: the deploy
+        # stage then knows the revision before and after, and triage can cite the change.
+        staged, deploy_args = (
+            replace(scenario, bug=None, previous_good=False),
+            ["--bug", scenario.bug],
+        )
+    base_url = prepare(staged, state_dir)
     try:
-        config_path = write_demo_config(scenario, out_dir, state_dir, base_url)
+        config_path = write_demo_config(scenario, out_dir, state_dir, base_url, deploy_args)
         config: Config = load_config(config_path)
         console.print(f"demo service at {base_url}; config {config_path}")
         options = RunOptions(
@@ -107,6 +123,7 @@ def run_demo(
             until_green=until_green,
             max_iterations=max_iterations,
             allow_remediation=allow_remediation,
+            force_deploy=bool(deploy_args),
             command_line=command_line or shlex.join(["greenloop", "demo", "--scenario", name]),
         )
         result = execute_run(config, options)
