@@ -127,7 +127,7 @@ def pytest_argv(
         method = "thread" if workers > 1 else "signal"
         argv += ["--timeout", f"{settings.test_timeout_s:g}", "--timeout-method", method]
         if workers > 1:
-            argv += ["-n", str(workers), "--dist", "load"]
+            argv += ["-n", str(workers), "--dist", "worksteal"]
     argv += [*config.execution.pytest_args, *selection.pytest_args]
     return argv + [_relative(t, selection.tests_dir) for t in targets]
 
