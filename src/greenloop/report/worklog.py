@@ -136,10 +136,21 @@ def verdict_sentence(run: RunResult, mrr: float) -> str:
 
 
 def _probe_detail(iteration: IterationResult, component: str) -> str:
+    """Why the component is down, in one short clause: the blocked cluster's root cause
+    when triage found one, else the first failing probe's detail."""
+    for cluster in iteration.clusters:
+        if cluster.category.value == "blocked" and cluster.root_cause.component == component:
+            return f" ({_short(cluster.root_cause.summary)})"
     if iteration.gate is None or not component:
         return ""
     failing = [p for p in iteration.gate.probes if p.component == component and not p.ok]
-    return f" ({failing[0].name}: {failing[0].detail})" if failing else ""
+    return f" ({failing[0].name}: {_short(failing[0].detail)})" if failing else ""
+
+
+def _short(text: str, limit: int = 160) -> str:
+    """The first clause of a detail, for a one-line summary; the tables keep it whole."""
+    first = text.split("; body:", 1)[0].strip()
+    return first if len(first) <= limit else first[: limit - 1].rstrip() + "…"
 
 
 def changes_since(previous: PreviousRun | None, run: RunResult) -> list[str]:
