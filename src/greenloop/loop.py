@@ -128,7 +128,10 @@ def run(loop: Loop) -> RunResult:
                 if iteration.interrupted or not should_go_round(loop, state, number, deadline):
                     break
                 wait_for_healthy(
-                    config, loop.store, timeout_s=min(config.gate.wait_timeout_s, _left(deadline))
+                    config,
+                    loop.store,
+                    timeout_s=min(config.gate.wait_timeout_s, _left(deadline)),
+                    on_progress=lambda attempt, gate, delay: _waiting(loop, attempt, gate, delay),
                 )
     except interrupt.Interrupted:
         loop.say("stopped by a second signal: writing the partial worklog")
@@ -351,6 +354,16 @@ def _result(loop: Loop, state: LoopState) -> RunResult:
         focus=loop.options.focus or "all",
         command_line=loop.options.command_line,
         interrupted=state.interrupted,
+    )
+
+
+def _waiting(loop: Loop, attempt: int, gate: GateResult, delay_s: float) -> None:
+    """Progress while waiting for health between iterations; a stop request ends the wait."""
+    if interrupt.requested():
+        raise interrupt.Interrupted()
+    down = gate.deepest_failure or ", ".join(gate.unhealthy()) or "the environment"
+    loop.say(
+        f"waiting for health: {down} still unhealthy (check {attempt}), next in {delay_s:.1f}s"
     )
 
 
