@@ -145,3 +145,29 @@ def test_flaky_until_green_reports_the_flaky_test_and_does_not_remediate(
     assert categories(report) == {"flaky"}
     assert all(not it["actions"] for it in report["iterations"])
     assert "nothing left to try" in stdout
+
+
+def test_greenloop_run_with_the_demo_config_does_the_same_work(tmp_path: Path) -> None:
+    """The demo verb is only set-up: `greenloop run -c <its config>` runs the same loop."""
+    from greenloop.demo import control
+    from greenloop.demo.runner import write_demo_config
+    from greenloop.demo.scenarios import prepare
+
+    scenario = SCENARIOS["healthy"]
+    state = tmp_path / "service"
+    base_url = prepare(scenario, state)
+    try:
+        config = write_demo_config(scenario, tmp_path, state, base_url)
+        proc = subprocess.run(
+            [sys.executable, "-m", "greenloop.cli", "run", "-c", str(config), "--json", "r.json"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=120,
+        )
+    finally:
+        control.stop(state)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [p["name"] for p in report["phases"]] == ["smoke", "critical", "expansion"]
+    assert report["environment"] == {"name": "demo-staging", "revision": "1"}
