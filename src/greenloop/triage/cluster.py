@@ -35,13 +35,14 @@ _ENVIRONMENT = (Category.INFRASTRUCTURE, Category.CONFIGURATION)
 _PRODUCT = (Category.PRODUCT, Category.UNKNOWN)
 
 
-def cluster_key(decision: Decision) -> str | None:
+def cluster_key(decision: Decision, text_key: str | None = None) -> str | None:
     """The fingerprint a decision clusters under; None for deliberate skips (no problem).
 
     Environment faults cluster by reason and component (the same rejected token seen from
     a WebSocket handshake and from an assertion is one problem). Product failures cluster
     on the service's own error when its log shows one for the request, else on the
-    request and status the failure names, else on the failure text.
+    request and status the failure names, else on the failure text. `text_key` is that
+    text fingerprint when the caller computed it already (it is the costly part).
     """
     c = decision.classification
     if c.category is Category.BLOCKED:
@@ -59,25 +60,27 @@ def cluster_key(decision: Decision) -> str | None:
         request = request_signature(decision.evidence)
         if request is not None:
             return digest(f"request|{request}")
-    return fingerprint_evidence(decision.evidence, c.category)
+    return text_key or fingerprint_evidence(decision.evidence, c.category)
 
 
 def cluster_keys(decisions: Sequence[Decision]) -> list[str | None]:
     """Each decision's key; a product failure whose text is identical to one the service's
     log explains shares its key (a module fixture's cached error, re-raised for every test
     of the module, matches the log only once)."""
-    keys = [cluster_key(d) for d in decisions]
+    texts = [
+        fingerprint_evidence(d.evidence, d.classification.category)
+        if d.classification.category in _PRODUCT
+        else None
+        for d in decisions
+    ]
+    keys = [cluster_key(d, text) for d, text in zip(decisions, texts, strict=True)]
     adopted: dict[str, str] = {}
-    texts: list[str | None] = []
-    for decision, key in zip(decisions, keys, strict=True):
-        c = decision.classification
-        text = None
-        if c.category in _PRODUCT and key is not None:
-            text = fingerprint_evidence(decision.evidence, c.category)
-            if key != text:
-                adopted.setdefault(text, key)
-        texts.append(text)
-    return [adopted.get(t, k) if t is not None else k for t, k in zip(texts, keys, strict=True)]
+    for text, key in zip(texts, keys, strict=True):
+        if text is not None and key is not None and key != text:
+            adopted.setdefault(text, key)
+    return [
+        k if t is None or k is None else adopted.get(t, k) for t, k in zip(texts, keys, strict=True)
+    ]
 
 
 def _most_common(values: Sequence[str | None]) -> str | None:

@@ -161,7 +161,8 @@ _FRAME_PATTERNS = (
     ),
 )
 
-_FRAME_NEEDLES = ('File "', 'File "', ".py:", "at ")
+# A literal every match of the pattern above holds: a text without it is not scanned.
+_FRAME_NEEDLES = ('File "', '" in ', ".py:", "at ")
 
 _EXC = re.compile(
     # Module prefixes (psycopg.errors.) are not needed: only the short name is kept.
@@ -179,6 +180,12 @@ _STATUS_BEFORE = re.compile(
     r"returned error:|[Aa]ctual:|actual value is <|\bgot|<Response \[|\bassert '?|"
     r"^(?:E\s+)?(?:AssertionError: )?)\s?$"
 )
+# How the text before a status can end (trailing whitespace aside) when _STATUS_BEFORE
+# matches it: HTTP, HTTP/1.1, HTTP/1.1", status, status_code, status code, status=,
+# status:, Response code, returned error:, Actual:, actual value is <, got, <Response [,
+# assert, assert ', E, E   AssertionError:. Most numbers ("line 123") end otherwise,
+# and this test is far cheaper than the search.
+_STATUS_BEFORE_ENDS = ("HTTP", '"', "status", "code", "=", ":", "<", "got", "[", "assert", "'", "E")
 _STATUS_AFTER = re.compile(
     r"^ (?:Server Error|Client Error|Bad Gateway|Service Unavailable|Gateway Time-?out|"
     r"Internal Server Error|Unauthorized|Forbidden|Not Found|Bad Request|Conflict|"
@@ -235,22 +242,23 @@ def _frame_kind(path: str, tests_dirs: tuple[str, ...]) -> str:
 def parse_frames(text: str, tests_dirs: Sequence[str] = ("tests", "test")) -> tuple[Frame, ...]:
     """Every frame the text shows, in order, whatever the traceback dialect."""
     tests_dirs = tuple(tests_dirs)
-    found: list[tuple[int, Frame]] = []
+    found: list[tuple[int, str, str | None, str]] = []  # (position, path, line, function)
     for pattern, needle in zip(_FRAME_PATTERNS, _FRAME_NEEDLES, strict=True):
         if needle not in text:
             continue
         for m in pattern.finditer(text):
-            path = m.group("path")
-            line = m.groupdict().get("line")
-            func = m.groupdict().get("func") or ""
-            found.append(
-                (
-                    m.start(),
-                    Frame(path, int(line) if line else None, func, _frame_kind(path, tests_dirs)),
-                )
-            )
-    found.sort(key=lambda item: item[0])
-    return tuple(frame for _, frame in found)
+            groups = m.groupdict()
+            found.append((m.start(), groups["path"], groups.get("line"), groups.get("func") or ""))
+    if len(found) > 1:
+        found.sort(key=_position)  # stable: one position, pattern order
+    return tuple(
+        Frame(path, int(line) if line else None, func, _frame_kind(path, tests_dirs))
+        for _, path, line, func in found
+    )
+
+
+def _position(item: tuple[int, str, str | None, str]) -> int:
+    return item[0]
 
 
 def exception_types(text: str) -> tuple[str, ...]:
@@ -273,12 +281,18 @@ def http_statuses(text: str) -> tuple[int, ...]:
         before = text[max(line_start, start - 40) : start]
         after = text[end : end + 40]
         if (
-            _STATUS_BEFORE.search(before)
+            (_could_precede_status(before) and _STATUS_BEFORE.search(before))
             or _STATUS_AFTER.match(after)
             or (value[0] in "45" and _ERROR_AFTER.match(after))
         ):
             out.append(int(value))
     return tuple(dict.fromkeys(out))
+
+
+def _could_precede_status(before: str) -> bool:
+    """False when `before` cannot match _STATUS_BEFORE (true does not mean it does)."""
+    tail = before.rstrip()
+    return not tail or tail.endswith(_STATUS_BEFORE_ENDS) or tail[-1].isdigit()
 
 
 _ASSERTION_NEEDLES = ("==", "!=", "xpected", "ssert status", "actual value")
@@ -350,21 +364,16 @@ def gather_evidence(
     is what `index_components` returns, for a caller that looked it up already.
     """
     text = failure_text(test)
-    failing: dict[tuple[str, str], ProbeResult] = {}
-    healthy: list[str] = []
-    known: tuple[str, ...] = ()
-    slow: tuple[Slowness, ...] = ()
-    if gate is not None:
-        for probe in gate.probes:
+    seen = _gate_facts(gate)
+    failing_probes, healthy = seen.failing_probes, seen.healthy_not_failing
+    if probe_history:
+        failing = dict(seen.failing)
+        for probe in probe_history:
             if not probe.ok:
-                failing[(probe.component, probe.name)] = probe
-        healthy = [c.name for c in gate.components if c.healthy]
-        known = tuple(c.name for c in gate.components)
-        slow = slow_components(gate.probes, known)
-    for probe in probe_history:
-        if not probe.ok:
-            failing.setdefault((probe.component, probe.name), probe)
-    failing_components = {component for component, _ in failing}
+                failing.setdefault((probe.component, probe.name), probe)
+        failing_components = {component for component, _ in failing}
+        failing_probes = tuple(failing.values())
+        healthy = tuple(c for c in seen.healthy if c not in failing_components)
     return FailureEvidence(
         nodeid=test.nodeid,
         outcome=test.outcome,
@@ -373,8 +382,8 @@ def gather_evidence(
         when=test.when,
         tests_dirs=tuple(tests_dirs),
         gate_known=gate is not None or bool(probe_history),
-        failing_probes=tuple(failing.values()),
-        healthy_components=tuple(c for c in healthy if c not in failing_components),
+        failing_probes=failing_probes,
+        healthy_components=healthy,
         test_components=(
             index_components(test.nodeid, index) if test_components is None else test_components
         ),
@@ -391,9 +400,54 @@ def gather_evidence(
         server_log=server_log,
         server_records=tuple(server_records),
         server_match=server_match,
-        slow=slow,
-        known_components=known,
+        slow=seen.slow,
+        known_components=seen.known,
     )
+
+
+@dataclass(frozen=True)
+class _GateFacts:
+    """What one gate says about every failure judged against it (read-only)."""
+
+    gate: GateResult | None
+    failing: dict[tuple[str, str], ProbeResult]  # (component, probe name) -> failing probe
+    healthy: tuple[str, ...]  # healthy components
+    known: tuple[str, ...]
+    slow: tuple[Slowness, ...]
+
+    @cached_property
+    def failing_probes(self) -> tuple[ProbeResult, ...]:
+        return tuple(self.failing.values())
+
+    @cached_property
+    def healthy_not_failing(self) -> tuple[str, ...]:
+        failing_components = {component for component, _ in self.failing}
+        return tuple(c for c in self.healthy if c not in failing_components)
+
+
+# Every failure of a run is judged against the same gate: work out what it says once and
+# keep the last gate's facts (one entry; the gate is immutable, so identity is enough).
+_last_gate: list[_GateFacts] = []
+
+
+def _gate_facts(gate: GateResult | None) -> _GateFacts:
+    last = _last_gate[-1] if _last_gate else None
+    if last is not None and last.gate is gate:
+        return last
+    failing: dict[tuple[str, str], ProbeResult] = {}
+    healthy: tuple[str, ...] = ()
+    known: tuple[str, ...] = ()
+    slow: tuple[Slowness, ...] = ()
+    if gate is not None:
+        for probe in gate.probes:
+            if not probe.ok:
+                failing[(probe.component, probe.name)] = probe
+        healthy = tuple(c.name for c in gate.components if c.healthy)
+        known = tuple(c.name for c in gate.components)
+        slow = slow_components(gate.probes, known)
+    facts = _GateFacts(gate, failing, healthy, known, slow)
+    _last_gate[:] = [facts]
+    return facts
 
 
 # --------------------------------------------------------------------------- slowness

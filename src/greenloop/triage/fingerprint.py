@@ -12,23 +12,52 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
+from functools import lru_cache
 
 from greenloop.records import Category, TestResult
 from greenloop.triage.evidence import FailureEvidence, gather_evidence, parse_frames
 from greenloop.triage.logs.base import LogRecord, normalize_path
 
-# (pattern, mask, needles): masks apply in order, each to the previous one's output. A mask
-# whose needles (literal substrings every match contains) are all absent is skipped. The
-# patterns start with a plain character where they can (see PLAIN_START in evidence.py):
-# `\d(?<!\w\d)` is `\b\d`.
-_MASKS: tuple[tuple[re.Pattern[str], str, tuple[str, ...]], ...] = (
-    (
+
+@dataclass(frozen=True, slots=True)
+class _Mask:
+    """One masking step: `pattern` matches are replaced by `replacement`.
+
+    The step is skipped when none of `needles` (literal substrings) occurs in the text, or
+    when `hint` does not match: both are cheap tests that every match of `pattern` passes
+    (a colon, two digits and a colon in every clock time), so skipping changes nothing.
+    """
+
+    pattern: re.Pattern[str]
+    replacement: str
+    needles: tuple[str, ...] = ()
+    hint: re.Pattern[str] | None = None
+
+    def apply(self, text: str) -> str:
+        if self.needles and not any(n in text for n in self.needles):
+            return text
+        if self.hint is not None and self.hint.search(text) is None:
+            return text
+        return self.pattern.sub(self.replacement, text)
+
+
+# Masks apply in order, each to the previous one's output. The patterns start with a plain
+# character where they can (see PLAIN_START in evidence.py): `\d(?<!\w\d)` is `\b\d`.
+_MASKS: tuple[_Mask, ...] = (
+    _Mask(
         re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?"),
         "<TS>",
         ("-",),
+        re.compile(r"-\d\d-"),
     ),
-    (re.compile(r"\d(?<!\w\d)\d:\d\d:\d\d(?:[.,]\d+)?\b"), "<TIME>", (":",)),
-    (
+    _Mask(
+        re.compile(r"\d(?<!\w\d)\d:\d\d:\d\d(?:[.,]\d+)?\b"),
+        "<TIME>",
+        (":",),
+        re.compile(r":\d\d:"),
+    ),
+    _Mask(
         re.compile(
             r"[0-9a-fA-F](?<!\w.)[0-9a-fA-F]{7}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
             r"[0-9a-fA-F]{12}\b"
@@ -36,10 +65,16 @@ _MASKS: tuple[tuple[re.Pattern[str], str, tuple[str, ...]], ...] = (
         "<UUID>",
         ("-",),
     ),
-    (re.compile(r"0(?<!\w0)x[0-9a-fA-F]+\b"), "<ADDR>", ("0x",)),
-    (re.compile(r"\d(?<!\w\d)\d{0,2}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<IP>", (".",)),
-    (re.compile(r"\[?\b[0-9a-fA-F]{0,4}(?::[0-9a-fA-F]{0,4}){2,7}\]?(?::\d+)?"), "<IP>", (":",)),
-    (
+    _Mask(re.compile(r"0(?<!\w0)x[0-9a-fA-F]+\b"), "<ADDR>", ("0x",)),
+    _Mask(re.compile(r"\d(?<!\w\d)\d{0,2}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<IP>", (".",)),
+    # IPv6: at least two colons with only hex digits between them.
+    _Mask(
+        re.compile(r"\[?\b[0-9a-fA-F]{0,4}(?::[0-9a-fA-F]{0,4}){2,7}\]?(?::\d+)?"),
+        "<IP>",
+        (":",),
+        re.compile(r":[0-9a-fA-F]{0,4}:"),
+    ),
+    _Mask(
         re.compile(
             r"(?:/tmp|/var/folders|/private/var|[A-Za-z]:\\Users\\[^\\]+\\AppData\\Local\\Temp)"
             r"[^\s'\",)]*"
@@ -47,20 +82,28 @@ _MASKS: tuple[tuple[re.Pattern[str], str, tuple[str, ...]], ...] = (
         "<TMP>",
         ("/tmp", "/var/folders", "/private/var", "\\Users\\"),
     ),
-    (re.compile(r"pytest-of-[^\s/]+/pytest-\d+[^\s'\",)]*"), "<TMP>", ("pytest-of-",)),
-    (re.compile(r"[0-9a-fA-F](?<!\w.)[0-9a-fA-F]{11,}\b"), "<HEX>", ()),
-    (re.compile(r"\d(?:(?<=[:=]\d)|(?<=port \d))\d{1,4}\b"), "<PORT>", (":", "=", "port ")),
-    (re.compile(r"\d+(?:\.\d+)?"), "<N>", ()),
+    _Mask(re.compile(r"pytest-of-[^\s/]+/pytest-\d+[^\s'\",)]*"), "<TMP>", ("pytest-of-",)),
+    _Mask(re.compile(r"[0-9a-fA-F](?<!\w.)[0-9a-fA-F]{11,}\b"), "<HEX>"),
+    # a port: two or more digits after ':' or '=' or 'port '
+    _Mask(
+        re.compile(r"\d(?:(?<=[:=]\d)|(?<=port \d))\d{1,4}\b"),
+        "<PORT>",
+        (":", "=", "port "),
+        re.compile(r":\d\d|=\d\d|port \d\d"),
+    ),
+    _Mask(re.compile(r"\d+(?:\.\d+)?"), "<N>"),
 )
 
 _WS = re.compile(r"\s+")
 
 
+# Failures of one fault share their exception line (ids and ports vary elsewhere, or are
+# masked to the same result): mask each distinct line once.
+@lru_cache(maxsize=8192)
 def normalize(text: str) -> str:
     """Mask everything that changes between two occurrences of the same fault."""
-    for pattern, mask, needles in _MASKS:
-        if not needles or any(n in text for n in needles):
-            text = pattern.sub(mask, text)
+    for mask in _MASKS:
+        text = mask.apply(text)
     return _WS.sub(" ", text).strip()
 
 
