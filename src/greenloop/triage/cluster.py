@@ -91,7 +91,7 @@ def _most_common(values: Sequence[str | None]) -> str | None:
 def title(category: Category, reason: str, component: str | None, count: int) -> str:
     """A sentence a person reads first: 'Cache unhealthy: 12 tests blocked'."""
     tests = f"{count} test{'s' if count != 1 else ''}"
-    name = (component or "").capitalize()
+    name = (component or "").replace("_", " ").capitalize()  # load_balancer -> Load balancer
     if category is Category.BLOCKED:
         return f"{name or 'Environment'} unhealthy: {tests} blocked"
     if category is Category.SKIPPED_ENV:

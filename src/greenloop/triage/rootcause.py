@@ -423,13 +423,11 @@ def build_root_cause(
     if category is Category.FLAKY and server_whys and whys[-1].verified and len(whys) > 2:
         # The re-run is the cause; what the failing run met describes it.
         summary = f"{whys[-1].why} (the failing run: {server_whys[0].why})"
-        return RootCause(
-            summary=summary[:1].upper() + summary[1:], component=component, whys=tuple(whys)
-        )
+        return RootCause(summary=sentence(summary), component=component, whys=tuple(whys))
     return RootCause(
         summary=(
             # A skip's reason is all there is to say; no chain is expected below it.
-            f"{whys[0].why[:1].upper()}{whys[0].why[1:]} ({lead.classification.evidence[:160]})"
+            sentence(f"{whys[0].why} ({lead.classification.evidence[:160]})")
             if category is Category.SKIPPED_ENV
             else _summary(whys, corroborating, change_why, change)
         ),
@@ -460,6 +458,14 @@ def _summary(
             f"; introduced by revision {change.revision} "
             f"(the same tests passed on revision {change.previous_revision})"
         )
+    return sentence(text)
+
+
+def sentence(text: str) -> str:
+    """Capitalised like a sentence, unless it starts with an identifier (load_balancer, httpx)."""
+    first = text.split(" ", 1)[0]
+    if "_" in first or "." in first.rstrip(".:,"):
+        return text
     return text[:1].upper() + text[1:]
 
 
