@@ -261,3 +261,35 @@ def test_github_annotation_escaping() -> None:
     lines = github_annotations(make_run())
     assert all(line.startswith(("::error", "::warning")) for line in lines)
     assert all("\n" not in line for line in lines)
+
+
+def test_github_annotations_point_at_files_from_the_checkout(tmp_path, monkeypatch) -> None:
+    from greenloop.records import (
+        AuthenticityFinding,
+        IterationResult,
+        Outcome,
+        PhaseResult,
+        PhaseStatus,
+        RunResult,
+        TestResult,
+        Verdict,
+        utcnow,
+    )
+    from greenloop.report.github import github_annotations
+
+    tests_dir = tmp_path / "e2e"
+    tests_dir.mkdir()
+    (tests_dir / "test_api.py").write_text("def test_x(): pass\n")
+    failed = TestResult("test_api.py::test_x", Outcome.FAILED, file="test_api.py", line=3)
+    phase = PhaseResult("all", PhaseStatus.FAILED, 1.0, (failed, failed))
+    nothing = AuthenticityFinding("broken.py", "collection_error", "ImportError: no module x")
+    now = utcnow()
+    iteration = IterationResult(
+        1, Verdict.NOT_REAL, 1.0, now, phases=(phase,), authenticity=(nothing,)
+    )
+    run = RunResult("r", Verdict.NOT_REAL, now, now, "staging", None, (iteration,))
+    monkeypatch.chdir(tmp_path)
+    lines = github_annotations(run, tests_dir)
+    assert lines[0].startswith("::error file=e2e/test_api.py,line=3,")
+    assert len([line for line in lines if "test_api.py" in line]) == 1  # one per test
+    assert any("collection_error" in line and "broken.py" in line for line in lines)

@@ -103,7 +103,8 @@ def write_reports(
         _write(junit, redactor.redact(junit_xml(safe)))
     summary = None
     if output_format == "github":
-        summary = write_github(safe, redactor.redact(markdown), stream or sys.stdout)
+        tests_dir = config.resolve(config.execution.tests_dir) if config is not None else None
+        summary = write_github(safe, redactor.redact(markdown), stream or sys.stdout, tests_dir)
     return ReportPaths(worklog=worklog, json_report=json_file, junit=junit, step_summary=summary)
 
 

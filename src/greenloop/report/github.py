@@ -28,16 +28,27 @@ def annotation(level: str, message: str, **props: str | int | None) -> str:
     return f"::{level} {given}::{_escape_data(message)}" if given else f"::{level}::{message}"
 
 
-def github_annotations(run: RunResult) -> list[str]:
-    """Errors for real failures, warnings for flaky tests and tests that did not really run."""
+def github_annotations(run: RunResult, tests_dir: Path | None = None) -> list[str]:
+    """Errors for real failures, warnings for flaky tests and tests that did not really run.
+
+    GitHub places an annotation by a path relative to the checkout (the working
+    folder); test files are relative to `tests_dir`, so they are re-rooted here.
+    """
     last = run.last
     if last is None:
         return [annotation("error", f"greenloop run {run.run_id}: nothing ran")]
     categories = {c.nodeid: c.category for c in last.classifications}
     findings = {f.nodeid: f for f in last.authenticity}
     lines = []
+    seen: set[str] = set()
     for test in last.tests:
-        where = {"file": test.file or test.nodeid.split("::")[0], "line": test.line}
+        if test.nodeid in seen:
+            continue
+        seen.add(test.nodeid)
+        where = {
+            "file": _path(test.file or test.nodeid.split("::")[0], tests_dir),
+            "line": test.line,
+        }
         name = test.nodeid.split("::")[-1]
         if test.nodeid in findings:
             f = findings[test.nodeid]
@@ -66,6 +77,16 @@ def github_annotations(run: RunResult) -> list[str]:
                     "error", test.message or test.outcome.value, **where, title=f"{name}: {label}"
                 )
             )
+    for finding in last.authenticity:
+        if finding.nodeid not in seen:  # collection errors, or nothing collected at all
+            seen.add(finding.nodeid)
+            lines.append(
+                annotation(
+                    "error",
+                    f"not really run ({finding.check}): {finding.evidence}",
+                    title=f"{finding.nodeid or 'run'}: not real",
+                )
+            )
     for phase in last.phases:
         if phase.blocked_by:
             lines.append(
@@ -81,9 +102,18 @@ def github_annotations(run: RunResult) -> list[str]:
     return lines
 
 
-def write_github(run: RunResult, summary_markdown: str, stream: TextIO) -> Path | None:
+def _path(file: str, tests_dir: Path | None) -> str:
+    """The test file relative to the working folder, when it is found under `tests_dir`."""
+    if tests_dir is None or Path(file).is_absolute() or not (tests_dir / file).is_file():
+        return file
+    return os.path.relpath(tests_dir / file)
+
+
+def write_github(
+    run: RunResult, summary_markdown: str, stream: TextIO, tests_dir: Path | None = None
+) -> Path | None:
     """Print the annotations; append the summary to $GITHUB_STEP_SUMMARY when it is set."""
-    for line in github_annotations(run):
+    for line in github_annotations(run, tests_dir):
         stream.write(line + "\n")
     target = os.environ.get("GITHUB_STEP_SUMMARY")
     if not target:
