@@ -27,6 +27,7 @@ from greenloop.errors import UserError
 from greenloop.records import ExitCode, IndexEntry, RunResult
 
 if TYPE_CHECKING:
+    from greenloop.loop import RunOptions
     from greenloop.store import Store
 
 app = typer.Typer(
@@ -121,15 +122,14 @@ def run(
     raise typer.Exit(int(result.exit_code))
 
 
-def execute_run(cfg: Config, options: object) -> RunResult:
+def execute_run(cfg: Config, options: RunOptions) -> RunResult:
     """Open the store, run the loop, print the summary. Shared by `run` and `demo`."""
     from greenloop.execute import make_reporter
-    from greenloop.loop import Loop, RunOptions, run
+    from greenloop.loop import Loop, run
     from greenloop.redact import redactor_for
     from greenloop.store import Store, store_url
     from greenloop.summary import print_summary
 
-    assert isinstance(options, RunOptions)
     store = Store.open(store_url(cfg.store.url, cfg.base_dir))
     try:
         loop = Loop(
