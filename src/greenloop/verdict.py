@@ -43,5 +43,3 @@ def is_stuck(iterations: Sequence[IterationResult]) -> bool:
     same = {c.fingerprint for c in last.clusters} == {c.fingerprint for c in before.clusters}
     acted = any(a.status is ActionStatus.DONE for a in last.actions)
     return bool(last.clusters) and same and not acted
-
-

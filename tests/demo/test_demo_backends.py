@@ -37,7 +37,8 @@ def test_postgres_and_redis_backends(
     thread = httpx.post(rev.base_url + "/threads", json={"title": "pg"}, headers=headers).json()
     httpx.post(
         f"{rev.base_url}/threads/{thread['id']}/messages",
-        json={"content": "stored in postgres"}, headers=headers,
+        json={"content": "stored in postgres"},
+        headers=headers,
     )
     with psycopg.connect(pg_url) as conn:
         rows = conn.execute(
@@ -64,7 +65,10 @@ def test_suite_passes_on_postgres_and_redis(
     env = {**os.environ, "GREENLOOP_BASE_URL": rev.base_url}
     result = subprocess.run(
         [sys.executable, "-m", "pytest", str(SUITE), "-q", "-p", "no:randomly"],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout[-3000:]
     assert "40 passed" in result.stdout

@@ -70,7 +70,11 @@ def test_healthy_service(service: Any, api: httpx.Client, token: str) -> None:
     assert api.get("/version").json()["revision"] == 1
     events = chat(service, token)
     assert [e["type"] for e in events] == [
-        "agent_started", "agent_thinking", "tool_executing", "tool_completed", "agent_completed"
+        "agent_started",
+        "agent_thinking",
+        "tool_executing",
+        "tool_completed",
+        "agent_completed",
     ]
     assert "Lisbon" in events[-1]["answer"]
 
@@ -146,7 +150,8 @@ def test_app_bug(service: Any, admin: httpx.Client, api: httpx.Client) -> None:
     thread = api.post("/threads", json={"title": "bug"}).json()
     set_fault(admin, "app-bug")
     response = api.post(
-        f"/threads/{thread['id']}/messages", json={"content": "hi"},
+        f"/threads/{thread['id']}/messages",
+        json={"content": "hi"},
         headers={"X-Request-ID": "app-bug-check"},
     )
     assert response.status_code == 500

@@ -22,7 +22,10 @@ def run_pytest(path: Path, base_url: str, tmp_path: Path, *extra: str) -> dict[s
     env = {**os.environ, "GREENLOOP_BASE_URL": base_url}
     subprocess.run(
         [sys.executable, "-m", "pytest", str(path), "-q", f"--junitxml={junit}", *extra],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     outcomes = {}
     for case in ET.parse(junit).getroot().iter("testcase"):
@@ -67,8 +70,15 @@ def test_bad_tests_cannot_fail(service: object, tmp_path: Path) -> None:
 
 def test_scenario_table() -> None:
     assert scenarios.names() == (
-        "healthy", "outage", "lb-503", "bad-deploy", "flaky", "auth-broken", "slow-db",
-        "tls-mismatch", "fake-tests",
+        "healthy",
+        "outage",
+        "lb-503",
+        "bad-deploy",
+        "flaky",
+        "auth-broken",
+        "slow-db",
+        "tls-mismatch",
+        "fake-tests",
     )
     for scenario in scenarios.SCENARIOS.values():
         assert scenario.index_path.exists() and scenario.expected_conclusion

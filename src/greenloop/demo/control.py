@@ -188,12 +188,19 @@ def _launch(state_dir: Path, state: dict[str, Any], rev: RevisionInfo) -> Revisi
     Path(state_dir).mkdir(parents=True, exist_ok=True)
     port = int(state.get("port") or free_port())
     cmd = [
-        sys.executable, "-m", SERVICE_MODULE,
-        "--state-dir", str(Path(state_dir).resolve()),
-        "--port", str(port),
-        "--revision", str(rev.revision),
-        "--commit", rev.commit,
-        "--deployed-at", rev.deployed_at,
+        sys.executable,
+        "-m",
+        SERVICE_MODULE,
+        "--state-dir",
+        str(Path(state_dir).resolve()),
+        "--port",
+        str(port),
+        "--revision",
+        str(rev.revision),
+        "--commit",
+        rev.commit,
+        "--deployed-at",
+        rev.deployed_at,
     ]
     cmd += [arg for spec in rev.faults for arg in ("--fault", spec)]
     if rev.bug:
@@ -211,8 +218,12 @@ def _launch(state_dir: Path, state: dict[str, Any], rev: RevisionInfo) -> Revisi
     log = Path(state_dir) / "process.log"
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            env=env, start_new_session=True,
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
         )
     _CHILDREN[proc.pid] = proc
     state.update(port=port, pid=proc.pid, current_revision=rev.revision)
@@ -409,7 +420,8 @@ def restart_dependency(state_dir: Path, name: str) -> str:
         raise ControlError(f"unknown dependency {name!r}; expected one of {expected}")
     listing = list_faults(state_dir)
     down = [
-        f for f in listing["faults"]
+        f
+        for f in listing["faults"]
         if f["name"] == "dependency-down" and f["params"].get("dependency") == name
     ]
     if not down:
@@ -473,8 +485,12 @@ def _run(args: argparse.Namespace) -> Any:
     match args.command:
         case "deploy":
             rev = deploy(
-                state_dir, bug=args.bug, faults=args.fault, port=args.port,
-                database_url=args.database_url, cache_url=args.cache_url,
+                state_dir,
+                bug=args.bug,
+                faults=args.fault,
+                port=args.port,
+                database_url=args.database_url,
+                cache_url=args.cache_url,
                 tls_mismatch=args.tls_mismatch,
             )
             return {**asdict(rev), "base_url": rev.base_url}

@@ -213,9 +213,11 @@ class Database:
         """The agent run ``run_id``, or None."""
         self._ready()
         with self._connect() as conn:
-            first = conn.execute(
-                agent_runs.select().where(agent_runs.c.run_id == run_id)
-            ).mappings().first()
+            first = (
+                conn.execute(agent_runs.select().where(agent_runs.c.run_id == run_id))
+                .mappings()
+                .first()
+            )
         return dict(first) if first else None
 
     def close(self) -> None:

@@ -253,7 +253,11 @@ def front_door(
         return None
     if faults.get("lb-503"):
         return Refusal(
-            503, LB_BODY, "text/plain", "lb-503", "UpstreamConnectError",
+            503,
+            LB_BODY,
+            "text/plain",
+            "lb-503",
+            "UpstreamConnectError",
             "load balancer has no healthy upstream for this service",
             (("server", "envoy"), ("retry-after", "5")),
         )
@@ -263,26 +267,42 @@ def front_door(
         if left > 0:
             body = f'{{"status":"starting","detail":"service is starting; ready in {left:.0f} s"}}'
             return Refusal(
-                503, body, "application/json", "slow-start", "ServiceStarting",
+                503,
+                body,
+                "application/json",
+                "slow-start",
+                "ServiceStarting",
                 "service is still starting",
             )
     if websocket and faults.get("ws-reject"):
         body = '{"detail":"websocket upgrade rejected: no capacity for new connections"}'
         return Refusal(
-            503, body, "application/json", "ws-reject", "WebSocketRejected",
+            503,
+            body,
+            "application/json",
+            "ws-reject",
+            "WebSocketRejected",
             "websocket upgrade rejected: no capacity for new connections",
         )
     intermittent = faults.get("intermittent")
     if intermittent and path != "/health" and draw < intermittent.number("percent") / 100:
         return Refusal(
-            500, '{"detail":"Internal Server Error"}', "application/json", "intermittent",
-            "RuntimeError", "worker crashed while handling request",
+            500,
+            '{"detail":"Internal Server Error"}',
+            "application/json",
+            "intermittent",
+            "RuntimeError",
+            "worker crashed while handling request",
         )
     flaky = faults.get("flaky")
     if flaky and flaky_call and flaky_fails(flaky_call, int(flaky.number("every"))):
         return Refusal(
-            500, '{"detail":"Internal Server Error"}', "application/json", "flaky",
-            "ConnectionResetError", "upstream worker reset the connection",
+            500,
+            '{"detail":"Internal Server Error"}',
+            "application/json",
+            "flaky",
+            "ConnectionResetError",
+            "upstream worker reset the connection",
         )
     return None
 

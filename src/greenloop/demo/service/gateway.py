@@ -77,7 +77,9 @@ class Gateway:
             refusal = self._refusal(scope["path"], websocket)
             if refusal is not None:
                 ctx.fault, ctx.error_type, ctx.error = (
-                    refusal.fault, refusal.error_type, refusal.error,
+                    refusal.fault,
+                    refusal.error_type,
+                    refusal.error,
                 )
                 if refusal.fault == "lb-503":
                     ctx.extra["layer"] = "load_balancer"

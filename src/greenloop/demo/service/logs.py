@@ -89,8 +89,15 @@ class JsonLog:
         self.write(level, "request", **fields)
         if ctx.traceback:
             self.write(
-                level, "error", request_id=ctx.request_id, method=ctx.method, path=ctx.path,
-                status=status, fault=ctx.fault, error_type=ctx.error_type, error=ctx.error,
+                level,
+                "error",
+                request_id=ctx.request_id,
+                method=ctx.method,
+                path=ctx.path,
+                status=status,
+                fault=ctx.fault,
+                error_type=ctx.error_type,
+                error=ctx.error,
                 traceback=ctx.traceback,
             )
 

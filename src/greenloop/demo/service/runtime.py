@@ -80,7 +80,8 @@ class ServiceRuntime:
         """Deactivate every runtime fault (bugs and restart-only faults stay)."""
         with self._lock:
             kept = tuple(
-                f for f in self._faults.faults
+                f
+                for f in self._faults.faults
                 if f.source == "revision" or not fm.KINDS[f.name].runtime
             )
             self._faults = fm.FaultSet(kept)

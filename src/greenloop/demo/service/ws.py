@@ -105,8 +105,12 @@ async def _run(websocket: WebSocket, runtime: ServiceRuntime, user: str, message
     results = agent.analyze(message)
     answer = agent.compose_answer(message, results)
     run = {
-        "run_id": run_id, "owner": user, "message": message, "answer": answer,
-        "tool_name": agent.TOOL_NAME, "created_at": now_iso(),
+        "run_id": run_id,
+        "owner": user,
+        "message": message,
+        "answer": answer,
+        "tool_name": agent.TOOL_NAME,
+        "created_at": now_iso(),
     }
     await run_in_threadpool(runtime.database.record_run, run)
     await emit("tool_completed", tool_name=agent.TOOL_NAME, results=results)

@@ -65,9 +65,9 @@ def request_id(request: pytest.FixtureRequest) -> str:
         return uuid.uuid4().hex
 
 
-def make_client(base_url: str, timeout: float, request_id: str, token: str | None = None) -> (
-    httpx.Client
-):
+def make_client(
+    base_url: str, timeout: float, request_id: str, token: str | None = None
+) -> httpx.Client:
     """An HTTP client for the service, tagged with ``request_id``."""
     headers = {"X-Request-ID": request_id}
     if token:
