@@ -167,11 +167,16 @@ _REQUEST = re.compile(
     r"(?P<method>GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) (?:https?://[^/\s'\"]+)?(?P<path>/[^\s'\"]*)"
     r"|for url '(?:https?://[^/\s']+)?(?P<url>/[^\s']*)'"
 )
+# A literal every _REQUEST match holds: a text with none names no request, and its
+# statuses (costly to parse) need not be looked at.
+_REQUEST_NEEDLES = ("GET ", "POST ", "PUT ", "PATCH ", "DELETE ", "HEAD ", "OPTIONS ", "for url '")
 
 
 def request_signature(ev: FailureEvidence) -> str | None:
     """`POST /threads/<id>/messages -> 500` when the failure text names the request and an
     error status; None otherwise."""
+    if not any(n in ev.text for n in _REQUEST_NEEDLES):
+        return None
     codes = [s for s in ev.statuses if s >= 400]
     if not codes or ("/" not in ev.text):
         return None

@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from greenloop.config import RuleConfig
@@ -25,6 +26,7 @@ from greenloop.triage.evidence import FailureEvidence
 
 Matcher = Callable[[FailureEvidence], str | None]
 ComponentOf = Callable[[FailureEvidence], str | None]
+Answer = TypeVar("Answer")
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,16 +122,44 @@ def _failing_note(probes: tuple[ProbeResult, ...]) -> str:
 
 # --------------------------------------------------------------------------- components
 
-_FAMILIES: tuple[tuple[str, re.Pattern[str], tuple[str, ...]], ...] = (
-    (
+
+@dataclass(frozen=True, slots=True)
+class _Family:
+    """A kind of component an error text can name: its pattern, and the probe names it fits.
+
+    `needles` are literals one of which every match of `pattern` holds: a text without any
+    of them is not searched (the search costs several times more than the scans).
+    """
+
+    name: str
+    pattern: re.Pattern[str]
+    needles: tuple[str, ...]
+    hints: tuple[str, ...]  # a probe whose component or kind holds one is of this family
+
+    def named_in(self, text: str) -> bool:
+        for needle in self.needles:
+            if needle in text:
+                return self.pattern.search(text) is not None
+        return False
+
+
+_FAMILIES = (
+    _Family(
         "database",
         re.compile(r"psycopg|postgres|PgDatabase|sqlalchemy|django\.db|mysql|:5432\b|port 5432"),
+        ("psycopg", "postgres", "PgDatabase", "sqlalchemy", "django.db", "mysql", "5432"),
         ("db", "database", "postgres", "pg", "sql"),
     ),
-    ("cache", re.compile(r"Redis|redis|:6379\b|port 6379"), ("redis", "cache")),
-    (
+    _Family(
+        "cache",
+        re.compile(r"Redis|redis|:6379\b|port 6379"),
+        ("edis", "6379"),
+        ("redis", "cache"),
+    ),
+    _Family(
         "websocket",
         re.compile(r"WebSocket|Websocket|webSocket|websocket|ws(?<!\wws)s?://"),
+        ("ebSocket", "ebsocket", "ws://", "wss://"),
         ("ws", "websocket", "realtime", "gateway"),
     ),
 )
@@ -152,21 +182,26 @@ def target_component(ev: FailureEvidence) -> str | None:
     Failing probes first (same port as the error, then a name matching the
     error's family), then the family of the error itself, then the host.
     """
-    families = [(name, hints) for name, pattern, hints in _FAMILIES if pattern.search(ev.text)]
+    text = ev.text
     if ev.failing_probes:
-        ports = set(_PORT.findall(ev.text))
-        for probe in ev.failing_probes:
-            port = _target_port(probe.target)
-            if port and port in ports:
-                return probe.component
-        for _, hints in families:
+        targets = [(probe, _target_port(probe.target)) for probe in ev.failing_probes]
+        # A port the text names is digits of it: list them only when a probe's port is there.
+        if any(port and port in text for _, port in targets):
+            ports = set(_PORT.findall(text))
+            for probe, port in targets:
+                if port and port in ports:
+                    return probe.component
+        for family in _FAMILIES:  # each family searched only when it is needed
+            if not family.named_in(text):
+                continue
             for probe in ev.failing_probes:
-                if any(h in probe.component.lower() or h in probe.kind for h in hints):
+                if any(h in probe.component.lower() or h in probe.kind for h in family.hints):
                     return probe.component
         return ev.failing_probes[0].component
-    if families:
-        return families[0][0]
-    host = _HOST.search(ev.text)
+    for family in _FAMILIES:
+        if family.named_in(text):
+            return family.name
+    host = _HOST.search(text)
     return host.group(1) if host else None
 
 
@@ -195,18 +230,43 @@ def failing_component(ev: FailureEvidence) -> str | None:
 
 # --------------------------------------------------------------------------- predicates
 
-_REFUSED = rx(
-    r"Connection refused|connection refused|ECONNREFUSED|Errno 111\]|Error 111 connecting|"
-    r"WinError 10061|actively refused|All connection attempts failed|"
-    r"Could not connect to server|could not connect to server|Connect call failed|"
-    r"Failed to connect to|failed to connect to|HttpHostConnectException|"
-    r"httpx\.ConnectError|Cannot connect to host|No connection could be made",
-    "efused",
-    "ECONNREFUSED",
-    "111",
-    "10061",
-    "ttempts failed",
-    "onnect",
+
+def once_per_text(
+    question: Callable[[FailureEvidence], Answer],
+) -> Callable[[FailureEvidence], Answer]:
+    """`question`, a function of `ev.text` alone that several rules ask: the answer for the
+    last text asked is kept, so a failure that reaches all of those rules pays once."""
+    last: list[tuple[str, Answer]] = []  # (text, answer), the text held so `is` is safe
+
+    def ask(ev: FailureEvidence) -> Answer:
+        text = ev.text
+        if last:
+            seen, answer = last[0]
+            if seen is text:
+                return answer
+        answer = question(ev)
+        last[:] = [(text, answer)]
+        return answer
+
+    return ask
+
+
+# Four rules ask whether the connection was refused: history-and-outage, then (when no probe
+# was failing) refused-probes-green or refused-loopback, and connection-refused.
+_REFUSED = once_per_text(
+    rx(
+        r"Connection refused|connection refused|ECONNREFUSED|Errno 111\]|Error 111 connecting|"
+        r"WinError 10061|actively refused|All connection attempts failed|"
+        r"Could not connect to server|could not connect to server|Connect call failed|"
+        r"Failed to connect to|failed to connect to|HttpHostConnectException|"
+        r"httpx\.ConnectError|Cannot connect to host|No connection could be made",
+        "efused",
+        "ECONNREFUSED",
+        "111",
+        "10061",
+        "ttempts failed",
+        "onnect",
+    )
 )
 _LOOPBACK = re.compile(r"localhost(?<!\wlocalhost)\b|127\.0\.0\.1|\[::1\]?[ :,)]|::1\]?[ :,)]")
 _PROGRAMMING_ERRORS = frozenset(
@@ -255,42 +315,94 @@ _HANDSHAKE = rx(
 )
 
 
+@once_per_text  # websocket-rejected, then gateway-status
+def _gateway_codes(ev: FailureEvidence) -> tuple[int, ...]:
+    """The 502/503/504 statuses the failure reports receiving, sorted.
+
+    A status is digits of the text, so a text without "502", "503" or "504" reports none
+    of them: parsing its statuses (the costly part) can wait for a rule that needs them.
+    """
+    text = ev.text
+    if "502" not in text and "503" not in text and "504" not in text:
+        return ()
+    return tuple(sorted(set(ev.statuses) & _GATEWAY))
+
+
 def _websocket_rejected(ev: FailureEvidence) -> str | None:
-    if not (set(ev.statuses) & _GATEWAY):
+    if not _gateway_codes(ev):
         return None
     return _HANDSHAKE(ev)
 
 
 def _gateway_status(ev: FailureEvidence) -> str | None:
-    codes = sorted(set(ev.statuses) & _GATEWAY)
+    codes = _gateway_codes(ev)
     return f"HTTP {', '.join(map(str, codes))} received" if codes else None
 
 
 def _close_codes(*codes: int) -> Matcher:
+    # A close code is digits of the text: without one of these, parsing codes finds none.
+    digits = tuple(str(c) for c in codes)
+
     def match(ev: FailureEvidence) -> str | None:
+        text = ev.text
+        for d in digits:
+            if d in text:
+                break
+        else:
+            return None
         hit = [c for c in ev.close_codes if c in codes]
         return f"WebSocket closed with code {hit[0]}" if hit else None
 
     return match
 
 
-_SERVER_TRACEBACK = rx(
+# Where a web framework's own frames live: a traceback through one is the server's.
+_SERVER_FRAMEWORKS = (
+    "django/core/handlers",
+    "flask/app.py",
+    "werkzeug/",
+    "starlette/",
+    "fastapi/",
+    "pyramid",
+    "aspen/",
+    "tornado/web.py",
+    "aiohttp/web",
+    "falcon/",
+    "bottle.py",
+    "uvicorn/",
+)
+_SERVER_TRACEBACK_RE = re.compile(
     r"Internal Server Error|^\s*\w+(?:Error|Exception|DoesNotExist) at /\S*|Exception Location:|"
-    r"File \"[^\"]*(?:django/core/handlers|flask/app\.py|werkzeug/|starlette/|fastapi/|"
-    r"pyramid|aspen/|tornado/web\.py|aiohttp/web|falcon/|bottle\.py|uvicorn/)",
-    "Internal Server Error",
-    " at /",
-    "Exception Location",
-    'File "',
-    flags=re.M,
+    rf"File \"[^\"]*(?:{'|'.join(map(re.escape, _SERVER_FRAMEWORKS))})",
+    re.M,
 )
 
 
+def _server_traceback(ev: FailureEvidence) -> str | None:
+    """The server's error page or a traceback through a web framework.
+
+    The search is slow (an alternative starts with ^), and most tracebacks hold 'File "'
+    without a framework: look for the literals each alternative needs first.
+    """
+    text = ev.text
+    if not (
+        "Internal Server Error" in text
+        or " at /" in text
+        or "Exception Location:" in text
+        or ('File "' in text and any(f in text for f in _SERVER_FRAMEWORKS))
+    ):
+        return None
+    m = _SERVER_TRACEBACK_RE.search(text)
+    return excerpt(text, m.start(), m.end()) if m else None
+
+
 def _server_error_status(ev: FailureEvidence) -> str | None:
+    others = [e for e in ev.exc_types if e not in ("AssertionError", "Failed", "HTTPError")]
+    if not ev.probes_green and not others:
+        return None  # whatever the status (checked second: parsing statuses costs more)
     codes = [s for s in ev.statuses if s >= 500 and s not in _GATEWAY]
     if not codes:
         return None
-    others = [e for e in ev.exc_types if e not in ("AssertionError", "Failed", "HTTPError")]
     if ev.probes_green:
         return f"HTTP {codes[0]} while every probe was green"
     if others:
@@ -649,12 +761,13 @@ BUILTIN_RULES: tuple[Rule, ...] = (
             r"invalid[_ ]api[_ ]key|Incorrect API key|incorrect API key|Invalid API key|"
             r"invalid API key|Invalid (?:access )?token|invalid (?:access )?token|"
             r"AuthenticationError|authentication failed|403(?<!\w403) Forbidden",
+            # Every alternative holds one: 'nvalid' the invalid key and token ones,
+            # 'ncorrect' the incorrect keys (not 'api' or 'oken': most texts have those).
             "401",
             "nauthori",
             "credentials",
-            "api",
-            "API",
-            "oken",
+            "nvalid",
+            "ncorrect",
             "uthentication",
             "403",
         ),
@@ -964,7 +1077,7 @@ BUILTIN_RULES: tuple[Rule, ...] = (
         "APP-500",
         0.85,
         "the server's own traceback or error page for the request",
-        _SERVER_TRACEBACK,
+        _server_traceback,
     ),
     Rule(
         "server-error-status",
