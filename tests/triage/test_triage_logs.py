@@ -194,3 +194,29 @@ def test_drain_turns_a_burst_into_one_counted_template() -> None:
     top = mine_templates(records, top=5, errors_only=True)
     assert len(top) == 1 and top[0].count == 14
     assert "HTTP 503" in top[0].template and top[0].line().startswith("14 x ERROR")
+
+
+def test_structured_access_lines_group_by_request_status_and_error() -> None:
+    from greenloop.triage.logs.base import LogRecord
+    from greenloop.triage.logs.templates import mine_templates
+
+    def line(thread: str, status: int, error: str = "") -> LogRecord:
+        return LogRecord(
+            None,
+            "error",
+            "request",
+            method="POST",
+            path=f"/threads/{thread}/messages",
+            status=status,
+            error=error,
+        )
+
+    records = [
+        line(f"6f1c2d3e-0000-4000-8000-00000000000{i}", 500, "KeyError: 'author_id'")
+        for i in range(4)
+    ] + [line("6f1c2d3e-0000-4000-8000-000000000009", 404)]
+    templates = mine_templates(records)
+    assert [(t.count, t.template) for t in templates] == [
+        (4, "request POST /threads/<UUID>/messages -> 500 KeyError: 'author_id'"),
+        (1, "request POST /threads/<UUID>/messages -> 404"),
+    ]

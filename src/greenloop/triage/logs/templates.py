@@ -108,5 +108,17 @@ def mine_templates(
     for record in records:
         if errors_only and not record.is_error:
             continue
-        counter.add(record.message, record.level, record.ts)
+        counter.add(template_text(record), record.level, record.ts)
     return counter.templates(top)
+
+
+def template_text(record: LogRecord) -> str:
+    """What a line says, for grouping: a structured request line is its message with the
+    request, the status and the error it ended with ("error POST /threads/<*>/messages
+    -> 500 KeyError: 'author_id'"), since the message of a JSON access log alone is just
+    "request"."""
+    if not record.path:
+        return record.message
+    status = f" -> {record.status}" if record.status is not None else ""
+    error = f" {record.error_line}" if record.error_line else ""
+    return f"{record.message} {record.method} {record.path}{status}{error}".strip()
