@@ -35,13 +35,14 @@ from greenloop.records import (
     utcnow,
 )
 from greenloop.store import Store, aware
-from greenloop.triage.classify import Decision, classify, needs_triage
+from greenloop.triage.classify import Decision, needs_triage
 from greenloop.triage.cluster import build_clusters
 from greenloop.triage.evidence import FailureEvidence, gather_evidence, index_components
 from greenloop.triage.flaky import history_facts
 from greenloop.triage.impact import test_file, total_impact_usd
 from greenloop.triage.logs import LogRecord, read_logs
 from greenloop.triage.logs.templates import LogTemplate, mine_templates
+from greenloop.triage.parallel import classify_batch
 from greenloop.triage.rootcause import ChangeFacts
 from greenloop.triage.rules import BUILTIN_RULES, Rule, user_rules
 
@@ -86,8 +87,13 @@ def triage(
     revision: str | None = None,
     previous_revision: str | None = None,
     logs: Sequence[LogRecord] | None = None,
+    workers: int | None = None,
 ) -> TriageResult:
-    """Classify every non-passing test, cluster the failures, explain and price each cluster."""
+    """Classify every non-passing test, cluster the failures, explain and price each cluster.
+
+    `workers` caps the processes that classify a large batch (default: one per CPU; 1 keeps
+    everything in this process); see parallel.py. The result does not depend on it.
+    """
     rules = rules_for(config)
     tests_dir = Path(config.execution.tests_dir).name if config else "tests"
     tests_dirs = tuple(dict.fromkeys((tests_dir, "tests", "test")))
@@ -111,7 +117,7 @@ def triage(
     timed = _TimedRejections(records)
 
     components_by_file: dict[str, tuple[str, ...]] = {}  # the index, looked up once per file
-    decisions: list[Decision] = []
+    evidences: list[FailureEvidence] = []
     for test in todo:
         file = test_file(test.nodeid)
         if file not in components_by_file:
@@ -137,7 +143,9 @@ def triage(
         )
         if not matched and timed and test.outcome.is_failure:
             evidence = timed.match(evidence, test)
-        decisions.append(classify(evidence, rules))
+        evidences.append(evidence)
+    # Every store read and log match is done: classifying is pure, per record.
+    decisions, keys = classify_batch(evidences, rules, workers)
 
     errors = [r for r in records if r.is_error]
     templates = mine_templates(errors or records, top=10) if records else ()
@@ -148,7 +156,9 @@ def triage(
     change = ChangeFacts(
         revision, previous_revision, _previous_green(store, decisions, previous_revision)
     )
-    clusters = build_clusters(decisions, index=index, gate=gate, logs=records, change=change)
+    clusters = build_clusters(
+        decisions, index=index, gate=gate, logs=records, change=change, keys=keys
+    )
     return TriageResult(
         classifications=tuple(d.classification for d in decisions),
         clusters=clusters,

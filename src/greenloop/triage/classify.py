@@ -80,7 +80,12 @@ def classify(ev: FailureEvidence, rules: Sequence[Rule] = BUILTIN_RULES) -> Deci
 
 
 def _decided(ev: FailureEvidence, rule: Rule, found: str) -> Decision:
-    component = rule.component(ev)
+    return decided(ev, rule, found, rule.component(ev))
+
+
+def decided(ev: FailureEvidence, rule: Rule, found: str, component: str | None) -> Decision:
+    """The decision of `rule` matching `found` in `ev`: also how a decision made in a worker
+    process is rebuilt from its compact parts (see parallel.py)."""
     return Decision(
         Classification(ev.nodeid, rule.category, rule.confidence, rule.name, found, component),
         rule.reason,

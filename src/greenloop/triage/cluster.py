@@ -63,24 +63,28 @@ def cluster_key(decision: Decision, text_key: str | None = None) -> str | None:
     return text_key or fingerprint_evidence(decision.evidence, c.category)
 
 
-def cluster_keys(decisions: Sequence[Decision]) -> list[str | None]:
-    """Each decision's key; a product failure whose text is identical to one the service's
-    log explains shares its key (a module fixture's cached error, re-raised for every test
-    of the module, matches the log only once)."""
-    texts = [
-        fingerprint_evidence(d.evidence, d.classification.category)
-        if d.classification.category in _PRODUCT
-        else None
-        for d in decisions
-    ]
-    keys = [cluster_key(d, text) for d, text in zip(decisions, texts, strict=True)]
+def record_keys(decision: Decision) -> tuple[str | None, str | None]:
+    """One decision's (text fingerprint, own key): the per-record part of `cluster_keys`.
+    The text fingerprint is set for product failures only (it is what `shared_keys` unites)."""
+    category = decision.classification.category
+    text = fingerprint_evidence(decision.evidence, category) if category in _PRODUCT else None
+    return text, cluster_key(decision, text)
+
+
+def shared_keys(pairs: Sequence[tuple[str | None, str | None]]) -> list[str | None]:
+    """The keys of `record_keys` pairs after the cross-record step: a product failure whose
+    text is identical to one the service's log explains shares its key (a module fixture's
+    cached error, re-raised for every test of the module, matches the log only once)."""
     adopted: dict[str, str] = {}
-    for text, key in zip(texts, keys, strict=True):
+    for text, key in pairs:
         if text is not None and key is not None and key != text:
             adopted.setdefault(text, key)
-    return [
-        k if t is None or k is None else adopted.get(t, k) for t, k in zip(texts, keys, strict=True)
-    ]
+    return [k if t is None or k is None else adopted.get(t, k) for t, k in pairs]
+
+
+def cluster_keys(decisions: Sequence[Decision]) -> list[str | None]:
+    """Each decision's key (`record_keys`, then `shared_keys`)."""
+    return shared_keys([record_keys(d) for d in decisions])
 
 
 def _most_common(values: Sequence[str | None]) -> str | None:
@@ -109,9 +113,14 @@ def build_clusters(
     gate: GateResult | None = None,
     logs: Sequence[LogRecord] = (),
     change: ChangeFacts = ChangeFacts(),
+    keys: Sequence[str | None] | None = None,
 ) -> tuple[Cluster, ...]:
+    """Group decisions by key and explain and price each group. `keys` are the decisions'
+    `cluster_keys` when the caller computed them already (in worker processes)."""
     groups: dict[str, list[Decision]] = {}
-    for decision, key in zip(decisions, cluster_keys(decisions), strict=True):
+    if keys is None:
+        keys = cluster_keys(decisions)
+    for decision, key in zip(decisions, keys, strict=True):
         if key is not None:
             groups.setdefault(key, []).append(decision)
     clusters = []
