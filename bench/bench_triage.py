@@ -7,7 +7,9 @@ labelled set in tests/data plus live-captured shapes) with varied ports, ids,
 UUIDs, line numbers and test names, so fingerprints must really be computed
 and masked. The whole `triage()` stage runs over them, with a gate whose cache
 probe is failing. Log lines are generated from service-log templates with
-varied values. Prints records/s and lines/s measured in this run.
+varied values. Prints records/s and lines/s measured in this run; triage twice, in one
+process and with one worker process per CPU (large batches only, parallel.py), both
+figures side by side.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from greenloop.records import (
 )
 from greenloop.triage import triage
 from greenloop.triage.logs.templates import TemplateCounter
+from greenloop.triage.parallel import worker_count
 
 LABELLED = Path(__file__).resolve().parents[1] / "tests" / "data" / "triage_labelled.jsonl"
 
@@ -144,14 +147,23 @@ def main() -> None:
 
     records = make_records(args.records)
     index = [IndexEntry(f"tests/test_mod{i}.py", mrr_at_risk_usd=100.0 * i) for i in range(40)]
-    start = time.perf_counter()
-    result = triage(records, gate=outage_gate(), index=index, config=None)
-    elapsed = time.perf_counter() - start
-    print(
-        f"triage: {len(records):,} failure records (classify + fingerprint + cluster + chains) "
-        f"in {elapsed:.2f} s = {len(records) / elapsed:,.0f} records/s; "
-        f"{len(result.clusters):,} clusters"
-    )
+    # One process, then one worker per CPU (see greenloop/triage/parallel.py): same result.
+    runs = [("1 process", 1), (f"{worker_count()} processes", None)]
+    gate = outage_gate()  # one gate: its probes' times appear in the chains
+    results = []
+    for label, workers in runs:
+        start = time.perf_counter()
+        result = triage(records, gate=gate, index=index, config=None, workers=workers)
+        elapsed = time.perf_counter() - start
+        results.append(result)
+        print(
+            f"triage ({label}): {len(records):,} failure records "
+            f"(classify + fingerprint + cluster + chains) "
+            f"in {elapsed:.2f} s = {len(records) / elapsed:,.0f} records/s; "
+            f"{len(result.clusters):,} clusters"
+        )
+    if results[0] != results[-1]:
+        raise SystemExit("the parallel result differs from the serial one")
 
     lines = make_lines(args.lines)
     counter = TemplateCounter()
