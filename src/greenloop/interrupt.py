@@ -1,4 +1,4 @@
-"""Ctrl-C and SIGTERM: the first asks the run to stop cleanly, the second stops it now.
+"""Ctrl-C, SIGTERM and SIGHUP: the first asks the run to stop cleanly, the second stops it now.
 
 A clean stop ends the running phase (its pytest process group is stopped, the
 tests it did not finish are recorded as skipped "interrupted"), skips the
@@ -37,7 +37,7 @@ def reset() -> None:
 
 @contextmanager
 def handling_signals() -> Iterator[None]:
-    """Install the two-step handler for SIGINT and SIGTERM while a run is in progress."""
+    """Install the two-step handler for SIGINT, SIGTERM and SIGHUP while a run is in progress."""
     reset()
     if threading.current_thread() is not threading.main_thread():
         yield  # signals only reach the main thread; embedded callers use request()
@@ -48,7 +48,9 @@ def handling_signals() -> Iterator[None]:
             raise Interrupted()
         _stop.set()
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # SIGHUP too: a closed terminal or tmux session should stop the run cleanly, not kill it.
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
     try:
         yield
     finally:
