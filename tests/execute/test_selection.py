@@ -85,3 +85,18 @@ def test_files_an_earlier_phase_ran_are_not_run_again() -> None:
     assert [e.path for e in left.entries] == ["test_b.py"]
     assert left.reason.endswith("1 file(s) already ran in an earlier phase")
     assert without_files(selection, set()) is selection
+
+
+def test_heavy_plugins_no_selected_test_uses_are_not_loaded_in_workers(tmp_path) -> None:
+    from greenloop.execute.runners.pytest import unused_plugin_opts
+    from greenloop.execute.selection import Selection
+
+    plain = tmp_path / "test_plain.py"
+    plain.write_text("def test_x():\n    pass\n")
+    selection = Selection(phase="p", files=(str(plain),), tests_dir=str(tmp_path))
+    assert unused_plugin_opts(selection) == ["-p", "no:anyio"]
+
+    (tmp_path / "conftest.py").write_text(
+        "import pytest\n\n@pytest.fixture\ndef anyio_backend():\n"
+    )
+    assert unused_plugin_opts(selection) == []
