@@ -42,7 +42,8 @@ if TYPE_CHECKING:
 
 PLUGIN = "greenloop.execute.plugin"
 RERUN_OUTCOMES = (Outcome.FAILED, Outcome.ERROR, Outcome.CRASHED)  # not TIMEOUT: see docs
-AUTO_WORKERS_PER_CPU = 6  # E2E tests mostly wait on the network; each worker costs ~0.25 s CPU to start
+# E2E tests mostly wait on the network; each xdist worker costs ~0.25 s of CPU to start.
+AUTO_WORKERS_PER_CPU = 6
 AUTO_WORKERS_MAX = 32
 MAX_LAUNCHES = 50  # re-launches after crashes, per phase; each must make progress
 PYTEST_EXIT = {2: "interrupted", 3: "internal error", 4: "usage error", 5: "no tests collected"}
