@@ -10,8 +10,11 @@ import os
 import secrets
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from greenloop.store import Store
 
 PG_ADMIN_URL = os.environ.get("GREENLOOP_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("GREENLOOP_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -51,6 +54,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """A fresh SQLite store in the test's folder (suites that need PostgreSQL too override it)."""
+    opened = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
+    yield opened
+    opened.close()
 
 
 @pytest.fixture

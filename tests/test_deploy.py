@@ -141,13 +141,6 @@ def staging(tmp_path: Path) -> Iterator[Staging]:
     server.server.server_close()
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
-    yield opened
-    opened.close()
-
-
 def make_config(tmp_path: Path, deploy: dict[str, Any], **sections: Any) -> Config:
     return config_from_dict({"deploy": deploy, **sections}, tmp_path / "greenloop.toml")
 

@@ -370,13 +370,6 @@ def service() -> Iterator[Service]:
     svc.close()
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
-    yield opened
-    opened.close()
-
-
 def service_config(service: Service, **gate: Any) -> Config:
     probes = [
         {"name": "health", "component": "backend", "kind": "http",

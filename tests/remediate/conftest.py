@@ -20,12 +20,5 @@ def staging(tmp_path: Path) -> Iterator[Staging]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
 def run_id(store: Store) -> str:
     return start_run(store, "run-1")
