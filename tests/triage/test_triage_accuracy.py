@@ -1,31 +1,48 @@
-"""Accuracy of the classifier on the labelled set of real failure texts (target: >= 90%).
+"""The labelled corpus and triage accuracy on its frozen test part.
 
-The set was gathered by someone else from public issue threads; the rules
-never see an item's id, label or source (see greenloop/triage/evaluate.py).
-bench/triage_accuracy.py prints the same numbers as a table.
+The corpus (tests/data/triage_labelled.jsonl, README there) is split by repository into a
+development part, on which rules are written, and a frozen test part, only measured here
+and by bench/triage_accuracy.py. The rules never see an item's id, label, source or split
+(see greenloop/triage/evaluate.py).
 """
 
 from __future__ import annotations
 
+import re
+
+import pytest
 from triage_helpers import LABELLED
 
-from greenloop.triage.evaluate import LABELS, load_labelled, score
+from greenloop.triage.evaluate import CATEGORIES, LABELS, load_labelled, score, split_of
 
-TARGET = 0.90
-
-
-def test_overall_accuracy_meets_the_target() -> None:
-    items = load_labelled(LABELLED)
-    assert len(items) >= 100
-    scores = score(items)
-    misses = "\n".join(f"{i}: {label} -> {pred} ({rule})" for i, label, pred, rule in scores.misses)
-    assert scores.accuracy >= TARGET, f"accuracy {scores.accuracy:.1%}; misses:\n{misses}"
+# The figure before the rules were reworked (docs/triage.md): a floor, never lowered.
+TEST_PART_FLOOR = 0.57
 
 
-def test_every_category_is_recognised_and_precise() -> None:
-    scores = score(load_labelled(LABELLED))
-    for label in LABELS:
-        precision, recall, support = scores.per_label[label]
-        assert support > 0
-        assert recall > 0, label  # no category is never predicted
-        assert precision >= 0.5, label
+@pytest.fixture(scope="module")
+def corpus():  # type: ignore[no-untyped-def]
+    return load_labelled(LABELLED)
+
+
+def test_corpus_is_large_real_and_sourced(corpus) -> None:  # type: ignore[no-untyped-def]
+    assert len(corpus) >= 400
+    assert len({i.repo.lower() for i in corpus}) >= 300
+    assert len({i.id for i in corpus}) == len(corpus)
+    assert {i.label for i in corpus} <= set(LABELS)
+    for item in corpus:
+        assert item.text.strip(), item.id
+        assert re.fullmatch(r"[\w.-]+/[\w.-]+", item.repo), item.id
+
+
+def test_split_is_frozen_by_repository_hash(corpus) -> None:  # type: ignore[no-untyped-def]
+    for item in corpus:
+        assert item.split == split_of(item.repo), item.id
+    test_part = [i for i in corpus if i.split == "test"]
+    assert 0.25 <= len(test_part) / len(corpus) <= 0.35
+    for label in CATEGORIES:
+        assert any(i.label == label for i in test_part), label
+
+
+def test_frozen_test_part_accuracy(corpus) -> None:  # type: ignore[no-untyped-def]
+    scores = score([i for i in corpus if i.split == "test"])
+    assert scores.accuracy >= TEST_PART_FLOOR, f"{scores.accuracy:.1%}"
