@@ -395,8 +395,17 @@ def _store(config_path: Path) -> Store:
 
 
 def _write_json(path: Path, payload: dict[str, object]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+    """Write a JSON report; a path that cannot be written is the user's error (exit 2).
+    NaN and infinity are refused: they are not JSON, and the report builders never make them."""
+    text = json.dumps(payload, indent=2, default=str, allow_nan=False) + "\n"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(
+            f"{path}: cannot write the JSON report ({exc.strerror or exc})",
+            hint="give --json a file path in a writable folder",
+        ) from None
 
 
 def _version(value: bool) -> None:

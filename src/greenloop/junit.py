@@ -1,18 +1,36 @@
-"""JUnit XML -> `TestResult` records.
+"""JUnit XML -> `TestResult` records, one per test, read the way its producer meant it.
 
-Reads what pytest, jest-junit, Playwright, go-junit-report, Maven Surefire and
-most CI tools write: <testsuites> or a bare <testsuite>, nested suites,
-<testcase> with <failure>, <error>, <skipped>, <system-out>/<system-err>, and
-Surefire's <flakyFailure>/<rerunFailure>. A file that cannot be read becomes
-one InputError naming the file and the line, never a traceback.
+Reads what pytest (with xdist and rerunfailures), jest-junit, Playwright, googletest,
+go-junit-report, Gradle, Maven Surefire/TestNG and most CI tools write: <testsuites> or a
+bare <testsuite>, suites nested to any depth, <testcase> with <failure>, <error>,
+<skipped>, <system-out>/<system-err>, and Surefire's <flakyFailure>/<rerunFailure>.
+
+Identity (docs/execution.md, "JUnit test identity"): records of one test in one file are
+attempts of that test, never new tests: pytest's second record for a teardown error joins
+the call's record; pytest-rerunfailures' and Gradle test-retry's one record per attempt
+become one result with `reruns`. The same test name under sibling suites that differ by
+host or name (Playwright's projects, jest's files) is several tests, told apart by a
+`[project]` or `[suite]` suffix. pytest's dotted `classname` and `file` attribute become
+pytest's own node id (`tests/test_x.py::TestY::test_z`), so the index finds the file.
+
+The file is read in chunks by an iterative parser (no recursion, bounded size, any
+encoding Python knows); whatever it holds, a file that cannot be read becomes one
+InputError naming the file and the line, never a traceback.
 Used by the command runner and by `greenloop triage FILE.xml`.
 """
 
 from __future__ import annotations
 
+import codecs
+import io
+import math
+import re
 import xml.etree.ElementTree as ET
-from dataclasses import replace
+from pyexpat import version_info as EXPAT_VERSION
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import BinaryIO, cast
 
 from greenloop.errors import InputError
 from greenloop.records import Outcome, TestResult
@@ -20,73 +38,194 @@ from greenloop.records import Outcome, TestResult
 TRIM = 8000
 SUITE_TAGS = ("testsuites", "testsuite")
 TIMEOUT_HINTS = ("from pytest-timeout", "test timed out after", "exceeded timeout")
+MAX_BYTES = 1 << 30  # 1 GiB: far above 100,000 failures with tracebacks (~65 MB)
+CHUNK = 1 << 20
+# pytest-xdist's words when a worker process died under a test (segfault, os._exit, OOM kill)
+_WORKER_CRASH = re.compile(
+    r"worker '[^']*' crashed while running|node down: Not properly terminated"
+)
+# googletest's `status`/`result` values for a test it did not run
+_NOT_RUN = frozenset({"notrun", "skipped", "suppressed", "disabled"})
+# jest-junit's classname for a test file that could not load (import/syntax error)
+_SUITE_FAILED = "Test suite failed to run"
+_TEARDOWN = "failed on teardown with"  # pytest's message for a teardown error record
+_DECLARED = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([^"']{1,40})["']""")
 
 
 def parse_junit(path: str | Path, *, phase: str = "") -> list[TestResult]:
-    """Every <testcase> of a JUnit XML file, in document order."""
+    """Every test of a JUnit XML file, in document order of its first record.
+
+    Raises InputError (one line, naming the file) for a file that is missing, unreadable,
+    larger than MAX_BYTES, in an unknown encoding or not JUnit XML.
+    """
     path = Path(path)
     try:
-        data = path.read_bytes()
+        with path.open("rb") as stream:
+            return _parse(stream, str(path), phase)
     except FileNotFoundError:
         raise InputError(f"{path}: JUnit XML file not found") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read JUnit XML ({exc.strerror or exc})") from None
-    return parse_junit_text(data, source=str(path), phase=phase)
 
 
 def parse_junit_text(data: bytes | str, *, source: str, phase: str = "") -> list[TestResult]:
     """Parse JUnit XML already in memory; `source` names it in errors."""
-    if not data.strip():
-        raise InputError(f"{source}: line 1: empty file, expected JUnit XML")
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    return _parse(io.BytesIO(raw), source, phase)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _encoding(head: bytes, source: str) -> str:
+    """The Python codec for a file starting with `head`: its byte-order mark, the shape of
+    its first '<' (UTF-16/32 without a mark), its XML declaration, else UTF-8."""
+    for bom, name in (
+        (codecs.BOM_UTF32_LE, "utf-32"),
+        (codecs.BOM_UTF32_BE, "utf-32"),
+        (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
+        if head.startswith(bom):
+            return name
+    for shape, name in (
+        (b"<\0\0\0", "utf-32-le"),
+        (b"\0\0\0<", "utf-32-be"),
+        (b"<\0", "utf-16-le"),
+        (b"\0<", "utf-16-be"),
+    ):
+        if head.startswith(shape):
+            return name
+    declared = _DECLARED.match(head)
+    if declared is None:
+        return "utf-8"
+    name = declared.group(1).decode("ascii", "replace").strip()
     try:
-        root = ET.fromstring(data)
+        codec = codecs.lookup(name)
+    except LookupError:
+        raise InputError(
+            f"{source}: line 1: the XML declaration names an unknown encoding {name!r}"
+        ) from None
+    if codec.name in ("utf-16", "utf-32"):  # declared, but no mark and no shape: guess LE
+        return codec.name + "-le"
+    return codec.name
+
+
+def _chunks(stream: BinaryIO, source: str) -> Iterator[str]:
+    """The file as text chunks: decoded by Python (so any codec it knows works; bytes that
+    are not valid in it become U+FFFD), at most MAX_BYTES read."""
+    head = stream.read(CHUNK)
+    if EXPAT_VERSION < (2, 4, 1) and b"<!ENTITY" in head:
+        # Older expat has no limit on entity expansion ("billion laughs"); no JUnit writer
+        # declares entities, so refuse them rather than expand them.
+        raise InputError(f"{source}: declares XML entities; JUnit XML has none, not read")
+    decoder = codecs.getincrementaldecoder(_encoding(head[:1024], source))(errors="replace")
+    total = len(head)
+    chunk = head
+    while chunk:
+        yield decoder.decode(chunk)
+        chunk = stream.read(CHUNK)
+        total += len(chunk)
+        if total > MAX_BYTES:
+            raise InputError(
+                f"{source}: larger than {MAX_BYTES >> 20} MiB; not read (split the report)"
+            )
+    yield decoder.decode(b"", final=True)
+
+
+@dataclass(slots=True)
+class _Suite:
+    name: str
+    host: str
+    file: str
+    path: tuple[str, ...]  # names of this suite and those around it, outermost first
+
+
+@dataclass(slots=True)
+class _Record:
+    """One <testcase> as written, before the identity rules join attempts."""
+
+    result: TestResult
+    key: str  # the test's identity before suites are told apart
+    suite: _Suite
+    teardown: bool  # pytest's extra record for a teardown error
+    has_text: bool  # carries a failure/error text of its own
+
+
+def _parse(stream: BinaryIO, source: str, phase: str) -> list[TestResult]:
+    parser: ET.XMLPullParser = ET.XMLPullParser(events=("start", "end"))
+    stack: list[str] = []  # open elements; "" for a suite tag that is not a suite here
+    suites: list[_Suite] = []
+    records: list[_Record] = []
+    pytest_file = False
+    seen_root = content = False
+    try:
+        for text in _chunks(stream, source):
+            content = content or bool(text.strip())
+            if not content:
+                continue
+            parser.feed(text)
+            for event, node in cast(Iterator[tuple[str, object]], parser.read_events()):
+                elem = cast(ET.Element, node)  # "start" and "end" events carry elements
+                tag = elem.tag.rsplit("}", 1)[-1] if isinstance(elem.tag, str) else ""
+                if event == "start":
+                    if not seen_root:
+                        seen_root = True
+                        if tag not in SUITE_TAGS:
+                            raise InputError(
+                                f"{source}: line 1: expected <testsuites> or <testsuite> as "
+                                f"the root element, found <{tag}>"
+                            )
+                        pytest_file = (elem.get("name") or "") == "pytest tests"
+                    in_suite = not stack or stack[-1] in SUITE_TAGS
+                    if tag in SUITE_TAGS and in_suite:
+                        suites.append(_suite(elem, suites))
+                        pytest_file = pytest_file or suites[-1].name == "pytest"
+                    stack.append("" if tag in SUITE_TAGS and not in_suite else tag)
+                    continue
+                opened = stack.pop()
+                if stack and stack[-1] not in SUITE_TAGS:
+                    continue  # inside a test case or another element: not ours to read
+                if opened == "testcase" and suites:
+                    records.append(_record(elem, suites[-1], phase))
+                    elem.clear()
+                elif opened in SUITE_TAGS:
+                    suites.pop()
+                    elem.clear()
+        if not content:
+            raise InputError(f"{source}: line 1: empty file, expected JUnit XML")
+        parser.close()
     except ET.ParseError as exc:
         line, column = exc.position
         reason = str(exc).split(":")[0]
         raise InputError(
             f"{source}: line {line}, column {column + 1}: not well-formed XML ({reason})"
         ) from None
-    if root.tag not in SUITE_TAGS:
-        raise InputError(
-            f"{source}: line 1: expected <testsuites> or <testsuite> as the root element, "
-            f"found <{root.tag}>"
-        )
-    results: list[TestResult] = []
-    seen: dict[str, int] = {}
-    _walk(root, "", results, seen, phase)
-    return results
+    return _identify(records, pytest_file)
 
 
-def _walk(
-    suite: ET.Element, parent: str, out: list[TestResult], seen: dict[str, int], phase: str
-) -> None:
-    name = suite.get("name") or parent
-    for child in suite:
-        if child.tag in SUITE_TAGS:
-            _walk(child, name, out, seen, phase)
-        elif child.tag == "testcase":
-            result = _testcase(child, name, suite.get("file", ""), phase)
-            count = seen.get(result.nodeid, 0) + 1
-            seen[result.nodeid] = count
-            if count > 1:  # the same name twice (parametrised in other tools): keep both
-                result = _renamed(result, f"{result.nodeid}[{count}]")
-            out.append(result)
+def _suite(elem: ET.Element, around: list[_Suite]) -> _Suite:
+    parent = around[-1] if around else None
+    name = (elem.get("name") or "").strip() or (parent.name if parent else "")
+    return _Suite(
+        name=name,
+        host=(elem.get("hostname") or "").strip() or (parent.host if parent else ""),
+        file=(elem.get("file") or "").strip() or (parent.file if parent else ""),
+        path=(parent.path if parent else ()) + (name,),
+    )
 
 
-def _nodeid(case: ET.Element, suite: str) -> str:
-    name = (case.get("name") or "").strip()
-    classname = (case.get("classname") or "").strip()
-    if classname and name and classname != name:
-        return f"{classname}::{name}"
-    return name or classname or suite or "unnamed"
+# --------------------------------------------------------------------------- one record
 
 
-def _testcase(case: ET.Element, suite: str, suite_file: str, phase: str) -> TestResult:
+def _record(case: ET.Element, suite: _Suite, phase: str) -> _Record:
     failure = case.find("failure")
     error = case.find("error")
     skipped = case.find("skipped")
     decisive = failure if failure is not None else error
     reruns: tuple[Outcome, ...] = ()
+    not_run = ""
     if decisive is not None:
         outcome = Outcome.FAILED if failure is not None else Outcome.ERROR
         reruns = tuple(Outcome.FAILED for _ in case.iter("rerunFailure")) + tuple(
@@ -100,41 +239,107 @@ def _testcase(case: ET.Element, suite: str, suite_file: str, phase: str) -> Test
     elif skipped is not None:
         outcome = Outcome.SKIPPED
         decisive = skipped
+    elif not_run := _not_run(case):
+        outcome = Outcome.SKIPPED  # googletest: DISABLED_ tests, GTEST_SKIP() without a child
     else:
         outcome = Outcome.PASSED
-    message, longrepr = "", ""
+    message, longrepr, when = "", "", "call"
     if decisive is not None:
         text = (decisive.text or "").strip()
         kind = decisive.get("type", "")
         message = decisive.get("message") or (text.splitlines()[0] if text else "") or kind
         longrepr = _trim(text or message)
-        if outcome.is_failure and any(h in (message + text).lower() for h in TIMEOUT_HINTS):
-            outcome = Outcome.TIMEOUT
-    line = case.get("line")
-    return TestResult(
-        nodeid=_nodeid(case, suite),
+        detail = message + "\n" + text
+        if outcome.is_failure:
+            if kind == "Timeout" or any(h in detail.lower() for h in TIMEOUT_HINTS):
+                outcome = Outcome.TIMEOUT
+            elif kind == "Crash" or _WORKER_CRASH.search(detail):
+                outcome = Outcome.CRASHED
+    elif outcome is Outcome.SKIPPED:
+        message = f"not run ({not_run})"
+    if not reruns:
+        reruns = _property_reruns(case)
+    classname = (case.get("classname") or "").strip()
+    name = (case.get("name") or "").strip()
+    nodeid = _base_nodeid(classname, name, suite.name)
+    file = (case.get("file") or "").strip() or suite.file
+    if classname == _SUITE_FAILED and outcome.is_failure:
+        # jest-junit: the test file itself could not load; its name is the file.
+        nodeid = file = name or suite.name
+        when = "collect"
+    one_line = message.strip().splitlines()[0][:500] if message.strip() else ""
+    result = TestResult(
+        nodeid=nodeid,
         outcome=outcome,
         duration_s=_seconds(case.get("time")),
         phase=phase,
-        file=case.get("file") or suite_file,
-        line=int(line) if line and line.isdigit() else None,
-        message=message.strip().splitlines()[0][:500] if message.strip() else "",
+        file=file,
+        line=_line(case.get("line")),
+        message=one_line,
         longrepr=longrepr,
         stdout=_trim(_text(case, "system-out")),
         stderr=_trim(_text(case, "system-err")),
         skip_reason=message if outcome is Outcome.SKIPPED else "",
         reruns=reruns,
+        when=when,
     )
+    teardown = outcome is Outcome.ERROR and message.startswith(_TEARDOWN)
+    return _Record(result, nodeid, suite, teardown, bool(longrepr))
+
+
+def _not_run(case: ET.Element) -> str:
+    """`status="notrun"` or `result="skipped"` (googletest), as written; '' when it ran."""
+    for attribute in ("status", "result"):
+        value = (case.get(attribute) or "").strip()
+        if value.lower() in _NOT_RUN:
+            return f'{attribute}="{value}"'
+    return ""
+
+
+def _base_nodeid(classname: str, name: str, suite: str) -> str:
+    if classname and name and classname != name:
+        return f"{classname}::{name}"
+    return name or classname or suite or "unnamed"
+
+
+def _property_reruns(case: ET.Element) -> tuple[Outcome, ...]:
+    """greenloop's own JUnit output keeps re-run outcomes in a `reruns` property."""
+    for prop in case.iter("property"):
+        if prop.get("name") == "reruns":
+            values = [v.strip() for v in (prop.get("value") or "").split(",")]
+            return tuple(Outcome(v) for v in values if v in Outcome.__members__.values())
+    return ()
 
 
 def _seconds(value: str | None) -> float:
-    """'1.5', '1,234.5' or missing -> seconds (0 when unreadable)."""
+    """A duration as tools write it -> seconds; 0 when missing or unreadable.
+
+    '1.5', '1,234.5' (grouped), '1.234,5' and '0,160' (decimal comma): when both marks
+    appear the last one is the decimal mark; a lone comma is a decimal mark unless it
+    repeats ('1,234,567'). Infinite, NaN and negative values read as 0.
+    """
     if not value:
         return 0.0
+    text = value.strip().replace(" ", "").replace("\u00a0", "")
+    comma, dot = text.rfind(","), text.rfind(".")
+    if comma != -1 and dot != -1:
+        thousands = "," if dot > comma else "."
+        text = text.replace(thousands, "").replace(",", ".")
+    elif comma != -1:
+        text = text.replace(",", "") if text.count(",") > 1 else text.replace(",", ".")
     try:
-        return max(0.0, float(value.replace(",", "")))
+        seconds = float(text)
     except ValueError:
         return 0.0
+    return seconds if math.isfinite(seconds) and seconds > 0 else 0.0
+
+
+def _line(value: str | None) -> int | None:
+    """A `line` attribute: ASCII digits only ('²' is a digit to str.isdigit, not to int)."""
+    value = (value or "").strip()
+    if value.isascii() and value.isdigit() and len(value) <= 9:
+        return int(value)
+    return None
 
 
 def _text(case: ET.Element, tag: str) -> str:
@@ -145,10 +350,6 @@ def _trim(text: str) -> str:
     return text if len(text) <= TRIM else text[: TRIM // 4] + "\n...\n" + text[-TRIM * 3 // 4 :]
 
 
-def _renamed(result: TestResult, nodeid: str) -> TestResult:
-    return replace(result, nodeid=nodeid)
-
-
 def _first(case: ET.Element, *tags: str) -> ET.Element | None:
     # Not `find(a) or find(b)`: an Element without children is falsy.
     for tag in tags:
@@ -156,3 +357,108 @@ def _first(case: ET.Element, *tags: str) -> ET.Element | None:
         if found is not None:
             return found
     return None
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def _identify(records: list[_Record], pytest_file: bool) -> list[TestResult]:
+    """Apply the identity rules: name tests, tell suites apart, join attempts."""
+    pytest_file = pytest_file or any(r.result.file.endswith(".py") for r in records)
+    if pytest_file:
+        records = [_pytest_nodeid(r) for r in records]
+    # The same name under suites that differ (by host, else by name) is several tests.
+    places: dict[str, set[tuple[str, str, str]]] = {}
+    for r in records:
+        places.setdefault(r.key, set()).add((r.suite.host, r.suite.name, "/".join(r.suite.path)))
+    groups: dict[str, list[_Record]] = {}
+    for r in records:
+        key = r.key
+        where = places[key]
+        if len(where) > 1:
+            key = f"{key}[{_suite_tag(r.suite, where)}]"
+        groups.setdefault(key, []).append(r)
+    return [_join(nodeid, attempts, pytest_file) for nodeid, attempts in groups.items()]
+
+
+def _suite_tag(suite: _Suite, places: set[tuple[str, str, str]]) -> str:
+    """What tells this suite's copy of a test from the others: the host (Playwright writes
+    the project there), else the suite name, else the suite path."""
+    for position, value in ((0, suite.host), (1, suite.name)):
+        if len({place[position] for place in places}) == len(places):
+            return value
+    return "/".join(suite.path)
+
+
+def _pytest_nodeid(record: _Record) -> _Record:
+    """pytest's `classname` is the module's dotted path plus classes: make it the node id
+    pytest itself uses (`tests/test_x.py::TestY::test_z`), guided by the `file` attribute
+    when pytest wrote one (junit_family=xunit1)."""
+    result = record.result
+    if result.when == "collect":
+        return record
+    if "::" not in result.nodeid:
+        if not result.outcome.is_failure or "." not in result.nodeid:
+            return record
+        # a collection error: pytest writes the module's dotted path as the name
+        path = result.nodeid.replace(".", "/") + ".py"
+        return replace(record, result=replace(result, nodeid=path, file=path), key=path)
+    classname, name = result.nodeid.rsplit("::", 1)
+    parts = classname.split(".")
+    file = result.file.replace("\\", "/")
+    if file.endswith(".py"):
+        module = file.removesuffix(".py").split("/")
+        classes = parts[len(module) :] if parts[: len(module)] == module else []
+        path = file
+    else:
+        cut = next((i for i, p in enumerate(parts) if i and p[:1].isupper()), len(parts))
+        path = "/".join(parts[:cut]) + ".py"
+        classes = parts[cut:]
+    nodeid = "::".join([path, *classes, name])
+    return replace(record, result=replace(result, nodeid=nodeid, file=path), key=nodeid)
+
+
+def _join(nodeid: str, attempts: list[_Record], pytest_file: bool) -> TestResult:
+    """The records of one test as one result: pytest's teardown-error record joins the
+    record before it (one attempt, two phases); several attempts become `reruns`."""
+    runs: list[_Record] = []
+    for r in attempts:
+        if r.teardown and runs:
+            runs[-1] = _with_teardown(runs[-1], r)
+        else:
+            runs.append(r)
+    outcomes = [r.result.outcome for r in runs]
+    if pytest_file and len(runs) > 1:
+        # pytest-rerunfailures writes a record per attempt, without the failure of the
+        # attempts it re-ran: an attempt was re-run only because it failed.
+        outcomes = [o if o.is_failure else Outcome.FAILED for o in outcomes[:-1]] + outcomes[-1:]
+    first_failure = next((i for i, o in enumerate(outcomes) if o.is_failure), None)
+    if first_failure is None:  # repeated runs that all passed (or skipped): one result
+        first_failure, later = 0, cast(tuple[Outcome, ...], ())
+    else:
+        later = tuple(outcomes[first_failure + 1 :])
+    detail = next((r for r in runs if r.has_text), runs[first_failure])
+    head = runs[0].result
+    base = detail.result
+    reruns = later + base.reruns
+    return replace(
+        base,
+        nodeid=nodeid,
+        outcome=outcomes[first_failure],
+        duration_s=sum(r.result.duration_s for r in runs),
+        file=base.file or head.file,
+        line=base.line if base.line is not None else head.line,
+        reruns=reruns,
+    )
+
+
+def _with_teardown(call: _Record, teardown: _Record) -> _Record:
+    """pytest wrote a failed call and then a teardown error for the same test."""
+    first, extra = call.result, teardown.result
+    longrepr = "\n\n".join(p for p in (first.longrepr, f"teardown: {extra.longrepr}") if p)
+    if first.outcome.is_failure:
+        result = replace(first, longrepr=_trim(longrepr))
+    else:
+        result = replace(extra, when="teardown", duration_s=first.duration_s)
+    result = replace(result, duration_s=first.duration_s + extra.duration_s)
+    return replace(call, result=result, has_text=call.has_text or teardown.has_text)

@@ -6,6 +6,7 @@ Pure: records in, a JSON-able dict out. The same function serves `greenloop tria
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,7 @@ def build_json_report(
         "iterations": [] if triage_only else [_iteration(i) for i in run.iterations],
         "probes": [] if triage_only or not last else _probes(last),
         "phases": [] if triage_only or not last else _phases(last),
-        "tests": [_test(t, last) for t in tests] if last else [],
+        "tests": _tests(tests, last) if last else [],
         "clusters": [_cluster(c) for c in clusters],
         "authenticity": [
             {"nodeid": f.nodeid, "check": f.check, "evidence": f.evidence} for f in findings
@@ -95,7 +96,7 @@ def real_evidence(test: TestResult, finding: AuthenticityFinding | None) -> str:
         return f"not run: blocked by {test.blocked_by or 'the health gate'}"
     if test.outcome is Outcome.SKIPPED:
         return f"skipped: {test.skip_reason or test.message or 'no reason given'}"
-    parts = [f"ran {test.duration_s:.3f}s"]
+    parts = [f"ran {_seconds(test.duration_s):.3f}s"]
     if test.connections:
         hosts = sorted({f"{c.host}:{c.port}" for c in test.connections})
         parts.append("connected to " + ", ".join(hosts[:3]))
@@ -140,26 +141,51 @@ def _phases(iteration: IterationResult) -> list[dict[str, Any]]:
     ]
 
 
-def _test(test: TestResult, iteration: IterationResult) -> dict[str, Any]:
-    finding = next((f for f in iteration.authenticity if f.nodeid == test.nodeid), None)
-    category = next(
-        (c.category.value for c in iteration.classifications if c.nodeid == test.nodeid), None
-    )
-    cluster = next((c.id for c in iteration.clusters if test.nodeid in c.tests), None)
+def _tests(tests: tuple[TestResult, ...], iteration: IterationResult) -> list[dict[str, Any]]:
+    """Each test's row; findings, categories and clusters are looked up by node id (one
+    pass over each, so the report is linear in the number of tests)."""
+    findings: dict[str, AuthenticityFinding] = {}
+    for f in iteration.authenticity:
+        findings.setdefault(f.nodeid, f)
+    categories: dict[str, str] = {}
+    for c in iteration.classifications:
+        categories.setdefault(c.nodeid, c.category.value)
+    clusters: dict[str, str] = {}
+    for cluster in iteration.clusters:
+        for nodeid in cluster.tests:
+            clusters.setdefault(nodeid, cluster.id)
+    return [
+        _test(t, findings.get(t.nodeid), categories.get(t.nodeid), clusters.get(t.nodeid))
+        for t in tests
+    ]
+
+
+def _test(
+    test: TestResult,
+    finding: AuthenticityFinding | None,
+    category: str | None,
+    cluster: str | None,
+) -> dict[str, Any]:
     return {
         "nodeid": test.nodeid,
         "phase": test.phase,
         "outcome": test.outcome.value,
-        "duration_s": round(test.duration_s, 3),
+        "duration_s": _seconds(test.duration_s),
         "category": category,
         "cluster_id": cluster,
-        "real": finding is None,
+        # a test that was skipped or blocked did not run: it proves nothing about the target
+        "real": finding is None and test.outcome not in (Outcome.SKIPPED, Outcome.BLOCKED),
         "real_evidence": real_evidence(test, finding),
         "message": test.message,
         "file": test.file or None,
         "line": test.line,
         "reruns": [o.value for o in test.reruns],
     }
+
+
+def _seconds(value: float) -> float:
+    """A duration fit for JSON: rounded, and 0 for NaN or infinity (not valid JSON)."""
+    return round(value, 3) if math.isfinite(value) else 0.0
 
 
 def _cluster(cluster: Cluster) -> dict[str, Any]:

@@ -87,6 +87,22 @@ def cluster_keys(decisions: Sequence[Decision]) -> list[str | None]:
     return shared_keys([record_keys(d) for d in decisions])
 
 
+# Categories whose cluster names the component the index gives the failing files, when the
+# failure text and the probes name none (a refused connection to a host no probe watches).
+_INDEXED = (*_ENVIRONMENT, *_PRODUCT)
+
+
+def index_component(members: Sequence[Decision]) -> str | None:
+    """The one component the index lists for every member's test file; None when the files
+    name none, several, or different ones."""
+    found = {m.evidence.test_components for m in members}
+    if len(found) == 1:
+        (components,) = found
+        if len(components) == 1:
+            return components[0]
+    return None
+
+
 def _most_common(values: Sequence[str | None]) -> str | None:
     present = [v for v in values if v]
     return Counter(present).most_common(1)[0][0] if present else None
@@ -128,6 +144,8 @@ def build_clusters(
         categories = Counter(m.classification.category for m in members)
         category = categories.most_common(1)[0][0]
         component = _most_common([m.classification.component for m in members])
+        if component is None and category in _INDEXED:
+            component = index_component(members)
         base_reason = _most_common([m.reason for m in members]) or "INSUFFICIENT-EVIDENCE"
         reason = component_reason(base_reason, component)
         tests = tuple(dict.fromkeys(m.classification.nodeid for m in members))

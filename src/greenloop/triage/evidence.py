@@ -213,7 +213,12 @@ _LIBRARY = re.compile(
     r"|/usr/lib/|^/?lib/[^/]+\.py$|/lib/[^/]+\.py$|/lib/(?:asyncio|json|unittest|importlib)/"
 )
 _PYTEST = re.compile(r"(?:^|/)(?:_pytest|pluggy|pytest_\w+)/")
-_TEST_FILE = re.compile(r"(?:^|/)(?:test_[^/]*|[^/]*_tests?\.py|conftest\.py|tests\.py)$")
+# Test files by each ecosystem's naming convention: pytest, jest/vitest/mocha/Playwright
+# (x.test.ts, x.spec.js), Go (x_test.go), JUnit (XTest.java), googletest (x_test.cc).
+_TEST_FILE = re.compile(
+    r"(?:^|/)(?:test_[^/]*|[^/]*_tests?\.py|conftest\.py|tests\.py"
+    r"|[^/]+\.(?:test|spec)\.[cm]?[jt]sx?|[^/]+_test\.(?:go|cc|cpp)|[^/]+Tests?\.(?:java|kt))$"
+)
 
 
 def frame_kind(path: str, tests_dirs: Sequence[str] = ("tests", "test")) -> str:

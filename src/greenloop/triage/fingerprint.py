@@ -1,11 +1,22 @@
 """Stable fingerprints: the same fault in any run gives the same hex string.
 
-A fingerprint hashes what identifies a fault and nothing that varies between
-runs: the exception type, its message with numbers, IDs, UUIDs, hex, times,
-ports, IPs, temp paths and memory addresses masked, and the in-app and test
-helper frames (file and function, not line numbers, which move with every
-edit). Library, stdlib and pytest frames are dropped. The test function's own
-frame is dropped too, so twelve tests hitting one fault form one cluster.
+A cluster is one problem. A fingerprint hashes what tells problems apart and masks what
+varies between occurrences of one problem (docs/triage.md, "Cluster keys"):
+
+- kept: the exception type; the failing statement with its values (pytest's `E` line,
+  `assert 500 == 200`, else the exception line); the failing source expression (pytest's
+  `>` line, a JS code frame's `>` line); the in-app and test helper frames (file and
+  function, not line numbers, which move with every edit), and the test file when the
+  test's own code raised.
+- masked: timestamps, clock times, UUIDs, memory addresses, IPs, ports, temp paths, long
+  hex, tokens, short random ids (letters and digits mixed), numbers of four digits or more,
+  decimals and durations, numbers in URL paths and after `id`/`#`. Small whole numbers
+  stay: they are the values an assertion compared.
+
+Library, stdlib and pytest frames are dropped, and so is the test function's own name, so
+twelve tests hitting one fault form one cluster. Environment faults (infrastructure,
+configuration) hash the exception line with every number masked: the environment is the
+fault, whatever each test asserted.
 """
 
 from __future__ import annotations
@@ -96,13 +107,49 @@ _MASKS: tuple[_Mask, ...] = (
 
 _WS = re.compile(r"\s+")
 
+# What varies between occurrences of one problem but the full masks above leave apart from
+# the final number mask; `normalize_values` applies these instead of masking every number.
+_VALUE_MASKS: tuple[_Mask, ...] = (
+    *_MASKS[:-1],
+    # an id after a word that names one: `request id abc`, `session=k3J9x`, `token: ...`
+    _Mask(
+        re.compile(
+            r"(?i)\b(\w*id|token|session|nonce|trace|request|order|user|cart|job)"
+            r"(\s*[=:#]\s*|\s+(?:id\s+)?)(['\"]?)[\w.-]*\d[\w.-]*"
+        ),
+        r"\1\2\3<ID>",
+    ),
+    # long opaque tokens (JWT parts, base64url, API keys) with a digit in them
+    _Mask(re.compile(r"(?<![\w-])(?=[\w-]*\d)[\w-]{16,}"), "<TOKEN>"),
+    # short random ids: letters and digits mixed, four or more (`Xk3p9Q`, `7f3a`, `ab12cd`)
+    _Mask(
+        re.compile(r"(?<![A-Za-z0-9])(?=[A-Za-z]*\d)(?=\d*[A-Za-z])[A-Za-z0-9]{4,}(?![A-Za-z0-9])"),
+        "<ID>",
+    ),
+    _Mask(re.compile(r"(?<=/)\d+(?![\w.])|#\d+"), "<N>", ("/", "#")),
+    _Mask(
+        re.compile(r"\d+(?:[.,]\d+)?\s?(?:ms|us|µs|ns|s|secs?|seconds?|mins?|minutes?)\b"), "<DUR>"
+    ),
+    _Mask(re.compile(r"\d+[.,]\d+|(?<![\w.])\d{4,}"), "<N>"),
+)
+
 
 # Failures of one fault share their exception line (ids and ports vary elsewhere, or are
 # masked to the same result): mask each distinct line once.
 @lru_cache(maxsize=8192)
 def normalize(text: str) -> str:
-    """Mask everything that changes between two occurrences of the same fault."""
+    """Mask everything that changes between two occurrences of the same fault, every
+    number included (environment faults, skip reasons, server errors)."""
     for mask in _MASKS:
+        text = mask.apply(text)
+    return _WS.sub(" ", text).strip()
+
+
+@lru_cache(maxsize=8192)
+def normalize_values(text: str) -> str:
+    """`normalize`, but small whole numbers stay: `assert 500 == 200` and `assert 404 ==
+    200` are two problems, `cart 4711` and `cart 9120` one."""
+    for mask in _VALUE_MASKS:
         text = mask.apply(text)
     return _WS.sub(" ", text).strip()
 
@@ -120,19 +167,40 @@ def exception_line(ev: FailureEvidence) -> str:
     return first[0][:300] if first else ""
 
 
+# pytest: `E   assert 500 == 200` states the failure with its values; `>   assert x == 200`
+# is the source line that failed (a JS code frame marks it `> 18 |   expect(...)`).
+_E_LINE = re.compile(r"^E {2,}(\S.*)$", re.M)
+_SOURCE_LINE = re.compile(r"^>\s*(?:\d+\s*\|)?\s*(\S.*)$", re.M)
+
+
+def failure_statement(ev: FailureEvidence) -> str:
+    """What failed, with its values: pytest's first `E` line, else the exception line."""
+    found = _E_LINE.search(ev.text) if "\nE " in ev.text or ev.text.startswith("E ") else None
+    return found.group(1)[:300] if found else exception_line(ev)
+
+
+def failing_expression(ev: FailureEvidence) -> str:
+    """The source line that failed, as the runner marked it ('' when it did not)."""
+    if ">" not in ev.text:
+        return ""
+    found = _SOURCE_LINE.search(ev.text)
+    return found.group(1).strip()[:200] if found else ""
+
+
 def signature(ev: FailureEvidence, category: Category | None = None) -> str:
     """The normalised text a fingerprint hashes (kept readable for debugging)."""
-    line = normalize(exception_line(ev))
     if category in (Category.INFRASTRUCTURE, Category.CONFIGURATION):
         # The environment is the fault: the path a test took to meet it does not matter.
-        return f"{ev.exc_type or ''}|{line}"
+        return f"{ev.exc_type or ''}|{normalize(exception_line(ev))}"
+    statement = normalize_values(failure_statement(ev))
+    expression = normalize_values(failing_expression(ev))
     test_function = ev.nodeid.rsplit("::", 1)[-1].split("[", 1)[0]
     frames = [
         f"{f.path.replace(chr(92), '/').rsplit('/', 1)[-1]}:{f.function}"
         for f in ev.frames
         if f.kind == "app" or (f.kind == "test" and f.function != test_function)
     ]
-    return f"{ev.exc_type or ''}|{line}|{';'.join(frames[-8:])}"
+    return f"{ev.exc_type or ''}|{statement}|{expression}|{';'.join(frames[-8:])}"
 
 
 def digest(text: str) -> str:

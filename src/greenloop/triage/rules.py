@@ -643,12 +643,13 @@ BUILTIN_RULES: tuple[Rule, ...] = (
         "the test module cannot be imported or collected",
         rx(
             r"ImportError while importing test module|ERROR collecting|import file mismatch|"
-            r"errors? during collection|CollectError",
+            r"errors? during collection|CollectError|Test suite failed to run",
             "ImportError while",
             "ERROR collecting",
             "import file mismatch",
             "during collection",
             "CollectError",
+            "Test suite failed to run",  # jest: the test file cannot load
         ),
     ),
     Rule(

@@ -1,0 +1,138 @@
+"""`greenloop triage FILE.xml --json out.json` as a whole process, over N failures.
+
+    .venv/bin/python bench/bench_triage_cli.py [--failures 100000] [--before REV]
+        [--before-failures 4000,8000,16000] [--before-timeout 300]
+
+Writes one pytest-style JUnit file of N failing test cases (texts from the labelled
+set in tests/data plus live-captured shapes, with varied ports, ids, UUIDs, line numbers
+and test names, spread over 40 test files of an index), then times the whole
+`greenloop triage` process (start-up, parse, classify, cluster, summary, JSON report)
+with this working tree's code. With `--before REV` the same is timed with the code of
+git revision REV (`git archive` into a temporary folder, run by the same interpreter) on
+the `--before-failures` sizes, each stopped after `--before-timeout` seconds, so the
+earlier figure prints beside the new one in the same run. Also prints the report's size
+per failure at each size, which must stay flat (a linear report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from xml.sax.saxutils import escape, quoteattr
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_triage import failure_templates, vary
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_junit(path: Path, failures: int, seed: int = 7) -> None:
+    """A pytest-style report: `failures` failing test cases plus one passing case in 20."""
+    rng = random.Random(seed)
+    templates = failure_templates()
+    with path.open("w", encoding="utf-8") as out:
+        out.write('<?xml version="1.0" encoding="utf-8"?>\n<testsuites name="pytest tests">')
+        out.write(f'<testsuite name="pytest" tests="{failures}" failures="{failures}">\n')
+        for i in range(failures):
+            module = f"tests.test_mod{i % 40}"
+            test = f"test_case_{i}"
+            text = vary(rng.choice(templates), rng, test)
+            message = text.strip().splitlines()[-1][:300]
+            out.write(
+                f'<testcase classname="{module}" name="{test}" time="0.{rng.randint(1, 999):03d}">'
+                f"<failure message={quoteattr(message)}>{escape(text)}</failure></testcase>\n"
+            )
+            if i % 20 == 0:
+                out.write(f'<testcase classname="{module}" name="{test}_ok" time="0.010"/>\n')
+        out.write("</testsuite></testsuites>\n")
+
+
+def write_config(path: Path) -> None:
+    lines = ['[environment]\nname = "bench"\n']
+    for i in range(40):
+        lines.append(
+            f'[[index.files]]\npath = "tests/test_mod{i}.py"\nmrr_at_risk_usd = {100 * i}\n'
+        )
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def run_triage(
+    src: Path, junit: Path, config: Path, report: Path, timeout: float
+) -> tuple[float | None, int]:
+    """Seconds the whole process took (None when stopped at `timeout`), and its exit code."""
+    env = {**os.environ, "PYTHONPATH": str(src), "COLUMNS": "120"}
+    code = "import sys; from greenloop.cli import main; sys.exit(main(sys.argv[1:]))"
+    argv = [sys.executable, "-c", code, "triage", str(junit), "-c", str(config)]
+    argv += ["--json", str(report)]
+    start = time.perf_counter()
+    try:
+        done = subprocess.run(
+            argv, env=env, capture_output=True, timeout=timeout, check=False, cwd=junit.parent
+        )
+    except subprocess.TimeoutExpired:
+        return None, -1
+    elapsed = time.perf_counter() - start
+    if done.returncode not in (0, 1):
+        tail = done.stderr.decode("utf-8", "replace")[-800:]
+        raise SystemExit(f"greenloop triage exited {done.returncode}:\n{tail}")
+    return elapsed, done.returncode
+
+
+def describe(label: str, n: int, elapsed: float | None, report: Path, timeout: float) -> str:
+    if elapsed is None:
+        return f"{label}: {n:,} failures: not finished in {timeout:g} s"
+    size = report.stat().st_size
+    data = json.loads(report.read_text(encoding="utf-8"))  # must be valid JSON
+    return (
+        f"{label}: {n:,} failures in {elapsed:.2f} s = {n / elapsed:,.0f} failures/s; "
+        f"report {size / 1e6:.1f} MB = {size / n:,.0f} bytes/failure, "
+        f"{len(data['tests']):,} tests, {len(data['clusters']):,} clusters"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="whole-process `greenloop triage` timing")
+    parser.add_argument("--failures", type=int, default=100_000)
+    parser.add_argument("--sizes", default="", help="extra sizes for the linearity check")
+    parser.add_argument("--before", default="", help="a git revision to time beside")
+    parser.add_argument("--before-failures", default="4000,8000,16000")
+    parser.add_argument("--before-timeout", type=float, default=300.0)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="greenloop-bench-") as tmp:
+        work = Path(tmp)
+        config = work / "greenloop.toml"
+        write_config(config)
+        report = work / "report.json"
+        sizes = sorted({args.failures, *(int(s) for s in args.sizes.split(",") if s)})
+        if args.before:
+            old = work / "before"
+            old.mkdir()
+            archive = subprocess.run(
+                ["git", "archive", args.before, "src"], cwd=ROOT, capture_output=True, check=True
+            ).stdout
+            subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
+            for n in [int(s) for s in args.before_failures.split(",") if s]:
+                junit = work / f"junit_{n}.xml"
+                write_junit(junit, n)
+                elapsed, _ = run_triage(old / "src", junit, config, report, args.before_timeout)
+                print(describe(f"before ({args.before})", n, elapsed, report, args.before_timeout))
+                if elapsed is None:
+                    break
+        for n in sizes:
+            junit = work / f"junit_{n}.xml"
+            write_junit(junit, n)
+            mb = junit.stat().st_size / 1e6
+            elapsed, _ = run_triage(ROOT / "src", junit, config, report, 600)
+            print(describe(f"now ({mb:.0f} MB JUnit)", n, elapsed, report, 600))
+
+
+if __name__ == "__main__":
+    main()
