@@ -26,10 +26,10 @@ import io
 import math
 import re
 import xml.etree.ElementTree as ET
-from pyexpat import version_info as EXPAT_VERSION
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from pyexpat import version_info as EXPAT_VERSION
 from typing import BinaryIO, cast
 
 from greenloop.errors import InputError
