@@ -318,18 +318,57 @@ def flaky(config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
 def report(
     run_id: Annotated[str, typer.Argument(help="A run id from `greenloop history`.")],
     config: ConfigOption = Path(DEFAULT_CONFIG),
+    html: Annotated[
+        Path | None,
+        typer.Option("--html", help="Write the run page as one self-contained HTML file."),
+    ] = None,
 ) -> None:
-    """Show a run's worklog in the terminal.
+    """Show a run's worklog in the terminal, or write it as one HTML file with --html.
 
-    Example: `greenloop report 20261128-101500-ab12cd`
+    Example: `greenloop report 20261128-101500-ab12cd --html run.html`
     """
+    from greenloop.redact import redactor_for
     from greenloop.report import render_run_for_terminal
 
+    cfg = _config(config)
     store = _store(config)
     try:
         if store.run(run_id) is None:
             raise UserError(f"run {run_id}: not in the store (see `greenloop history`)")
-        out.print(render_run_for_terminal(store, run_id))
+        if html is not None:
+            from greenloop.serve import write_run_html
+
+            out.print(f"wrote {write_run_html(store, run_id, html, redactor_for(cfg))}")
+        else:
+            out.print(render_run_for_terminal(store, run_id))
+    finally:
+        store.close()
+
+
+@app.command()
+def serve(
+    config: ConfigOption = Path(DEFAULT_CONFIG),
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8765,
+    token_env: Annotated[
+        str,
+        typer.Option(
+            "--token-env", help="Variable holding the token that allows writes (else read-only)."
+        ),
+    ] = "GREENLOOP_SERVE_TOKEN",
+) -> None:
+    """Serve the dashboard over the store: runs, one run, clusters, flaky tests, probes, /api.
+
+    Example: `greenloop serve -c greenloop-demo/greenloop.toml --port 8765`
+    """
+    from greenloop.serve.server import serve_dashboard
+
+    cfg = _config(config)
+    store = _store(config)
+    try:
+        serve_dashboard(
+            cfg, store, host=host, port=port, token=os.environ.get(token_env) or None, say=out.print
+        )
     finally:
         store.close()
 
