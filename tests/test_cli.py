@@ -15,7 +15,7 @@ import pytest
 
 from greenloop.config import load_config
 
-VERBS = ["run", "probe", "triage", "demo", "init", "history", "flaky", "report", "issues"]
+VERBS = ["run", "probe", "triage", "demo", "init", "history", "flaky", "report", "issues", "serve"]
 
 
 def greenloop(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

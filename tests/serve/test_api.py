@@ -64,7 +64,7 @@ def test_api_reads_the_same_history_on_both_stores(seeded: tuple[Store, list[str
         assert failed[ENV_BOUND]["cluster_id"] == cluster["cluster_id"]
         assert detail["phases"][0]["counts"]["failed"] == len(failed)
         assert detail["actions"][0]["name"] == "restart-cache"
-        assert {i["key"] for i in detail["issues"]} >= {"GL-1"}
+        assert {i["key"] for i in detail["issues"]} >= {"acme/shop#41"}
         assert httpx.get(f"{base}/api/runs/no-such-run").status_code == 404
 
         # Problems over time: first and last seen are the outage runs' starts.
@@ -74,7 +74,7 @@ def test_api_reads_the_same_history_on_both_stores(seeded: tuple[Store, list[str
         assert cache["first_seen"].startswith(_iso_minute(CACHE_DOWN[0]))
         assert cache["last_seen"].startswith(_iso_minute(CACHE_DOWN[-1]))
         assert cache["last_run_id"] == ids[CACHE_DOWN[-1]]
-        assert cache["issue"]["key"] == "GL-1" and cache["issue"]["state"] == "closed"
+        assert cache["issue"]["key"] == "acme/shop#41" and cache["issue"]["state"] == "closed"
 
         issues = get_json(f"{base}/api/issues")
         assert issues["stats"] == {"open": 1, "closed": 1, "mttr_s": 7200.0}

@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, HTTPException, Query, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
@@ -206,9 +205,20 @@ def _authorise(token: str | None, header: str | None) -> None:
 
 
 def _jsonable(value: Any) -> Any:
+    """Views to JSON values: dataclasses as objects, datetimes as ISO 8601, tuples as lists.
+
+    Written out rather than fastapi's jsonable_encoder, which is ten times slower on a
+    page of 500 runs.
+    """
+    if isinstance(value, datetime):
+        return value.isoformat()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = dataclasses.asdict(value)
-    return jsonable_encoder(value, custom_encoder={datetime: lambda d: d.isoformat()})
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
 
 
 def _page_body(request: Request, page: queries.Page[Any]) -> dict[str, Any]:

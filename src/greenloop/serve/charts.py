@@ -54,7 +54,7 @@ def line_chart(
     title: str,
     unit: str = "%",
     maximum: float | None = None,
-    width: int = 640,
+    width: int = 560,
     height: int = 160,
     highlight: str | None = None,
 ) -> Markup:
@@ -128,9 +128,9 @@ def line_chart(
             label = escape(s.name)
             parts.append(
                 f'<text class="legend" x="{x}" y="14" text-anchor="end" '
-                f'fill="{s.colour}">{label}</text>'
+                f'style="fill:{s.colour}">{label}</text>'
             )
-            x -= 9 * len(s.name) + 16
+            x -= 7 * len(s.name) + 16
     parts.append("</svg>")
     return Markup("".join(parts))
 

@@ -27,7 +27,8 @@ class RunRow(Base):
     __tablename__ = "runs"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Indexed: every list of runs (history, the dashboard's pages) is newest first.
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # running | finished | interrupted | crashed | resumed
     status: Mapped[str] = mapped_column(String(16), default="running")
