@@ -136,7 +136,7 @@ def line_chart(
 
 
 def stacked_bar(
-    counts: Sequence[tuple[str, int]], *, title: str, width: int = 640, height: int = 34
+    counts: Sequence[tuple[str, int]], *, title: str, width: int = 1132, height: int = 34
 ) -> Markup:
     """One horizontal bar split by outcome (passed 30, failed 2, ...), zero counts left out."""
     total = sum(n for _, n in counts if n > 0)

@@ -695,7 +695,7 @@ class ComponentAvailability:
     ok: int
     total: int
     mean_latency_ms: float | None
-    per_run: list[tuple[str, int, int]]  # (run id, ok, total), oldest first
+    per_run: list[tuple[str, int, int]]  # (run id, ok, total) for every run, oldest first
     availability: float | None  # ok / total, None without checks
     last_failure: ProbeView | None
 
@@ -749,8 +749,10 @@ def component_availability(
             latency[component][0] += float(avg) * n
             latency[component][1] += n
     out = []
+    oldest_first = sorted(order, key=order.__getitem__)
     for component in sorted(per):
-        cells = sorted(per[component].items(), key=lambda kv: order.get(kv[0], 0))
+        # Every run on the same axis: a run that did not probe this component is (0, 0).
+        cells = [(run_id, per[component].get(run_id, [0, 0])) for run_id in oldest_first]
         ok = sum(c[0] for _, c in cells)
         total = sum(c[1] for _, c in cells)
         lat = latency[component]
