@@ -84,8 +84,17 @@ def test_each_scenario_ends_with_its_exit_code(name: str, tmp_path: Path) -> Non
             "test_unawaited.py",
         }
         checks = {f["check"] for f in report["authenticity"]}
-        assert {"collection_error", "skipped_env", "mocked", "no_connection", "too_fast"} <= checks
-        assert "unawaited_coroutine" in checks
+        assert checks == {
+            "collection_error",
+            "skipped_env",
+            "mocked",
+            "no_connection",
+            "unawaited_coroutine",
+        }
+        assert all(f["strength"] == "strong" for f in report["authenticity"])
+        # The configured floor adds its (weak) word about the trivial tests.
+        warned = {(f["check"], f["nodeid"].split("::")[0]) for f in report["authenticity_warnings"]}
+        assert ("too_fast", "test_trivial.py") in warned
 
 
 def test_running_a_scenario_twice_updates_the_issue_and_healthy_closes_it(

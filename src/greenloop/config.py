@@ -118,7 +118,8 @@ class ExecutionConfig(Section):
     phase_timeout_s: float = Field(900.0, gt=0)
     reruns: int = Field(1, ge=0)
     rerun_max_tests: int = Field(5, ge=0)  # more failures than this: systematic, no re-runs
-    min_duration_ms: float = Field(10.0, ge=0)
+    # A warning (never a verdict) when a test with no observed traffic passes faster than this.
+    min_duration_ms: float | None = Field(None, ge=0)
     pytest_args: list[str] = Field(default_factory=list)
     order: Literal["risk", "index"] = "risk"
     target_hosts: list[str] = Field(default_factory=list)  # hosts tests must connect to
@@ -319,6 +320,7 @@ def config_from_dict(raw: dict[str, Any], source: Path) -> Config:
         first = exc.errors()[0]
         raise ConfigError(file, _key_path(first["loc"]), _expected(first)) from None
     _check_references(config, file)
+    _check_selected_files(config, file)
     _check_kinds(config)
     return config
 
@@ -371,3 +373,34 @@ def _check_references(config: Config, file: str) -> None:
     probe_names = [p.name for p in config.probes]
     if len(probe_names) != len(set(probe_names)):
         raise ConfigError(file, "probes", "probe names must be unique")
+
+
+def _check_selected_files(config: Config, file: str) -> None:
+    """Each pytest phase's `select.files` entry must match a test file under tests_dir.
+
+    Otherwise the phase quietly selects nothing and the run can end green with tests
+    never run (a path written relative to the config instead of tests_dir, a typo).
+    """
+    from greenloop.execute.selection import discover_test_files, path_matches
+
+    wanted = [
+        (i, j, pattern)
+        for i, phase in enumerate(config.phases)
+        if phase.runner == "pytest"
+        for j, pattern in enumerate(phase.select.files)
+    ]
+    if not wanted:
+        return
+    tests_dir = config.resolve(config.execution.tests_dir)
+    if not tests_dir.is_dir():
+        raise ConfigError(file, "execution.tests_dir", f"{tests_dir} is not a folder")
+    files = discover_test_files(tests_dir)
+    for i, j, pattern in wanted:
+        exists = not Path(pattern).is_absolute() and (tests_dir / pattern).exists()
+        if not exists and not any(path_matches(f, pattern, tests_dir) for f in files):
+            raise ConfigError(
+                file,
+                f"phases[{i}].select.files[{j}]",
+                f"{pattern!r} matches no test file under execution.tests_dir ({tests_dir}); "
+                "these paths are relative to tests_dir",
+            )

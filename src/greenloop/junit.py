@@ -50,6 +50,7 @@ _NOT_RUN = frozenset({"notrun", "skipped", "suppressed", "disabled"})
 _SUITE_FAILED = "Test suite failed to run"
 _TEARDOWN = "failed on teardown with"  # pytest's message for a teardown error record
 _DECLARED = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([^"']{1,40})["']""")
+PYTEST_XFAIL = "pytest.xfail"  # the <skipped type> pytest gives an expected failure
 
 
 def parse_junit(path: str | Path, *, phase: str = "") -> list[TestResult]:
@@ -224,6 +225,7 @@ def _record(case: ET.Element, suite: _Suite, phase: str) -> _Record:
     error = case.find("error")
     skipped = case.find("skipped")
     decisive = failure if failure is not None else error
+    xfail = skipped is not None and skipped.get("type") == PYTEST_XFAIL
     reruns: tuple[Outcome, ...] = ()
     not_run = ""
     if decisive is not None:
@@ -236,6 +238,10 @@ def _record(case: ET.Element, suite: _Suite, phase: str) -> _Record:
         decisive = flaky
         outcome = Outcome.FAILED if flaky.tag == "flakyFailure" else Outcome.ERROR
         reruns = (Outcome.PASSED,)
+    elif xfail:
+        # pytest writes an xfail as <skipped type="pytest.xfail">: it ran and failed as
+        # expected, which is not a skip (and its reason is not an environment's).
+        outcome = Outcome.PASSED
     elif skipped is not None:
         outcome = Outcome.SKIPPED
         decisive = skipped
@@ -282,6 +288,8 @@ def _record(case: ET.Element, suite: _Suite, phase: str) -> _Record:
         skip_reason=message if outcome is Outcome.SKIPPED else "",
         reruns=reruns,
         when=when,
+        xfail="xfailed" if xfail else "",
+        xfail_reason=(skipped.get("message") or "") if xfail and skipped is not None else "",
     )
     teardown = outcome is Outcome.ERROR and message.startswith(_TEARDOWN)
     return _Record(result, nodeid, suite, teardown, bool(longrepr))

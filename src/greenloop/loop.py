@@ -41,7 +41,7 @@ from greenloop.store import Store
 from greenloop.trackers import file_issues, mark_needs_person
 from greenloop.triage import TriageResult, triage
 from greenloop.verdict import is_stuck, iteration_verdict, run_verdict
-from greenloop.verify import check_authenticity
+from greenloop.verify import check_authenticity, strong, weak
 
 DEFAULT_PHASE = PhaseConfig(name="all", select=SelectConfig())
 
@@ -197,9 +197,10 @@ def run_iteration(loop: Loop, state: LoopState, number: int) -> IterationResult:
         )
     gate = check_gate(config, store, run_id=run_id, iteration=number)
     phases = execute_phases(loop, state, gate, number)
-    findings = check_authenticity(
-        phases, config=config, index=loop.index, durations=store.durations()
+    evidence = check_authenticity(
+        phases, config=config, index=loop.index, history=store.pass_durations()
     )
+    findings, warnings = strong(evidence), weak(evidence)
     triaged = triage(
         [t for p in phases for t in p.tests],
         gate=gate,
@@ -257,6 +258,7 @@ def run_iteration(loop: Loop, state: LoopState, number: int) -> IterationResult:
         deploy=deploy,
         phases=phases,
         authenticity=tuple(findings),
+        authenticity_warnings=tuple(warnings),
         classifications=triaged.classifications,
         clusters=triaged.clusters,
         issues=tuple(issues),

@@ -213,10 +213,27 @@ class TestResult:
     started_at: datetime | None = None
     warnings: tuple[str, ...] = ()
     shared_fixtures: tuple[SharedFixture, ...] = ()
+    # pytest's xfail marker: "xfailed" (failed as expected) or "xpassed" (passed anyway, not
+    # strict). Either way the outcome is PASSED: neither is a skip. xfail_reason is the
+    # reason the marker gave ("" when it gave none), never a traceback.
+    xfail: str = ""
+    xfail_reason: str = ""
 
     @property
     def passed_on_rerun(self) -> bool:
         return self.outcome.is_failure and Outcome.PASSED in self.reruns
+
+    @property
+    def xfailed(self) -> bool:
+        """It ran and failed, as its xfail marker said it would."""
+        return self.xfail == "xfailed"
+
+
+class Strength(enum.StrEnum):
+    """How much an authenticity finding weighs (the ladder in docs/execution.md)."""
+
+    STRONG = "strong"  # a reviewer would accept it: the verdict becomes not_real (exit 4)
+    WEAK = "weak"  # worth a look, proves nothing alone: a warning, the verdict stands
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,8 +242,10 @@ class AuthenticityFinding:
 
     nodeid: str
     # nothing_collected | collection_error | skipped_env | too_fast | no_connection | mocked
+    # | unawaited_coroutine | no_duration
     check: str
     evidence: str
+    strength: Strength = Strength.STRONG
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,9 +262,19 @@ class PhaseResult:
     collection_errors: tuple[str, ...] = ()
 
     def counts(self) -> dict[str, int]:
-        c = {"passed": 0, "failed": 0, "error": 0, "skipped": 0, "blocked": 0, "flaky": 0}
+        c = {
+            "passed": 0,
+            "failed": 0,
+            "error": 0,
+            "skipped": 0,
+            "blocked": 0,
+            "flaky": 0,
+            "xfailed": 0,
+        }
         for t in self.tests:
-            if t.passed_on_rerun:
+            if t.xfailed:
+                c["xfailed"] += 1
+            elif t.passed_on_rerun:
                 c["flaky"] += 1
             elif t.outcome in (Outcome.TIMEOUT, Outcome.CRASHED):
                 c["error"] += 1
@@ -358,7 +387,8 @@ class IterationResult:
     gate: GateResult | None = None
     deploy: DeployResult | None = None
     phases: tuple[PhaseResult, ...] = ()
-    authenticity: tuple[AuthenticityFinding, ...] = ()
+    authenticity: tuple[AuthenticityFinding, ...] = ()  # strong: they made it not_real
+    authenticity_warnings: tuple[AuthenticityFinding, ...] = ()  # weak: shown, verdict stands
     classifications: tuple[Classification, ...] = ()
     clusters: tuple[Cluster, ...] = ()
     issues: tuple[IssueRef, ...] = ()

@@ -93,7 +93,6 @@ def starter_config(tests_dir: Path, config_dir: Path) -> str:
         'workers = 1             # or "auto" for IO-bound E2E suites',
         "test_timeout_s = 60",
         "reruns = 1              # failed tests re-run once: pass-on-retry is flaky, not green",
-        "min_duration_ms = 10    # a passing E2E test faster than this did not really run",
         "",
         "# Components and what they depend on; the gate names the deepest failing one.",
         "[[components]]",

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
-from greenloop.records import RunResult, Verdict
+from greenloop.records import Outcome, RunResult, Verdict
 from greenloop.store.schema import RunRow
 from greenloop.trackers import IssueSummary
 from greenloop.triage import TriageResult
@@ -35,8 +35,13 @@ def print_summary(console: Console, run: RunResult) -> None:
     console.print()
     stopped = " [bold]INTERRUPTED[/] (partial)" if run.interrupted else ""
     console.rule(f"[{style}]{run.verdict.value.upper()}[/]{stopped} run {run.run_id}")
+    words = VERDICT_WORDS[run.verdict]
+    skipped = sum(1 for t in run.last.tests if t.outcome is Outcome.SKIPPED) if run.last else 0
+    if run.verdict is Verdict.GREEN and skipped:
+        # "every selected test really ran" only when it is true
+        words = f"every test that ran really ran and passed; {skipped} selected did not run"
     console.print(
-        f"[{style}]{run.verdict.value}[/]: {VERDICT_WORDS[run.verdict]} "
+        f"[{style}]{run.verdict.value}[/]: {words} "
         f"(exit {int(run.exit_code)}, {len(run.iterations)} iteration(s), "
         f"{run.duration_s:.1f}s)"
     )
@@ -72,6 +77,8 @@ def print_summary(console: Console, run: RunResult) -> None:
         console.print(clusters)
     for finding in last.authenticity:
         console.print(f"[magenta]not real[/] {finding.nodeid}: {finding.check}: {finding.evidence}")
+    for finding in last.authenticity_warnings:
+        console.print(f"[yellow]warning[/] {finding.nodeid}: {finding.check}: {finding.evidence}")
     for action in last.actions:
         console.print(
             f"action {action.name} ({action.kind}): {action.status.value}: {action.detail}"

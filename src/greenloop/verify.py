@@ -1,27 +1,34 @@
 """Stage 4, verify: did each test really run against the target? (pure)
 
-A green run means nothing if the tests never touched staging. These checks
-read the records the execute stage produced and return evidence, in words,
-for every test that did not really run:
+A green run means nothing if the tests never touched staging; a "not real"
+verdict means nothing if a reviewer would not accept its evidence. So the
+evidence is a ladder (`LADDER`, the table in docs/execution.md):
 
-- nothing_collected: a phase that ran collected no tests
-- collection_error: a file or module could not be imported or collected
-- skipped_env: skipped because the environment was "unavailable" (ENV_SKIP_PATTERNS)
-- too_fast: passed faster than the index file's min_duration_ms, or
-  execution.min_duration_ms, or a tenth of its historical duration
-- no_connection: passed without talking to any target host
-  (environment.base_url, environment.urls, execution.target_hosts)
-- mocked: passed with a network client replaced by a mock
-- unawaited_coroutine: a coroutine was created and never awaited, so its
-  checks never ran
+1. Traffic to a target host, by the test or by a shared fixture it uses, is
+   the strongest evidence that a test ran for real. Nothing weaker overrides
+   it: a test that reached the target gets no duration finding at all, and a
+   mock or an unawaited coroutine beside it is only a warning.
+2. Strong findings (`Strength.STRONG`) make the iteration not_real (exit 4):
+   nothing collected, a collection error, a skip whose reason says the
+   environment was missing, a pass with no traffic to any target, a mocked
+   network client, a coroutine that never ran, a pass far faster than the
+   test's own robust history where no traffic can be observed.
+3. Weak findings (`Strength.WEAK`) are warnings in the report and worklog:
+   a configured `min_duration_ms` floor, 0.000 s passes in a command phase's
+   JUnit, and the strong signals above when traffic vouches for the test.
 
-Blocked tests are not findings: the gate said why they did not run.
+Duration is judged only against the test's own history: the median of at
+least `HISTORY_MIN_RUNS` real passing runs, never one run, with a generous
+factor and an absolute floor, so a busy machine cannot make a real test "too
+fast". Blocked tests and xfailed tests are not findings.
 """
 
 from __future__ import annotations
 
 import re
+import statistics
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
@@ -33,30 +40,96 @@ from greenloop.records import (
     Outcome,
     PhaseResult,
     PhaseStatus,
-    SharedFixture,
+    Strength,
     TestResult,
 )
 
-# Skip reasons that mean "the environment was not there", so the test never ran.
+STRONG, WEAK = Strength.STRONG, Strength.WEAK
+
+
+@dataclass(frozen=True, slots=True)
+class Rung:
+    """One kind of evidence: its check name, its weight, and when it applies, in words."""
+
+    check: str
+    strength: Strength
+    when: str
+
+
+# The documented table (docs/execution.md renders the same rows). Order: strongest first.
+LADDER: tuple[Rung, ...] = (
+    Rung(
+        "traffic",
+        STRONG,
+        "the test (or a shared fixture it uses) sent to or received from a target host: "
+        "it ran for real, and no duration rule overrides that",
+    ),
+    Rung("nothing_collected", STRONG, "a phase that ran collected no test"),
+    Rung("collection_error", STRONG, "a test file could not be imported or collected"),
+    Rung("skipped_env", STRONG, "skipped with a reason that says the environment was missing"),
+    Rung("no_connection", STRONG, "passed without traffic to any target host (pytest runner)"),
+    Rung("mocked", STRONG, "passed with a network client replaced, and no traffic to a target"),
+    Rung(
+        "unawaited_coroutine",
+        STRONG,
+        "a coroutine was never awaited, so its checks never ran, and no traffic to a target",
+    ),
+    Rung(
+        "too_fast",
+        STRONG,
+        "passed in under 1/20 of the median of its last 5+ real passing runs (median >= 0.2 s),"
+        " where no traffic to a target was seen",
+    ),
+    Rung(
+        "mocked",
+        WEAK,
+        "a network client was replaced, but the test also reached a target host",
+    ),
+    Rung(
+        "unawaited_coroutine",
+        WEAK,
+        "a coroutine was never awaited, but the test also reached a target host",
+    ),
+    Rung(
+        "too_fast",
+        WEAK,
+        "passed faster than a configured min_duration_ms (index file or execution), "
+        "where no traffic to a target was seen",
+    ),
+    Rung(
+        "no_duration",
+        WEAK,
+        "a command phase's JUnit reports 0.000 s for passing tests: nothing shows they ran",
+    ),
+)
+
+# Skip reasons that mean "the environment was not there", so the test never ran. A missing
+# feature ("SSL not available", "libpq not available") is not the environment: the reason
+# must name the environment (or a connection failing), not just something being absent.
+_ENV_NOUN = (
+    r"(staging|environment|env|server|service|backend|api|host|database|db|endpoint|target|"
+    r"base[_ ]url|deployment|stack)"
+)
+_ABSENT = (
+    r"(unavailable|unreachable|offline|down|missing|"
+    r"not\s+(available|reachable|running|up|responding|deployed|configured|set))"
+)
 ENV_SKIP_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
     re.compile(p, re.IGNORECASE)
     for p in (
-        r"\bunavailable\b",
-        r"\bnot\s+(available|reachable|running|up|responding|set|configured|deployed)\b",
-        r"\bunreachable\b",
-        r"\b(service|server|staging|environment|backend|api|host|database|db)\b.{0,30}"
-        r"\b(down|offline|missing)\b",
+        rf"\b{_ENV_NOUN}\b[^.;:\n]{{0,30}}\b{_ABSENT}\b",
         r"\bconnection\s+(refused|reset|error|failed)\b",
         r"\b(could\s+not|cannot|can't|unable\s+to)\s+(connect|reach|resolve)\b",
         r"\bno\s+(staging|environment|server|network|connection|base[_ ]url)\b",
-        r"\boffline\b",
-        r"\btimed?\s*out\s+(connecting|waiting for)\b",
-        r"\b[A-Z_]*(URL|HOST|ENDPOINT)\b.{0,20}\b(not set|missing|unset|empty)\b",
+        r"\btimed?\s*out\s+(connecting|waiting\s+for)\b",
+        r"\b[A-Z_]*(URL|HOST|ENDPOINT|DSN)\b.{0,20}\b(not set|missing|unset|empty)\b",
     )
 )
 UNAWAITED = re.compile(r"coroutine .* was never awaited")
-HISTORY_FRACTION = 0.1  # passing in under a tenth of the usual time is suspicious
-HISTORY_MIN_S = 0.05  # ...when the usual time is long enough to mean something
+HISTORY_MIN_RUNS = 5  # a usual duration is learned from this many real passing runs, never one
+HISTORY_FACTOR = 1 / 20  # passing 20x faster than usual is suspicious...
+HISTORY_MIN_USUAL_S = 0.2  # ...when the usual time is long enough for that to mean something
+HISTORY_RUNS = 20  # the most recent runs the median is taken over
 LOOPBACK = {"localhost", "127.0.0.1", "::1", "ip6-localhost"}
 
 
@@ -65,9 +138,13 @@ def check_authenticity(
     *,
     config: Config,
     index: Sequence[IndexEntry],
-    durations: Mapping[str, float],
+    history: Mapping[str, Sequence[float]],
 ) -> list[AuthenticityFinding]:
-    """Every piece of evidence that a test did not really run, in phase order."""
+    """Every finding, strong and weak, in phase order (see the module docstring).
+
+    `history` maps node ids to the durations (seconds) of their recent real passing
+    runs, newest first (`Store.pass_durations`). Split with `strong` / `weak`.
+    """
     targets = target_hosts(config)
     command_phases = {p.name for p in config.phases if p.runner == "command"}
     findings: list[AuthenticityFinding] = []
@@ -92,15 +169,17 @@ def check_authenticity(
                     evidence=f"could not be collected: {_first_line(text) or 'no detail'}",
                 )
             )
-        network = phase.name not in command_phases  # JUnit from a command has no socket record
+        observable = phase.name not in command_phases  # JUnit from a command has no socket record
         for test in phase.tests:
             findings += judge_test(
                 test,
-                targets=targets if network else (),
-                check_network=network,
+                targets=targets,
+                observable=observable,
                 min_ms=min_duration_ms(test.nodeid, test.file, index, config),
-                usual_s=durations.get(test.nodeid),
+                usual_s=usual_duration(history.get(test.nodeid, ())),
             )
+        if not observable:
+            findings += _zero_duration_passes(phase)
     ran_or_blocked = any(p.tests or p.status is PhaseStatus.BLOCKED for p in phases)
     if not ran_or_blocked and not any(f.check == "nothing_collected" for f in findings):
         notes = "; ".join(p.note for p in phases if p.note) or "no phase is configured"
@@ -114,63 +193,103 @@ def check_authenticity(
     return findings
 
 
+def strong(findings: Sequence[AuthenticityFinding]) -> list[AuthenticityFinding]:
+    """The findings that change the verdict (not_real)."""
+    return [f for f in findings if f.strength is STRONG]
+
+
+def weak(findings: Sequence[AuthenticityFinding]) -> list[AuthenticityFinding]:
+    """The findings shown as warnings only."""
+    return [f for f in findings if f.strength is WEAK]
+
+
 def judge_test(
     test: TestResult,
     *,
     targets: Sequence[str],
-    check_network: bool,
-    min_ms: float,
+    observable: bool,
+    min_ms: float | None,
     usual_s: float | None,
 ) -> list[AuthenticityFinding]:
-    """The findings about one test."""
+    """The findings about one test.
+
+    `observable` is False where no socket record exists (command runners); `min_ms` is a
+    configured floor (None: none); `usual_s` its robust usual duration (`usual_duration`).
+    """
     out: list[AuthenticityFinding] = []
 
-    def found(check: str, evidence: str) -> None:
-        out.append(AuthenticityFinding(nodeid=test.nodeid, check=check, evidence=evidence))
+    def found(check: str, evidence: str, strength: Strength) -> None:
+        out.append(AuthenticityFinding(test.nodeid, check, evidence, strength))
 
-    if test.outcome is Outcome.BLOCKED:
+    if test.outcome is Outcome.BLOCKED or test.xfailed:
         return out
     if test.outcome is Outcome.SKIPPED:
         reason = test.skip_reason or test.message
         if reason and env_skip(reason):
-            found("skipped_env", f"skipped because the environment was missing: {reason!r}")
-        return out
-    for warning in test.warnings:
-        if UNAWAITED.search(warning):
-            found("unawaited_coroutine", f"{_first_line(warning)}: its checks never ran")
-    if test.outcome is not Outcome.PASSED:
+            found("skipped_env", f"skipped because the environment was missing: {reason!r}", STRONG)
         return out
     # A test that asserts on a shared (module/session) fixture's result rests on the work that
     # fixture did against the target: its time and traffic count for the test.
     shared = [f for f in test.shared_fixtures if talked_to(f.connections, targets)]
-    shared_s = sum(f.setup_s for f in shared)
-    ms = (test.duration_s + shared_s) * 1000
-    if ms < min_ms and (check_network or test.duration_s > 0):
-        via = f" (with shared fixtures {_names(shared)})" if shared else ""
-        found("too_fast", f"passed in {_ms(ms)}{via}; minimum for an E2E test is {min_ms:g} ms")
-    elif (
-        usual_s is not None
-        and usual_s >= HISTORY_MIN_S
-        and test.duration_s < usual_s * HISTORY_FRACTION
-    ):
-        found(
-            "too_fast",
-            f"passed in {_ms(ms)}; it usually takes {_ms(usual_s * 1000)} (past passing runs)",
-        )
-    if check_network:
+    reached = observable and (bool(shared) or talked_to(test.connections, targets))
+    # Rung 1: traffic to a target vouches for the test; what else we saw is only a warning.
+    vouched = WEAK if reached else STRONG
+    for warning in test.warnings:
+        if UNAWAITED.search(warning):
+            found("unawaited_coroutine", f"{_first_line(warning)}: its checks never ran", vouched)
+    if test.outcome is not Outcome.PASSED:
+        return out
+    if observable:
         for mock in test.mocks:
-            found("mocked", mock)
-        if targets and not shared and not talked_to(test.connections, targets):
+            also = " (the test also reached a target)" if reached else ""
+            found("mocked", mock + also, vouched)
+        if targets and not reached:
             seen = ", ".join(f"{c.host}:{c.port}" for c in test.connections) or "none"
             found(
                 "no_connection",
                 f"opened no connection to {', '.join(targets)}; connections: {seen}",
+                STRONG,
             )
+    if reached:
+        return out
+    shared_s = sum(f.setup_s for f in test.shared_fixtures)
+    ms = (test.duration_s + shared_s) * 1000
+    usual_ms = (usual_s or 0.0) * 1000
+    if usual_ms >= HISTORY_MIN_USUAL_S * 1000 and ms < usual_ms * HISTORY_FACTOR:
+        found(
+            "too_fast",
+            f"passed in {_ms(ms)}; the median of its last real passing runs is {_ms(usual_ms)}",
+            STRONG,
+        )
+    elif min_ms and ms < min_ms and (observable or test.duration_s > 0):
+        found("too_fast", f"passed in {_ms(ms)}; the configured minimum is {min_ms:g} ms", WEAK)
     return out
 
 
-def _names(fixtures: Sequence[SharedFixture]) -> str:
-    return ", ".join(f"{f.name} ({f.scope})" for f in fixtures)
+def usual_duration(durations: Sequence[float]) -> float | None:
+    """The median of a test's recent real passing durations; None with too few to trust."""
+    recent = list(durations)[:HISTORY_RUNS]
+    if len(recent) < HISTORY_MIN_RUNS:
+        return None
+    return statistics.median(recent)
+
+
+def _zero_duration_passes(phase: PhaseResult) -> list[AuthenticityFinding]:
+    """One warning per command phase whose JUnit gives passing tests no duration at all."""
+    passed = [t for t in phase.tests if t.outcome is Outcome.PASSED and not t.xfailed]
+    zero = [t for t in passed if t.duration_s <= 0]
+    if not zero:
+        return []
+    names = ", ".join(t.nodeid for t in zero[:3]) + (" ..." if len(zero) > 3 else "")
+    return [
+        AuthenticityFinding(
+            nodeid=phase.name,
+            check="no_duration",
+            evidence=f"{len(zero)} of {len(passed)} passing tests report 0.000 s in the "
+            f"command's JUnit and no traffic is observable ({names})",
+            strength=WEAK,
+        )
+    ]
 
 
 def env_skip(reason: str) -> bool:
@@ -191,15 +310,22 @@ def target_hosts(config: Config) -> tuple[str, ...]:
 
 
 def talked_to(connections: Sequence[Connection], targets: Sequence[str]) -> bool:
-    """Did any connection reach a target host? Hosts match; localhost matches loopback."""
+    """Did any connection reach a target host? Hosts match; localhost matches loopback.
+
+    With no target configured, any connection counts: there is nothing to tell them apart.
+    """
+    if not targets:
+        return bool(connections)
     wanted = {_host(t) for t in targets}
     if wanted & LOOPBACK:
         wanted |= LOOPBACK
     return any(c.host.lower().strip("[]") in wanted for c in connections)
 
 
-def min_duration_ms(nodeid: str, file: str, index: Sequence[IndexEntry], config: Config) -> float:
-    """The index file's min_duration_ms, else execution.min_duration_ms."""
+def min_duration_ms(
+    nodeid: str, file: str, index: Sequence[IndexEntry], config: Config
+) -> float | None:
+    """The index file's min_duration_ms, else execution.min_duration_ms; None when unset."""
     path = file or nodeid.split("::", 1)[0]
     for entry in index:
         if entry.min_duration_ms is not None and PurePosixPath(entry.path) == PurePosixPath(path):

@@ -77,7 +77,7 @@ def test_json_report_matches_the_contract(tmp_path: Path) -> None:
         assert isinstance(p["ok"], bool)
     for ph in report["phases"]:
         assert ph["status"] in ("passed", "failed", "blocked", "skipped")
-        assert set(ph["counts"]) == {"passed", "failed", "error", "skipped", "blocked", "flaky"}
+        assert set(ph["counts"]) >= {"passed", "failed", "error", "skipped", "blocked", "flaky"}
     by_id = {t["nodeid"]: t for t in report["tests"]}
     for t in report["tests"]:
         assert set(t) >= {

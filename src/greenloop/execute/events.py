@@ -260,8 +260,8 @@ def build_result(
         message = f"{note}; {message}" if message else note
     skip_reason = ""
     if decisive and outcome is Outcome.SKIPPED:
-        xfail = decisive.get("xfail")
-        skip_reason = f"xfail: {xfail}" if xfail else str(decisive.get("skip_reason") or "")
+        skip_reason = str(decisive.get("skip_reason") or "")
+    xfail, xfail_reason = _xfail(reports, outcome)
     file = item.file if item else nodeid.split("::", 1)[0]
     return TestResult(
         nodeid=nodeid,
@@ -284,16 +284,31 @@ def build_result(
         started_at=started_at,
         warnings=warnings,
         shared_fixtures=tuple(shared.values()),
+        xfail=xfail,
+        xfail_reason=xfail_reason,
     )
+
+
+def _xfail(reports: list[Mapping[str, Any]], outcome: Outcome) -> tuple[str, str]:
+    """("xfailed" | "xpassed" | "", the marker's reason) for a test that ended PASSED."""
+    marked = next((r for r in reports if r.get("xfail") is not None), None)
+    if marked is None or outcome is not Outcome.PASSED:
+        return "", ""
+    state = "xfailed" if marked.get("outcome") == "skipped" else "xpassed"
+    return state, str(marked.get("xfail") or "")
 
 
 def _decide(
     reports: list[Mapping[str, Any]], timeout_s: float | None
 ) -> tuple[Outcome, Mapping[str, Any] | None]:
     """The outcome and the report that decided it: the first that did not pass wins."""
+    xfailed = None
     for r in reports:
         when, outcome = r.get("when"), r.get("outcome")
         if outcome == "passed":
+            continue
+        if outcome == "skipped" and r.get("xfail") is not None:
+            xfailed = xfailed or r  # failed as its xfail marker expected: not a skip
             continue
         if when == CRASH_WHEN:
             return (Outcome.TIMEOUT if timeout_s is not None else Outcome.CRASHED), r
@@ -304,6 +319,8 @@ def _decide(
         return (Outcome.FAILED if when == "call" else Outcome.ERROR), r
     if not reports:
         return Outcome.CRASHED, None
+    if xfailed is not None:
+        return Outcome.PASSED, xfailed
     call = next((r for r in reports if r.get("when") == "call"), None)
     return Outcome.PASSED, call or reports[-1]
 

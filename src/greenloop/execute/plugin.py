@@ -25,6 +25,7 @@ import os
 import signal
 import socket
 import ssl
+import struct
 import sys
 import threading
 import time
@@ -113,6 +114,7 @@ class TestRecord:
         self.connections: set[tuple[str, int]] = set()
         self.mocks: set[str] = set()
         self.request_id: str | None = None
+        self.tcp_before: TcpCounters = {}
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -267,6 +269,77 @@ def install_network_recorder() -> None:
     _patch(base, "sock_connect", _wrap_sock_connect)
 
 
+# --------------------------------------------------------------------------- TCP counters
+
+# Clients written in C (libpq under psycopg, hiredis, ...) never call Python's socket
+# methods, so the wrappers above cannot see them. The kernel can: every TCP socket this
+# process holds has byte counters (TCP_INFO). A socket whose counters moved while a test
+# ran carried that test's traffic, whoever opened it.
+_TCP_INFO = getattr(socket, "TCP_INFO", None)
+_TCP_INFO_LEN = 136  # through tcpi_bytes_received
+_BYTES = struct.Struct("=QQ")  # tcpi_bytes_acked, tcpi_bytes_received (linux/tcp.h)
+_BYTES_AT = 120
+
+TcpCounters = dict[str, tuple[tuple[str, int], int]]  # socket inode -> (peer, bytes moved)
+
+
+def tcp_counters() -> TcpCounters:
+    """This process's connected TCP sockets: peer and bytes sent (acked) plus received."""
+    if _TCP_INFO is None:
+        return {}
+    try:
+        fds = os.listdir("/proc/self/fd")
+    except OSError:
+        return {}
+    out: TcpCounters = {}
+    for name in fds:
+        try:
+            link = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            continue
+        if not link.startswith("socket:") or link in out:
+            continue
+        try:
+            dup = socket.socket(fileno=os.dup(int(name)))
+        except OSError:
+            continue
+        try:
+            if dup.type != socket.SOCK_STREAM or dup.family not in (
+                socket.AF_INET,
+                socket.AF_INET6,
+            ):
+                continue
+            peer = _address(dup.getpeername())
+            info = dup.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _TCP_INFO_LEN)
+        except OSError:
+            continue
+        finally:
+            dup.close()
+        if peer is not None and len(info) >= _BYTES_AT + _BYTES.size:
+            sent, received = _BYTES.unpack_from(info, _BYTES_AT)
+            out[link] = (peer, sent + received)
+    return out
+
+
+def tcp_traffic(before: TcpCounters, after: TcpCounters) -> set[tuple[str, int]]:
+    """Peers of sockets whose counters moved between two snapshots."""
+    return {
+        peer
+        for key, (peer, moved) in after.items()
+        if moved > (before[key][1] if key in before and before[key][0] == peer else 0)
+    }
+
+
+def _named(peers: set[tuple[str, int]]) -> set[tuple[str, int]]:
+    """The peers, plus the host name each address was resolved from."""
+    out = set(peers)
+    for host, port in peers:
+        name = _names.get(host)
+        if name and name != host:
+            out.add((name, port))
+    return out
+
+
 # --------------------------------------------------------------------------- mock detection
 
 _MISSING = object()
@@ -385,10 +458,14 @@ def _trim(text: str, limit: int) -> str:
 
 
 def _skip_reason(report: pytest.TestReport | pytest.CollectReport) -> str:
+    """The reason a skip gave, never a traceback (an xfail's longrepr is its failure)."""
     longrepr = report.longrepr
     if isinstance(longrepr, tuple) and len(longrepr) == 3:
         return str(longrepr[2]).removeprefix("Skipped: ")
-    return str(longrepr or "")
+    crash = getattr(longrepr, "reprcrash", None)
+    text = str(crash.message) if crash is not None else str(longrepr or "")
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[0].removeprefix("Skipped: ")[:500] if lines else ""
 
 
 def _markers(item: pytest.Item) -> list[str]:
@@ -492,6 +569,7 @@ class GreenloopPlugin:
         global _current
         remember_network_attributes()
         record = _current = self.records[item.nodeid] = TestRecord(item.nodeid)
+        record.tcp_before = tcp_counters()
         try:
             yield
         finally:
@@ -519,6 +597,8 @@ class GreenloopPlugin:
         self, fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
     ) -> Generator[None, None, None]:
         activity = FixtureActivity(fixturedef.argname, fixturedef.scope)
+        shared = fixturedef.scope != "function"
+        before = tcp_counters() if shared else {}
         _fixture_stack.append(activity)
         started = time.perf_counter()
         try:
@@ -526,7 +606,8 @@ class GreenloopPlugin:
         finally:
             _fixture_stack.remove(activity)
             activity.setup_s = time.perf_counter() - started
-            if fixturedef.scope != "function":
+            if shared:
+                activity.connections.update(_named(tcp_traffic(before, tcp_counters())))
                 self.fixtures[id(fixturedef)] = activity
 
     def shared_fixtures(self, item: pytest.Item) -> list[dict[str, Any]]:
@@ -550,6 +631,7 @@ class GreenloopPlugin:
         report = outcome.get_result()
         record = self.records.get(item.nodeid)
         if record is not None:
+            record.connections.update(_named(tcp_traffic(record.tcp_before, tcp_counters())))
             # A plain attribute: xdist serialises the report's __dict__ to the controller.
             report.greenloop = {**record.as_dict(), "shared": self.shared_fixtures(item)}
 
@@ -562,6 +644,7 @@ class GreenloopPlugin:
             return
         extra = getattr(report, "greenloop", None) or {}
         outcome = report.outcome
+        # An xfail's reason may be "": test for presence, or its traceback becomes a "skip reason".
         xfail = getattr(report, "wasxfail", None)
         self.sink.emit(
             "report",
@@ -571,7 +654,7 @@ class GreenloopPlugin:
             duration=report.duration,
             longrepr="" if report.passed else _trim(str(report.longrepr or ""), TRIM_TEXT),
             message=_message(report),
-            skip_reason=_skip_reason(report) if report.skipped and not xfail else "",
+            skip_reason=_skip_reason(report) if report.skipped and xfail is None else "",
             xfail=xfail,
             stdout=_trim(report.capstdout, TRIM_OUTPUT),
             stderr=_trim(report.capstderr, TRIM_OUTPUT),

@@ -120,7 +120,8 @@ class PlainReporter:
     def on_test(self, result: TestResult) -> None:
         self.tally.add(result)
         self.console.print(
-            f"{result.outcome.value.upper():8} {result.nodeid} ({result.duration_s:.2f}s)",
+            f"{(result.xfail or result.outcome.value).upper():8} {result.nodeid} "
+            f"({result.duration_s:.2f}s)",
             highlight=False,
             markup=False,
         )

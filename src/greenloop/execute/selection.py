@@ -114,10 +114,11 @@ def matches_select(entry: IndexEntry, select: SelectConfig, tests_dir: Path) -> 
         return False
     if select.categories and entry.category not in select.categories:
         return False
-    return not select.files or any(_path_matches(entry.path, f, tests_dir) for f in select.files)
+    return not select.files or any(path_matches(entry.path, f, tests_dir) for f in select.files)
 
 
-def _path_matches(path: str, pattern: str, tests_dir: Path) -> bool:
+def path_matches(path: str, pattern: str, tests_dir: Path) -> bool:
+    """Does a `select.files` entry (path, folder or glob; relative to tests_dir) match `path`?"""
     candidate = Path(pattern)
     if candidate.is_absolute():
         try:

@@ -87,6 +87,14 @@ def github_annotations(run: RunResult, tests_dir: Path | None = None) -> list[st
                     title=f"{finding.nodeid or 'run'}: not real",
                 )
             )
+    for finding in last.authenticity_warnings:
+        lines.append(
+            annotation(
+                "warning",
+                f"weak authenticity evidence ({finding.check}): {finding.evidence}",
+                title=f"{finding.nodeid or 'run'}: worth a look",
+            )
+        )
     for phase in last.phases:
         if phase.blocked_by:
             lines.append(

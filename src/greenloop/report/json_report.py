@@ -42,6 +42,7 @@ def build_json_report(
     tests = last.tests if last else ()
     clusters = last.clusters if last else ()
     findings = last.authenticity if last else ()
+    warnings = last.authenticity_warnings if last else ()
     worklog_path = worklog if worklog is not None else run.worklog
     impact = mrr_at_risk_usd if mrr_at_risk_usd is not None else mrr_at_risk(clusters)
     return {
@@ -61,9 +62,8 @@ def build_json_report(
         "phases": [] if triage_only or not last else _phases(last),
         "tests": _tests(tests, last) if last else [],
         "clusters": [_cluster(c) for c in clusters],
-        "authenticity": [
-            {"nodeid": f.nodeid, "check": f.check, "evidence": f.evidence} for f in findings
-        ],
+        "authenticity": [_finding(f) for f in findings],
+        "authenticity_warnings": [_finding(f) for f in warnings],
         "impact": {"mrr_at_risk_usd": round(float(impact), 2)},
         "issues": [_issue(i) for i in distinct_issues(run.iterations)],
         "worklog": str(worklog_path) if worklog_path else None,
@@ -88,10 +88,18 @@ def distinct_issues(iterations: tuple[IterationResult, ...]) -> list[IssueRef]:
     return out
 
 
+def _finding(f: AuthenticityFinding) -> dict[str, Any]:
+    return {"nodeid": f.nodeid, "check": f.check, "evidence": f.evidence, "strength": f.strength}
+
+
 def real_evidence(test: TestResult, finding: AuthenticityFinding | None) -> str:
     """Why the test counts as really run (or not), in one line a reviewer can check."""
     if finding is not None:
         return f"{finding.check}: {finding.evidence}"
+    if test.xfail:
+        reason = f": {test.xfail_reason}" if test.xfail_reason else ""
+        what = "failed as expected" if test.xfailed else "passed although marked xfail"
+        return f"{test.xfail}{reason} (ran {test.duration_s:.3f}s, {what})"
     if test.outcome is Outcome.BLOCKED:
         return f"not run: blocked by {test.blocked_by or 'the health gate'}"
     if test.outcome is Outcome.SKIPPED:
@@ -180,6 +188,7 @@ def _test(
         "file": test.file or None,
         "line": test.line,
         "reruns": [o.value for o in test.reruns],
+        "xfail": test.xfail or None,
     }
 
 

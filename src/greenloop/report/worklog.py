@@ -99,8 +99,17 @@ def verdict_sentence(run: RunResult, mrr: float) -> str:
     tests = last.tests
     if run.verdict is Verdict.GREEN:
         rev = f" at revision {run.revision}" if run.revision else ""
-        selected = _plural(len(tests), "selected test")
-        return f"All {selected} ran for real against {env}{rev} and passed."
+        not_run = [t for t in tests if t.outcome is Outcome.SKIPPED]
+        xfailed = sum(1 for t in tests if t.xfailed)
+        expected = f" ({xfailed} of them failed as their xfail marker expected)" if xfailed else ""
+        if not not_run:
+            selected = _plural(len(tests), "selected test")
+            return f"All {selected} ran for real against {env}{rev} and passed{expected}."
+        ran = _plural(len(tests) - len(not_run), "test")
+        return (
+            f"The {ran} that ran did so for real against {env}{rev} and passed{expected}; "
+            f"{_plural(len(not_run), 'selected test')} did not run (skipped)."
+        )
     if run.verdict is Verdict.NOT_REAL:
         checks = Counter(f.check for f in last.authenticity)
         how = ", ".join(f"{n} {check}" for check, n in checks.most_common())

@@ -393,6 +393,37 @@ class Store:
                 query = query.where(TestResultRow.nodeid.in_(list(nodeids)))
             return {n: float(d) for n, d in s.execute(query)}
 
+    def pass_durations(
+        self, nodeids: Iterable[str] | None = None, last: int = 20
+    ) -> dict[str, list[float]]:
+        """Durations (s) of each test's last `last` real passing runs, newest first.
+
+        The raw runs, not an average: verify takes a robust median over several of them
+        and ignores tests with too few (one run on a busy machine proves nothing).
+        """
+        recent = (
+            select(
+                TestResultRow.nodeid,
+                TestResultRow.duration_s,
+                func.row_number()
+                .over(
+                    partition_by=TestResultRow.nodeid,
+                    order_by=(TestResultRow.finished_at.desc(), TestResultRow.id.desc()),
+                )
+                .label("age"),
+            )
+            .where(TestResultRow.outcome == Outcome.PASSED.value, TestResultRow.real.is_(True))
+            .subquery()
+        )
+        query = select(recent.c.nodeid, recent.c.duration_s).where(recent.c.age <= last)
+        if nodeids is not None:
+            query = query.where(recent.c.nodeid.in_(list(nodeids)))
+        out: dict[str, list[float]] = {}
+        with self.session() as s:
+            for nodeid, duration in s.execute(query.order_by(recent.c.nodeid, recent.c.age)):
+                out.setdefault(nodeid, []).append(float(duration or 0.0))
+        return out
+
     def probes_between(
         self, start: datetime, end: datetime, component: str | None = None
     ) -> list[ProbeResultRow]:

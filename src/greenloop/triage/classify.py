@@ -6,22 +6,13 @@ their outcome; failures go through the rule table (user rules first).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from greenloop.records import Category, Classification, Outcome
 from greenloop.triage.evidence import FailureEvidence
 from greenloop.triage.rules import BUILTIN_RULES, FALLBACK, Rule
-
-# A skip whose reason says the environment was not there: the test did not really run.
-_ENV_SKIP = re.compile(
-    r"unavailable|unreachable|not (?:available|reachable|running|responding)|"
-    r"connection refused|could not connect|cannot connect|can't connect|is down|offline|"
-    r"no (?:database|redis|server|service|backend|network)|"
-    r"(?:env(?:ironment)?|staging|server|service|database|redis|backend)[^\n]{0,30}\bnot set",
-    re.I,
-)
+from greenloop.verify import env_skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +26,8 @@ class Decision:
 
 
 def is_env_skip(reason: str) -> bool:
-    return bool(_ENV_SKIP.search(reason))
+    """A skip whose reason says the environment was not there (verify's rule, one place)."""
+    return env_skip(reason)
 
 
 def classify(ev: FailureEvidence, rules: Sequence[Rule] = BUILTIN_RULES) -> Decision:

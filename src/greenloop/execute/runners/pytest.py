@@ -281,7 +281,11 @@ def run_until_done(ctx: _Context, fold: EventFold, targets: list[str]) -> list[s
             limit = f"{ctx.settings.phase_timeout_s:g}s"
             fold.end_running(Outcome.TIMEOUT, f"the phase deadline of {limit} passed while it ran")
             fold.end_not_started(Outcome.TIMEOUT, f"not run: the phase deadline of {limit} passed")
-            notes.append(f"phase deadline of {limit} exceeded; pytest was stopped")
+            uncollected = timed_out_collecting(ctx, fold, targets, limit)
+            notes.append(
+                f"phase deadline of {limit} exceeded; pytest was stopped"
+                + (f" while collecting {len(uncollected)} target(s)" if uncollected else "")
+            )
             break
         code = end.returncode
         crashed = fold.end_running(Outcome.CRASHED, f"pytest died (exit code {code}) while it ran")
@@ -303,6 +307,38 @@ def run_until_done(ctx: _Context, fold: EventFold, targets: list[str]) -> list[s
         notes.append(f"pytest exited with code {code}; re-launched for {len(remaining)} test(s)")
         targets = [fold.collected[n].arg for n in remaining]
     return notes
+
+
+def timed_out_collecting(
+    ctx: _Context, fold: EventFold, targets: Sequence[str], limit: str
+) -> list[TestResult]:
+    """One `timeout` result per target pytest had not collected when the deadline hit.
+
+    A slow environment (a conftest that waits on a server, a huge parametrisation) is a
+    timeout, never "nothing collected": that would call real tests fake.
+    """
+    seen = {item.file for item in fold.collected.values()}
+    seen |= {nodeid.split("::", 1)[0] for nodeid in fold.results}
+    out = []
+    for target in targets:
+        nodeid = _relative(target, ctx.selection.tests_dir)
+        file = nodeid.split("::", 1)[0].rstrip("/")
+        if file in seen or any(f.startswith(file + "/") for f in seen) or nodeid in fold.results:
+            continue
+        result = TestResult(
+            nodeid=nodeid,
+            outcome=Outcome.TIMEOUT,
+            duration_s=ctx.settings.phase_timeout_s,
+            phase=fold.phase,
+            file=file,
+            message=f"not run: the phase deadline of {limit} passed while pytest was collecting",
+            when="collect",
+        )
+        fold.results[nodeid] = result
+        if fold.listener is not None:
+            fold.listener.on_test(result)
+        out.append(result)
+    return out
 
 
 def launch(ctx: _Context, fold: EventFold, targets: Sequence[str]) -> tuple[ProcessEnd, Path]:
