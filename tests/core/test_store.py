@@ -89,6 +89,25 @@ def test_run_lifecycle_and_results(store: Store) -> None:
     assert [h.outcome for h in store.test_history("t.py::b")] == ["failed"]
 
 
+def test_pass_durations_are_recent_real_passes_newest_first(store: Store) -> None:
+    """The raw history verify takes its robust median over: real passes only, capped."""
+    for i in range(4):
+        run_id = f"r{i}"
+        store.start_run(run_id, environment="e", focus="all", command_line="", config_path="")
+        store.record_phase(
+            run_id,
+            1,
+            phase(
+                TestResult("t.py::a", Outcome.PASSED, duration_s=1.0 + i),
+                TestResult("t.py::b", Outcome.FAILED, duration_s=9.0),
+                TestResult("t.py::c", Outcome.PASSED, duration_s=0.001),
+            ),
+        )
+        store.record_triage(run_id, 1, [], [], {"t.py::c": False})  # c never really ran
+    assert store.pass_durations() == {"t.py::a": [4.0, 3.0, 2.0, 1.0]}
+    assert store.pass_durations(["t.py::a"], last=2) == {"t.py::a": [4.0, 3.0]}
+
+
 def test_probe_history_window(store: Store) -> None:
     now = utcnow()
     store.record_probes(

@@ -99,7 +99,7 @@ def real_evidence(test: TestResult, finding: AuthenticityFinding | None) -> str:
     if test.xfail:
         reason = f": {test.xfail_reason}" if test.xfail_reason else ""
         what = "failed as expected" if test.xfailed else "passed although marked xfail"
-        return f"{test.xfail}{reason} (ran {test.duration_s:.3f}s, {what})"
+        return f"{test.xfail}{reason} (ran {_seconds(test.duration_s):.3f}s, {what})"
     if test.outcome is Outcome.BLOCKED:
         return f"not run: blocked by {test.blocked_by or 'the health gate'}"
     if test.outcome is Outcome.SKIPPED:
