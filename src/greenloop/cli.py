@@ -7,7 +7,6 @@ stderr; a bug is a traceback plus the path of the full log.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shlex
@@ -436,7 +435,9 @@ def _store(config_path: Path) -> Store:
 def _write_json(path: Path, payload: dict[str, object]) -> None:
     """Write a JSON report; a path that cannot be written is the user's error (exit 2).
     NaN and infinity are refused: they are not JSON, and the report builders never make them."""
-    text = json.dumps(payload, indent=2, default=str, allow_nan=False) + "\n"
+    from greenloop.report.json_report import json_text
+
+    text = json_text(payload)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")

@@ -42,13 +42,16 @@ MAX_BYTES = 1 << 30  # 1 GiB: far above 100,000 failures with tracebacks (~65 MB
 CHUNK = 1 << 20
 # pytest-xdist's words when a worker process died under a test (segfault, os._exit, OOM kill)
 _WORKER_CRASH = re.compile(
-    r"worker '[^']*' crashed while running|node down: Not properly terminated"
-)
+    r"worker '[^']*' crashed while running|node down: not properly terminated"
+)  # matched against lower-cased text
 # googletest's `status`/`result` values for a test it did not run
 _NOT_RUN = frozenset({"notrun", "skipped", "suppressed", "disabled"})
 # jest-junit's classname for a test file that could not load (import/syntax error)
 _SUITE_FAILED = "Test suite failed to run"
-_TEARDOWN = "failed on teardown with"  # pytest's message for a teardown error record
+_TEARDOWN = "failed on teardown with"
+_FAILURES = frozenset(
+    o for o in Outcome if o.is_failure
+)  # pytest's message for a teardown error record
 _DECLARED = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([^"']{1,40})["']""")
 PYTEST_XFAIL = "pytest.xfail"  # the <skipped type> pytest gives an expected failure
 
@@ -145,13 +148,44 @@ class _Suite:
 
 @dataclass(slots=True)
 class _Record:
-    """One <testcase> as written, before the identity rules join attempts."""
+    """One <testcase> as written, before the identity rules join attempts (mutable: the
+    rules rename it in place; a TestResult is built once, at the end)."""
 
-    result: TestResult
-    key: str  # the test's identity before suites are told apart
+    nodeid: str  # the test's identity before suites are told apart
+    outcome: Outcome
+    duration_s: float
+    file: str
+    line: int | None
+    message: str
+    longrepr: str
+    stdout: str
+    stderr: str
+    skip_reason: str
+    reruns: tuple[Outcome, ...]
+    when: str
     suite: _Suite
     teardown: bool  # pytest's extra record for a teardown error
-    has_text: bool  # carries a failure/error text of its own
+    xfail: str = ""  # "xfailed" for pytest's expected failure
+    xfail_reason: str = ""
+
+    def result(self, nodeid: str, phase: str) -> TestResult:
+        return TestResult(
+            nodeid=nodeid,
+            outcome=self.outcome,
+            duration_s=self.duration_s,
+            phase=phase,
+            file=self.file,
+            line=self.line,
+            message=self.message,
+            longrepr=self.longrepr,
+            stdout=self.stdout,
+            stderr=self.stderr,
+            skip_reason=self.skip_reason,
+            reruns=self.reruns,
+            when=self.when,
+            xfail=self.xfail,
+            xfail_reason=self.xfail_reason,
+        )
 
 
 def _parse(stream: BinaryIO, source: str, phase: str) -> list[TestResult]:
@@ -189,7 +223,7 @@ def _parse(stream: BinaryIO, source: str, phase: str) -> list[TestResult]:
                 if stack and stack[-1] not in SUITE_TAGS:
                     continue  # inside a test case or another element: not ours to read
                 if opened == "testcase" and suites:
-                    records.append(_record(elem, suites[-1], phase))
+                    records.append(_record(elem, suites[-1]))
                     elem.clear()
                 elif opened in SUITE_TAGS:
                     suites.pop()
@@ -203,7 +237,7 @@ def _parse(stream: BinaryIO, source: str, phase: str) -> list[TestResult]:
         raise InputError(
             f"{source}: line {line}, column {column + 1}: not well-formed XML ({reason})"
         ) from None
-    return _identify(records, pytest_file)
+    return _identify(records, pytest_file, phase)
 
 
 def _suite(elem: ET.Element, around: list[_Suite]) -> _Suite:
@@ -220,20 +254,37 @@ def _suite(elem: ET.Element, around: list[_Suite]) -> _Suite:
 # --------------------------------------------------------------------------- one record
 
 
-def _record(case: ET.Element, suite: _Suite, phase: str) -> _Record:
-    failure = case.find("failure")
-    error = case.find("error")
-    skipped = case.find("skipped")
-    decisive = failure if failure is not None else error
-    xfail = skipped is not None and skipped.get("type") == PYTEST_XFAIL
+_DECISIVE = ("failure", "error", "flakyFailure", "flakyError", "skipped")
+
+
+def _record(case: ET.Element, suite: _Suite) -> _Record:
+    found: dict[str, ET.Element] = {}
+    reran: list[Outcome] = []
+    out: list[str] = []
+    err: list[str] = []
+    for child in case:  # one pass over the children
+        tag = child.tag
+        if tag in _DECISIVE:
+            found.setdefault(tag, child)
+        elif tag == "rerunFailure" or tag == "rerunError":
+            reran.append(Outcome.FAILED if tag == "rerunFailure" else Outcome.ERROR)
+        elif tag == "system-out":
+            out.append(child.text or "")
+        elif tag == "system-err":
+            err.append(child.text or "")
+        elif tag == "properties" and not reran:
+            reran.extend(_property_reruns(child))
     reruns: tuple[Outcome, ...] = ()
     not_run = ""
+    skipped = found.get("skipped")
+    xfail = skipped is not None and skipped.get("type") == PYTEST_XFAIL
+    decisive = found.get("failure")
+    if decisive is None:
+        decisive = found.get("error")
     if decisive is not None:
-        outcome = Outcome.FAILED if failure is not None else Outcome.ERROR
-        reruns = tuple(Outcome.FAILED for _ in case.iter("rerunFailure")) + tuple(
-            Outcome.ERROR for _ in case.iter("rerunError")
-        )
-    elif (flaky := _first(case, "flakyFailure", "flakyError")) is not None:
+        outcome = Outcome.FAILED if decisive.tag == "failure" else Outcome.ERROR
+        reruns = tuple(reran)
+    elif (flaky := _first(found, "flakyFailure", "flakyError")) is not None:
         # Surefire: failed first, passed on a re-run. greenloop calls that a failure.
         decisive = flaky
         outcome = Outcome.FAILED if flaky.tag == "flakyFailure" else Outcome.ERROR
@@ -249,50 +300,50 @@ def _record(case: ET.Element, suite: _Suite, phase: str) -> _Record:
         outcome = Outcome.SKIPPED  # googletest: DISABLED_ tests, GTEST_SKIP() without a child
     else:
         outcome = Outcome.PASSED
+        reruns = tuple(reran)  # greenloop's own report of a test that passed on re-run
     message, longrepr, when = "", "", "call"
     if decisive is not None:
         text = (decisive.text or "").strip()
         kind = decisive.get("type", "")
-        message = decisive.get("message") or (text.splitlines()[0] if text else "") or kind
+        message = decisive.get("message") or text.partition("\n")[0] or kind
         longrepr = _trim(text or message)
-        detail = message + "\n" + text
-        if outcome.is_failure:
-            if kind == "Timeout" or any(h in detail.lower() for h in TIMEOUT_HINTS):
+        if outcome in _FAILURES:
+            detail = f"{message}\n{text}".lower()
+            if kind == "Timeout" or any(h in detail for h in TIMEOUT_HINTS):
                 outcome = Outcome.TIMEOUT
-            elif kind == "Crash" or _WORKER_CRASH.search(detail):
+            elif kind == "Crash" or (
+                ("crashed" in detail or "node down" in detail) and _WORKER_CRASH.search(detail)
+            ):
                 outcome = Outcome.CRASHED
     elif outcome is Outcome.SKIPPED:
         message = f"not run ({not_run})"
-    if not reruns:
-        reruns = _property_reruns(case)
     classname = (case.get("classname") or "").strip()
     name = (case.get("name") or "").strip()
     nodeid = _base_nodeid(classname, name, suite.name)
     file = (case.get("file") or "").strip() or suite.file
-    if classname == _SUITE_FAILED and outcome.is_failure:
+    if classname == _SUITE_FAILED and outcome in _FAILURES:
         # jest-junit: the test file itself could not load; its name is the file.
         nodeid = file = name or suite.name
         when = "collect"
-    one_line = message.strip().splitlines()[0][:500] if message.strip() else ""
-    result = TestResult(
+    stripped = message.strip()
+    return _Record(
         nodeid=nodeid,
         outcome=outcome,
         duration_s=_seconds(case.get("time")),
-        phase=phase,
         file=file,
         line=_line(case.get("line")),
-        message=one_line,
+        message=stripped.partition("\n")[0].rstrip("\r")[:500],
         longrepr=longrepr,
-        stdout=_trim(_text(case, "system-out")),
-        stderr=_trim(_text(case, "system-err")),
+        stdout=_trim("\n".join(out).strip()) if out else "",
+        stderr=_trim("\n".join(err).strip()) if err else "",
         skip_reason=message if outcome is Outcome.SKIPPED else "",
         reruns=reruns,
         when=when,
+        suite=suite,
+        teardown=outcome is Outcome.ERROR and message.startswith(_TEARDOWN),
         xfail="xfailed" if xfail else "",
         xfail_reason=(skipped.get("message") or "") if xfail and skipped is not None else "",
     )
-    teardown = outcome is Outcome.ERROR and message.startswith(_TEARDOWN)
-    return _Record(result, nodeid, suite, teardown, bool(longrepr))
 
 
 def _not_run(case: ET.Element) -> str:
@@ -310,9 +361,9 @@ def _base_nodeid(classname: str, name: str, suite: str) -> str:
     return name or classname or suite or "unnamed"
 
 
-def _property_reruns(case: ET.Element) -> tuple[Outcome, ...]:
+def _property_reruns(properties: ET.Element) -> tuple[Outcome, ...]:
     """greenloop's own JUnit output keeps re-run outcomes in a `reruns` property."""
-    for prop in case.iter("property"):
+    for prop in properties.iter("property"):
         if prop.get("name") == "reruns":
             values = [v.strip() for v in (prop.get("value") or "").split(",")]
             return tuple(Outcome(v) for v in values if v in Outcome.__members__.values())
@@ -324,7 +375,8 @@ def _seconds(value: str | None) -> float:
 
     '1.5', '1,234.5' (grouped), '1.234,5' and '0,160' (decimal comma): when both marks
     appear the last one is the decimal mark; a lone comma is a decimal mark unless it
-    repeats ('1,234,567'). Infinite, NaN and negative values read as 0.
+    repeats ('1,234,567'), and so are repeated dots. Infinite, NaN and negative values
+    read as 0.
     """
     if not value:
         return 0.0
@@ -335,6 +387,8 @@ def _seconds(value: str | None) -> float:
         text = text.replace(thousands, "").replace(",", ".")
     elif comma != -1:
         text = text.replace(",", "") if text.count(",") > 1 else text.replace(",", ".")
+    elif text.count(".") > 1:  # '1.234.567': dots that group thousands
+        text = text.replace(".", "")
     try:
         seconds = float(text)
     except ValueError:
@@ -350,43 +404,45 @@ def _line(value: str | None) -> int | None:
     return None
 
 
-def _text(case: ET.Element, tag: str) -> str:
-    return "\n".join((e.text or "") for e in case.findall(tag)).strip()
-
-
 def _trim(text: str) -> str:
     return text if len(text) <= TRIM else text[: TRIM // 4] + "\n...\n" + text[-TRIM * 3 // 4 :]
 
 
-def _first(case: ET.Element, *tags: str) -> ET.Element | None:
-    # Not `find(a) or find(b)`: an Element without children is falsy.
+def _first(found: dict[str, ET.Element], *tags: str) -> ET.Element | None:
+    # Not `get(a) or get(b)`: an Element without children is falsy.
     for tag in tags:
-        found = case.find(tag)
-        if found is not None:
-            return found
+        element = found.get(tag)
+        if element is not None:
+            return element
     return None
 
 
 # --------------------------------------------------------------------------- identity
 
 
-def _identify(records: list[_Record], pytest_file: bool) -> list[TestResult]:
+def _identify(records: list[_Record], pytest_file: bool, phase: str) -> list[TestResult]:
     """Apply the identity rules: name tests, tell suites apart, join attempts."""
-    pytest_file = pytest_file or any(r.result.file.endswith(".py") for r in records)
+    pytest_file = pytest_file or any(r.file.endswith(".py") for r in records)
     if pytest_file:
-        records = [_pytest_nodeid(r) for r in records]
+        for r in records:
+            _pytest_nodeid(r)
     # The same name under suites that differ (by host, else by name) is several tests.
     places: dict[str, set[tuple[str, str, str]]] = {}
     for r in records:
-        places.setdefault(r.key, set()).add((r.suite.host, r.suite.name, "/".join(r.suite.path)))
+        places.setdefault(r.nodeid, set()).add((r.suite.host, r.suite.name, "/".join(r.suite.path)))
     groups: dict[str, list[_Record]] = {}
     for r in records:
-        key = r.key
+        key = r.nodeid
         where = places[key]
         if len(where) > 1:
             key = f"{key}[{_suite_tag(r.suite, where)}]"
         groups.setdefault(key, []).append(r)
-    return [_join(nodeid, attempts, pytest_file) for nodeid, attempts in groups.items()]
+    return [
+        attempts[0].result(nodeid, phase)
+        if len(attempts) == 1
+        else _join(nodeid, attempts, pytest_file, phase)
+        for nodeid, attempts in groups.items()
+    ]
 
 
 def _suite_tag(suite: _Suite, places: set[tuple[str, str, str]]) -> str:
@@ -398,22 +454,20 @@ def _suite_tag(suite: _Suite, places: set[tuple[str, str, str]]) -> str:
     return "/".join(suite.path)
 
 
-def _pytest_nodeid(record: _Record) -> _Record:
+def _pytest_nodeid(record: _Record) -> None:
     """pytest's `classname` is the module's dotted path plus classes: make it the node id
     pytest itself uses (`tests/test_x.py::TestY::test_z`), guided by the `file` attribute
     when pytest wrote one (junit_family=xunit1)."""
-    result = record.result
-    if result.when == "collect":
-        return record
-    if "::" not in result.nodeid:
-        if not result.outcome.is_failure or "." not in result.nodeid:
-            return record
-        # a collection error: pytest writes the module's dotted path as the name
-        path = result.nodeid.replace(".", "/") + ".py"
-        return replace(record, result=replace(result, nodeid=path, file=path), key=path)
-    classname, name = result.nodeid.rsplit("::", 1)
+    if record.when == "collect":
+        return
+    if "::" not in record.nodeid:
+        if record.outcome in _FAILURES and "." in record.nodeid:
+            # a collection error: pytest writes the module's dotted path as the name
+            record.nodeid = record.file = record.nodeid.replace(".", "/") + ".py"
+        return
+    classname, name = record.nodeid.rsplit("::", 1)
     parts = classname.split(".")
-    file = result.file.replace("\\", "/")
+    file = record.file.replace("\\", "/")
     if file.endswith(".py"):
         module = file.removesuffix(".py").split("/")
         classes = parts[len(module) :] if parts[: len(module)] == module else []
@@ -422,51 +476,45 @@ def _pytest_nodeid(record: _Record) -> _Record:
         cut = next((i for i, p in enumerate(parts) if i and p[:1].isupper()), len(parts))
         path = "/".join(parts[:cut]) + ".py"
         classes = parts[cut:]
-    nodeid = "::".join([path, *classes, name])
-    return replace(record, result=replace(result, nodeid=nodeid, file=path), key=nodeid)
+    record.nodeid = "::".join([path, *classes, name])
+    record.file = path
 
 
-def _join(nodeid: str, attempts: list[_Record], pytest_file: bool) -> TestResult:
+def _join(nodeid: str, attempts: list[_Record], pytest_file: bool, phase: str) -> TestResult:
     """The records of one test as one result: pytest's teardown-error record joins the
     record before it (one attempt, two phases); several attempts become `reruns`."""
     runs: list[_Record] = []
     for r in attempts:
         if r.teardown and runs:
-            runs[-1] = _with_teardown(runs[-1], r)
+            _add_teardown(runs[-1], r)
         else:
             runs.append(r)
-    outcomes = [r.result.outcome for r in runs]
+    outcomes = [r.outcome for r in runs]
     if pytest_file and len(runs) > 1:
         # pytest-rerunfailures writes a record per attempt, without the failure of the
         # attempts it re-ran: an attempt was re-run only because it failed.
-        outcomes = [o if o.is_failure else Outcome.FAILED for o in outcomes[:-1]] + outcomes[-1:]
-    first_failure = next((i for i, o in enumerate(outcomes) if o.is_failure), None)
-    if first_failure is None:  # repeated runs that all passed (or skipped): one result
-        first_failure, later = 0, cast(tuple[Outcome, ...], ())
-    else:
-        later = tuple(outcomes[first_failure + 1 :])
-    detail = next((r for r in runs if r.has_text), runs[first_failure])
-    head = runs[0].result
-    base = detail.result
-    reruns = later + base.reruns
+        outcomes = [o if o in _FAILURES else Outcome.FAILED for o in outcomes[:-1]] + outcomes[-1:]
+    first = next((i for i, o in enumerate(outcomes) if o in _FAILURES), None)
+    # repeated runs that all passed (or were skipped) are one result with no re-runs
+    later = tuple(outcomes[first + 1 :]) if first is not None else ()
+    detail = next((r for r in runs if r.longrepr), runs[first or 0])
+    result = detail.result(nodeid, phase)
     return replace(
-        base,
-        nodeid=nodeid,
-        outcome=outcomes[first_failure],
-        duration_s=sum(r.result.duration_s for r in runs),
-        file=base.file or head.file,
-        line=base.line if base.line is not None else head.line,
-        reruns=reruns,
+        result,
+        outcome=outcomes[first or 0],
+        duration_s=sum(r.duration_s for r in runs),
+        file=detail.file or runs[0].file,
+        line=detail.line if detail.line is not None else runs[0].line,
+        reruns=later + detail.reruns,
     )
 
 
-def _with_teardown(call: _Record, teardown: _Record) -> _Record:
-    """pytest wrote a failed call and then a teardown error for the same test."""
-    first, extra = call.result, teardown.result
-    longrepr = "\n\n".join(p for p in (first.longrepr, f"teardown: {extra.longrepr}") if p)
-    if first.outcome.is_failure:
-        result = replace(first, longrepr=_trim(longrepr))
+def _add_teardown(call: _Record, teardown: _Record) -> None:
+    """pytest wrote a record for the call and another for its teardown error: one attempt."""
+    if call.outcome in _FAILURES:
+        parts = (call.longrepr, f"teardown: {teardown.longrepr}")
+        call.longrepr = _trim("\n\n".join(p for p in parts if p))
     else:
-        result = replace(extra, when="teardown", duration_s=first.duration_s)
-    result = replace(result, duration_s=first.duration_s + extra.duration_s)
-    return replace(call, result=result, has_text=call.has_text or teardown.has_text)
+        call.outcome, call.when = teardown.outcome, "teardown"
+        call.message, call.longrepr = teardown.message, teardown.longrepr
+    call.duration_s += teardown.duration_s

@@ -6,6 +6,7 @@ Pure: records in, a JSON-able dict out. The same function serves `greenloop tria
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,6 +69,28 @@ def build_json_report(
         "issues": [_issue(i) for i in distinct_issues(run.iterations)],
         "worklog": str(worklog_path) if worklog_path else None,
     }
+
+
+# A list longer than this is written one item per line: readable, and the C encoder (which
+# cannot indent) does the work; indenting 100,000 tests in pure Python takes seconds.
+LONG_LIST = 20
+
+
+def json_text(payload: dict[str, Any]) -> str:
+    """A report as JSON text: two-space indented, long lists (tests, clusters) one compact
+    item per line. NaN and infinity are refused (ValueError): they are not JSON."""
+
+    def dump(value: Any, indent: int | None = None) -> str:
+        return json.dumps(value, indent=indent, default=str, allow_nan=False)
+
+    parts = []
+    for key, value in payload.items():
+        if isinstance(value, list) and len(value) > LONG_LIST:
+            items = ",\n".join(f"    {dump(item)}" for item in value)
+            parts.append(f"  {dump(key)}: [\n{items}\n  ]")
+        else:
+            parts.append(f"  {dump(key)}: " + dump(value, 2).replace("\n", "\n  "))
+    return "{\n" + ",\n".join(parts) + "\n}\n"
 
 
 def mrr_at_risk(clusters: tuple[Cluster, ...]) -> float:

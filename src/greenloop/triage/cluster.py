@@ -19,8 +19,10 @@ from greenloop.triage.fingerprint import (
     digest,
     environment_fingerprint,
     fingerprint_evidence,
+    random_id_shapes,
     request_signature,
     server_signature,
+    signature,
     skipped_fingerprint,
 )
 from greenloop.triage.impact import impact_usd
@@ -33,6 +35,7 @@ _REDACT = Redactor()
 
 _ENVIRONMENT = (Category.INFRASTRUCTURE, Category.CONFIGURATION)
 _PRODUCT = (Category.PRODUCT, Category.UNKNOWN)
+_NOT_TEXT = (*_ENVIRONMENT, Category.BLOCKED, Category.SKIPPED_ENV)
 
 
 def cluster_key(decision: Decision, text_key: str | None = None) -> str | None:
@@ -64,22 +67,47 @@ def cluster_key(decision: Decision, text_key: str | None = None) -> str | None:
 
 
 def record_keys(decision: Decision) -> tuple[str | None, str | None]:
-    """One decision's (text fingerprint, own key): the per-record part of `cluster_keys`.
-    The text fingerprint is set for product failures only (it is what `shared_keys` unites)."""
+    """One decision's (text signature, own key): the per-record part of `cluster_keys`.
+    The text signature (readable, not hashed yet) is set for the failures that may key on
+    their text (not environment faults, blocks or skips): it is what `shared_keys` unites."""
     category = decision.classification.category
-    text = fingerprint_evidence(decision.evidence, category) if category in _PRODUCT else None
-    return text, cluster_key(decision, text)
+    keyed_elsewhere = category in _NOT_TEXT or decision.reason == "SKIPPED"
+    text = None if keyed_elsewhere else signature(decision.evidence, category)
+    return text, cluster_key(decision, digest(text) if text is not None else None)
 
 
 def shared_keys(pairs: Sequence[tuple[str | None, str | None]]) -> list[str | None]:
-    """The keys of `record_keys` pairs after the cross-record step: a product failure whose
-    text is identical to one the service's log explains shares its key (a module fixture's
-    cached error, re-raised for every test of the module, matches the log only once)."""
+    """The keys of `record_keys` pairs after the steps that look across records:
+
+    - a product failure whose text is identical to one the service's log explains shares
+      its key (a module fixture's cached error, re-raised for every test of the module,
+      matches the log only once);
+    - failures keyed on their text whose statements differ only in a random id no mask
+      recognised (`random_id_shapes`) share one key.
+    """
     adopted: dict[str, str] = {}
+    own: Counter[str] = Counter()  # signatures keyed on their own text, with their counts
     for text, key in pairs:
-        if text is not None and key is not None and key != text:
+        if text is None or key is None:
+            continue
+        if key != digest(text):
             adopted.setdefault(text, key)
-    return [k if t is None or k is None else adopted.get(t, k) for t, k in pairs]
+        else:
+            own[text] += 1
+    for text in adopted:
+        own.pop(text, None)
+    shapes = random_id_shapes(own)
+    out: list[str | None] = []
+    for text, key in pairs:
+        if text is None or key is None:
+            out.append(key)
+        elif text in adopted:
+            out.append(adopted[text])
+        elif text in shapes:
+            out.append(digest(shapes[text]))
+        else:
+            out.append(key)
+    return out
 
 
 def cluster_keys(decisions: Sequence[Decision]) -> list[str | None]:

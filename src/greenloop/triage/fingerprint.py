@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -119,6 +120,10 @@ _VALUE_MASKS: tuple[_Mask, ...] = (
         ),
         r"\1\2\3<ID>",
     ),
+    # durations (`153ms`, `2.5 s`): before short ids, which `153ms` would look like
+    _Mask(
+        re.compile(r"\d+(?:[.,]\d+)?\s?(?:ms|us|µs|ns|s|secs?|seconds?|mins?|minutes?)\b"), "<DUR>"
+    ),
     # long opaque tokens (JWT parts, base64url, API keys) with a digit in them
     _Mask(re.compile(r"(?<![\w-])(?=[\w-]*\d)[\w-]{16,}"), "<TOKEN>"),
     # short random ids: letters and digits mixed, four or more (`Xk3p9Q`, `7f3a`, `ab12cd`)
@@ -127,9 +132,6 @@ _VALUE_MASKS: tuple[_Mask, ...] = (
         "<ID>",
     ),
     _Mask(re.compile(r"(?<=/)\d+(?![\w.])|#\d+"), "<N>", ("/", "#")),
-    _Mask(
-        re.compile(r"\d+(?:[.,]\d+)?\s?(?:ms|us|µs|ns|s|secs?|seconds?|mins?|minutes?)\b"), "<DUR>"
-    ),
     _Mask(re.compile(r"\d+[.,]\d+|(?<![\w.])\d{4,}"), "<N>"),
 )
 
@@ -200,7 +202,43 @@ def signature(ev: FailureEvidence, category: Category | None = None) -> str:
         for f in ev.frames
         if f.kind == "app" or (f.kind == "test" and f.function != test_function)
     ]
-    return f"{ev.exc_type or ''}|{statement}|{expression}|{';'.join(frames[-8:])}"
+    # One field a line (statements and expressions are single lines): `random_id_shapes`
+    # reads the statement back as the second line.
+    return f"{ev.exc_type or ''}\n{statement}\n{expression}\n{';'.join(frames[-8:])}"
+
+
+# A token no mask recognised that may still be a random id: letters with an upper-case
+# letter after the first (`XkpQzm`, `qTwRbn`); words and Capitalised words never match.
+_MIXED_CASE = re.compile(r"(?<![\w<])[A-Za-z][a-z]*[A-Z][A-Za-z]*(?![\w>])")
+# Occurrences, each with its own token, before a varying mixed-case token counts as an id.
+RANDOM_ID_MIN = 4
+
+
+def random_id_shapes(counts: Mapping[str, int]) -> dict[str, str]:
+    """Signatures whose statements differ only in one mixed-case token that is different
+    in every occurrence -> one shared signature with the token masked as `<ID>`.
+
+    `counts` holds each signature and how many failures have it. A random id made of
+    letters alone looks like a word to any one mask; across occurrences it shows itself: a
+    word repeats, an id does not. A slot counts as an id when every token seen in it is
+    different and, with the failures whose id there was masked already, at least
+    RANDOM_ID_MIN failures share the slot.
+    """
+    shapes: dict[str, dict[str, str]] = {}  # shape -> {signature: the token it masks}
+    for sig in counts:
+        exc, _, rest = sig.partition("\n")
+        statement, _, tail = rest.partition("\n")
+        for m in _MIXED_CASE.finditer(statement):
+            shape = f"{exc}\n{statement[: m.start()]}<ID>{statement[m.end() :]}\n{tail}"
+            shapes.setdefault(shape, {})[sig] = m.group()
+    merged: dict[str, str] = {}
+    for shape, members in shapes.items():
+        tokens = set(members.values())
+        seen = sum(counts[sig] for sig in members) + counts.get(shape, 0)
+        if len(tokens) == sum(counts[sig] for sig in members) and seen >= RANDOM_ID_MIN:
+            for sig in members:
+                merged.setdefault(sig, shape)
+    return merged
 
 
 def digest(text: str) -> str:
