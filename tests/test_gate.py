@@ -154,7 +154,7 @@ def test_validate_components_accepts_a_tree() -> None:
 
 
 def phase(name: str = "smoke", needs: list[str] | None = None, rate: float = 0.0) -> PhaseConfig:
-    return PhaseConfig(name=name, needs=needs or [], min_pass_rate=rate)
+    return PhaseConfig(name=name, needs=needs, min_pass_rate=rate)
 
 
 def test_phase_blocker_is_the_deepest_failure_among_its_needs() -> None:
@@ -174,6 +174,11 @@ def test_phase_without_needs_needs_everything() -> None:
     gate = evaluate_gate(make_config(), results(**{**ALL_OK, "database": False}))
     assert phase_blocker(phase(), gate) == "database"
     assert phase_blocker(phase(), evaluate_gate(make_config(), results(**ALL_OK))) is None
+
+
+def test_phase_with_empty_needs_needs_nothing() -> None:
+    gate = evaluate_gate(make_config(), results(**{**ALL_OK, "database": False}))
+    assert phase_blocker(phase(needs=[]), gate) is None
 
 
 def phase_tests(**counts: int) -> tuple[TestResult, ...]:

@@ -58,6 +58,11 @@ def _config(path: Path) -> Config:
     return load_config(path)
 
 
+def _read_config(path: Path) -> Config:
+    """The config for commands that only read the store: no ${VAR} is required."""
+    return load_config(path, read_only=True)
+
+
 def _command_line() -> str:
     return shlex.join(["greenloop", *sys.argv[1:]])
 
@@ -305,7 +310,7 @@ def flaky(config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
     from greenloop.summary import render_flaky
     from greenloop.triage.flaky import flaky_report
 
-    cfg = _config(config)
+    cfg = _read_config(config)
     store = _store(config)
     try:
         out.print(render_flaky(flaky_report(store, cfg.triage.flaky_window)))
@@ -381,7 +386,7 @@ def issues_list(config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
     from greenloop.summary import render_issues
     from greenloop.trackers import list_issues
 
-    cfg = _config(config)
+    cfg = _read_config(config)
     store = _store(config)
     try:
         out.print(render_issues(list_issues(store, cfg.tracker)))
@@ -428,7 +433,7 @@ def issues_sync(config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
 def _store(config_path: Path) -> Store:
     from greenloop.store import Store, store_url
 
-    cfg = _config(config_path)
+    cfg = _read_config(config_path)
     return Store.open(store_url(cfg.store.url, cfg.base_dir))
 
 

@@ -2,7 +2,9 @@
 
 `load_config` turns any mistake into one `ConfigError` naming the file, the key
 path and what was expected. `${VAR}` in any string is replaced from the
-environment before validation; an unset variable is an error, never "".
+environment before validation (`${VAR:-default}` gives a default, `${secret:VAR}`
+marks the value as a secret); an unset variable is an error, never "".
+Every relative path in the file is relative to the file's own folder.
 docs/configuration.md is the reference for every key.
 """
 
@@ -12,6 +14,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -76,7 +79,8 @@ class SelectConfig(Section):
 class PhaseConfig(Section):
     name: str
     select: SelectConfig = Field(default_factory=SelectConfig)
-    needs: list[str] = Field(default_factory=list)  # components that must be healthy
+    # Components that must be healthy: None (not set) = every component, [] = none.
+    needs: list[str] | None = None
     min_pass_rate: float = Field(0.0, ge=0.0, le=1.0)  # below it, later phases do not run
     runner: Literal["pytest", "command"] = "pytest"
     command: list[str] = Field(default_factory=list)  # runner = "command"
@@ -123,6 +127,8 @@ class ExecutionConfig(Section):
     pytest_args: list[str] = Field(default_factory=list)
     order: Literal["risk", "index"] = "risk"
     target_hosts: list[str] = Field(default_factory=list)  # hosts tests must connect to
+    # The interpreter that runs pytest (the project's own venv); None = greenloop's own.
+    python: str | None = None
 
 
 class LogSourceConfig(OpenSection):
@@ -231,7 +237,8 @@ class Config(Section):
     loop: LoopConfig = Field(default_factory=LoopConfig)
     # Where the file was read from; relative paths in it are resolved against its folder.
     source: Path = Field(default=Path(DEFAULT_CONFIG), exclude=True)
-    # Values that came from ${VAR}: secrets until proven otherwise, redacted from all output.
+    # Values that came from ${VAR} (or only ${secret:VAR} once a file uses that form),
+    # redacted from all output.
     secrets: tuple[str, ...] = Field(default=(), exclude=True)
 
     @property
@@ -255,7 +262,28 @@ def parse_duration(text: str) -> float:
     return float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
 
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# ${VAR}, ${VAR:-default} and ${secret:VAR} (also ${secret:VAR:-default}).
+_VAR = re.compile(r"\$\{(secret:)?([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+@dataclass
+class Interpolation:
+    """What `interpolate` substituted: every value, and those marked ${secret:VAR}.
+
+    `require_env = False` (read-only commands) leaves an unset ${VAR} as written
+    instead of failing, and records its name in `unset`.
+    """
+
+    require_env: bool = True
+    values: list[str] = field(default_factory=list)
+    marked: list[str] = field(default_factory=list)
+    unset: list[str] = field(default_factory=list)
+    uses_marks: bool = False  # the file writes ${secret:VAR} somewhere
+
+    def secrets(self) -> tuple[str, ...]:
+        """Marked values when the file marks any; else every value (the safe default)."""
+        chosen = self.marked if self.uses_marks else self.values
+        return tuple(sorted({v for v in chosen if len(v) >= 4}))
 
 
 def interpolate(
@@ -263,29 +291,45 @@ def interpolate(
     file: str,
     key: str = "",
     env: Mapping[str, str] | None = None,
-    used: list[str] | None = None,
+    used: list[str] | Interpolation | None = None,
 ) -> Any:
     """Replace ${VAR} in every string of a parsed TOML tree; unset variables are errors.
 
-    Every substituted value is appended to `used`, so it can be redacted later.
+    `${VAR:-default}` uses `default` when VAR is unset or empty; `${secret:VAR}`
+    marks the value as a secret. Substituted values are recorded in `used` (a
+    list of values, or an `Interpolation`), so they can be redacted later.
     """
     env = os.environ if env is None else env
+    record = used if isinstance(used, Interpolation) else Interpolation()
+    sink = record if used is None else used
     if isinstance(value, str):
 
         def sub(m: re.Match[str]) -> str:
-            if m.group(1) not in env:
-                raise ConfigError(file, key, f"environment variable {m.group(1)} is not set")
-            if used is not None:
-                used.append(env[m.group(1)])
-            return env[m.group(1)]
+            secret, name, default = m.group(1), m.group(2), m.group(3)
+            record.uses_marks = record.uses_marks or bool(secret)
+            found = env.get(name)
+            if not found and default is not None:
+                found = default
+            if found is None:
+                if record.require_env:
+                    raise ConfigError(file, key, f"environment variable {name} is not set")
+                record.unset.append(name)
+                return m.group(0)
+            if default is None or found != default:
+                record.values.append(found)
+                if isinstance(used, list):
+                    used.append(found)
+                if secret:
+                    record.marked.append(found)
+            return found
 
         return _VAR.sub(sub, value)
     if isinstance(value, dict):
         return {
-            k: interpolate(v, file, f"{key}.{k}" if key else k, env, used) for k, v in value.items()
+            k: interpolate(v, file, f"{key}.{k}" if key else k, env, sink) for k, v in value.items()
         }
     if isinstance(value, list):
-        return [interpolate(v, file, f"{key}[{i}]", env, used) for i, v in enumerate(value)]
+        return [interpolate(v, file, f"{key}[{i}]", env, sink) for i, v in enumerate(value)]
     return value
 
 
@@ -305,23 +349,29 @@ def _expected(error: Any) -> str:
     return str(error["msg"]).removeprefix("Value error, ")
 
 
-def config_from_dict(raw: dict[str, Any], source: Path) -> Config:
-    """Validate an already parsed config tree (used by the loader and by `demo`)."""
+def config_from_dict(raw: dict[str, Any], source: Path, *, read_only: bool = False) -> Config:
+    """Validate an already parsed config tree (used by the loader and by `demo`).
+
+    `read_only` is for commands that only read the store (`history`, `issues list`):
+    an unset ${VAR} stays as written and pluggable kinds are not checked, so they
+    work without the run's credentials.
+    """
     file = str(source)
-    used: list[str] = []
+    used = Interpolation(require_env=not read_only)
     raw = interpolate(raw, file, used=used)
     for reserved in ("source", "secrets"):
         if reserved in raw:
             raise ConfigError(file, reserved, "unknown key")
-    secrets = tuple(sorted({v for v in used if len(v) >= 4}))
+    secrets = used.secrets()
     try:
         config = Config.model_validate({**raw, "source": source, "secrets": secrets})
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ConfigError(file, _key_path(first["loc"]), _expected(first)) from None
     _check_references(config, file)
-    _check_selected_files(config, file)
-    _check_kinds(config)
+    if not read_only:
+        _check_selected_files(config, file)
+        _check_kinds(config)
     return config
 
 
@@ -338,8 +388,11 @@ def _check_kinds(config: Config) -> None:
     validate_actions(config)
 
 
-def load_config(path: str | Path = DEFAULT_CONFIG) -> Config:
-    """Read and validate greenloop.toml; every failure is a ConfigError."""
+def load_config(path: str | Path = DEFAULT_CONFIG, *, read_only: bool = False) -> Config:
+    """Read and validate greenloop.toml; every failure is a ConfigError.
+
+    `read_only`: see `config_from_dict`.
+    """
     source = Path(path)
     if not source.is_file():
         raise ConfigError(
@@ -351,7 +404,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> Config:
         raise ConfigError(str(source), "", f"not valid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise ConfigError(str(source), "", "not UTF-8 text") from None
-    return config_from_dict(raw, source)
+    return config_from_dict(raw, source, read_only=read_only)
 
 
 def _check_references(config: Config, file: str) -> None:
@@ -362,7 +415,7 @@ def _check_references(config: Config, file: str) -> None:
             if dep not in components:
                 raise ConfigError(file, f"components[{i}].depends_on", f"unknown component {dep!r}")
     for i, phase in enumerate(config.phases):
-        for need in phase.needs:
+        for need in phase.needs or ():
             if need not in components:
                 raise ConfigError(file, f"phases[{i}].needs", f"unknown component {need!r}")
         if phase.runner == "command" and not phase.command:
@@ -379,9 +432,15 @@ def _check_selected_files(config: Config, file: str) -> None:
     """Each pytest phase's `select.files` entry must match a test file under tests_dir.
 
     Otherwise the phase quietly selects nothing and the run can end green with tests
-    never run (a path written relative to the config instead of tests_dir, a typo).
+    never run (a typo, a path from the wrong folder). Paths are relative to the
+    config file's folder; older configs wrote them relative to tests_dir, which
+    still matches.
     """
-    from greenloop.execute.selection import discover_test_files, path_matches
+    from greenloop.execute.selection import (
+        config_relative_files,
+        discover_test_files,
+        path_matches,
+    )
 
     wanted = [
         (i, j, pattern)
@@ -395,12 +454,14 @@ def _check_selected_files(config: Config, file: str) -> None:
     if not tests_dir.is_dir():
         raise ConfigError(file, "execution.tests_dir", f"{tests_dir} is not a folder")
     files = discover_test_files(tests_dir)
-    for i, j, pattern in wanted:
+    for i, j, written in wanted:
+        select = config.phases[i].select.model_copy(update={"files": [written]})
+        (pattern,) = config_relative_files(select, config.base_dir, tests_dir).files
         exists = not Path(pattern).is_absolute() and (tests_dir / pattern).exists()
         if not exists and not any(path_matches(f, pattern, tests_dir) for f in files):
             raise ConfigError(
                 file,
                 f"phases[{i}].select.files[{j}]",
-                f"{pattern!r} matches no test file under execution.tests_dir ({tests_dir}); "
-                "these paths are relative to tests_dir",
+                f"{written!r} matches no test file under execution.tests_dir ({tests_dir}); "
+                "these paths are relative to the config file's folder",
             )

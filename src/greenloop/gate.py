@@ -218,12 +218,12 @@ def evaluate_gate(
 def phase_blocker(phase: PhaseConfig, gate: GateResult) -> str | None:
     """The component that keeps this phase from running, or None.
 
-    A phase needs its `needs` and everything they depend on; a phase that lists
-    no needs needs the whole environment.
+    A phase needs its `needs` and everything they depend on; a phase without a
+    `needs` key needs the whole environment, and `needs = []` needs nothing.
     """
     graph = {c.name: c.depends_on for c in gate.components}
     order = [c.name for c in gate.components]
-    needed = set(phase.needs or order)
+    needed = set(order if phase.needs is None else phase.needs)
     for name in list(needed):
         needed.update(dependencies(name, graph))
     failing = [c.name for c in gate.components if c.name in needed and not c.healthy]

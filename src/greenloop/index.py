@@ -1,30 +1,35 @@
 """The test index: each test file's priority, category and the money it guards.
 
-Read from `index.path` (a TOML file of [[files]] tables, paths relative to it)
-and `index.files` in greenloop.toml. Paths come back relative to
-`execution.tests_dir`, the folder pytest runs in, so they prefix node ids.
+Read from `index.path` (a markdown table, a TOML file of [[files]] tables or a
+YAML list: see `greenloop.indexfile`) and `index.files` in greenloop.toml.
+Paths written in greenloop.toml are relative to the config file's folder;
+paths inside an index file are relative to that file's folder, like links in
+a markdown file (when no such file exists there, the config folder and then
+tests_dir are tried). Paths come back relative to `execution.tests_dir`, the
+folder pytest runs in, so they prefix node ids.
 """
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from greenloop.config import Config, IndexFileConfig
-from greenloop.errors import ConfigError
+from greenloop.indexfile import IndexRow, read_index_file
 from greenloop.records import IndexEntry
 
 
 def load_index(config: Config) -> tuple[IndexEntry, ...]:
-    """Every index entry, from the index file first and then the inline table."""
+    """Every index entry, from the index file first and then the inline table.
+
+    Raises ConfigError for a missing or unreadable index file.
+    """
     tests_dir = config.resolve(config.execution.tests_dir)
     entries: list[IndexEntry] = []
     if config.index.path:
         index_file = config.resolve(config.index.path)
-        for item in _read_index_file(index_file):
-            entries.append(_entry(item, index_file.parent, tests_dir))
+        bases = (index_file.parent, config.base_dir, tests_dir)
+        for row in read_index_file(index_file):
+            entries.append(_row_entry(row, bases, tests_dir))
     for item in config.index.files:
         entries.append(_entry(item, config.base_dir, tests_dir))
     return tuple(entries)
@@ -36,35 +41,33 @@ def entry_for(nodeid: str, index: tuple[IndexEntry, ...] | list[IndexEntry]) -> 
     return next((e for e in index if e.path == file), None)
 
 
-def _read_index_file(path: Path) -> list[IndexFileConfig]:
-    if not path.is_file():
-        raise ConfigError(str(path), "", "test index file not found (index.path)")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), "", f"not valid TOML: {exc}") from None
-    unknown = set(raw) - {"files"}
-    if unknown:
-        raise ConfigError(str(path), sorted(unknown)[0], "unknown key (expected [[files]])")
-    items: list[IndexFileConfig] = []
-    for i, item in enumerate(raw.get("files", [])):
-        try:
-            items.append(IndexFileConfig.model_validate(item))
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            key = ".".join(str(p) for p in err["loc"])
-            raise ConfigError(str(path), f"files[{i}].{key}", err["msg"]) from None
-    return items
+def locate(path: str, bases: tuple[Path, ...]) -> Path:
+    """The first base under which `path` exists, else the first base (absolute paths stay)."""
+    candidate = Path(path)
+    if candidate.is_absolute():
+        return candidate
+    for base in bases:
+        if (base / candidate).exists():
+            return base / candidate
+    return bases[0] / candidate
+
+
+def _row_entry(row: IndexRow, bases: tuple[Path, ...], tests_dir: Path) -> IndexEntry:
+    defaults = IndexEntry(path="")
+    return IndexEntry(
+        path=_tests_relative(locate(row.path, bases), tests_dir),
+        priority=defaults.priority if row.priority is None else row.priority,
+        category=row.category or defaults.category,
+        mrr_at_risk_usd=row.mrr_at_risk_usd or 0.0,
+        components=row.components,
+        tags=row.tags,
+        min_duration_ms=row.min_duration_ms,
+    )
 
 
 def _entry(item: IndexFileConfig, relative_to: Path, tests_dir: Path) -> IndexEntry:
-    absolute = (relative_to / item.path).resolve()
-    try:
-        path = absolute.relative_to(tests_dir.resolve()).as_posix()
-    except ValueError:
-        path = absolute.as_posix()
     return IndexEntry(
-        path=path,
+        path=_tests_relative(relative_to / item.path, tests_dir),
         priority=item.priority,
         category=item.category,
         mrr_at_risk_usd=item.mrr_at_risk_usd,
@@ -72,3 +75,11 @@ def _entry(item: IndexFileConfig, relative_to: Path, tests_dir: Path) -> IndexEn
         tags=tuple(item.tags),
         min_duration_ms=item.min_duration_ms,
     )
+
+
+def _tests_relative(path: Path, tests_dir: Path) -> str:
+    absolute = path.resolve()
+    try:
+        return absolute.relative_to(tests_dir.resolve()).as_posix()
+    except ValueError:
+        return absolute.as_posix()

@@ -11,6 +11,7 @@ read is I/O.
 from __future__ import annotations
 
 import fnmatch
+import os
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -54,7 +55,8 @@ def select_tests(
     """Filter the index for a phase and order it by risk (see module docstring)."""
     tests_dir = config.resolve(config.execution.tests_dir)
     candidates = with_unindexed_files(index, discover_test_files(tests_dir))
-    chosen = [e for e in candidates if matches_select(e, phase.select, tests_dir)]
+    select = config_relative_files(phase.select, config.base_dir, tests_dir)
+    chosen = [e for e in candidates if matches_select(e, select, tests_dir)]
     if focus and focus.strip().lower() not in ("", "all"):
         chosen = [e for e in chosen if matches_focus(e, focus)]
     history: Mapping[str, tuple[str, ...]] = {}
@@ -104,6 +106,27 @@ def with_unindexed_files(index: Sequence[IndexEntry], files: Sequence[str]) -> l
 
 
 # --------------------------------------------------------------------------- filters
+
+
+def config_relative_files(select: SelectConfig, base_dir: Path, tests_dir: Path) -> SelectConfig:
+    """`select.files` rewritten from the config file's folder (the one path base) to tests_dir.
+
+    A pattern that lands outside tests_dir is kept as written: configs older than
+    the one-base rule wrote them relative to tests_dir, and those still match.
+    """
+    rewritten = []
+    tests_dir = Path(os.path.normpath(tests_dir))
+    for pattern in select.files:
+        if Path(pattern).is_absolute():
+            rewritten.append(pattern)
+            continue
+        absolute = Path(os.path.normpath(base_dir / pattern))
+        try:
+            relative = absolute.relative_to(tests_dir).as_posix()
+            rewritten.append("*" if relative == "." else relative)
+        except ValueError:
+            rewritten.append(pattern)
+    return select.model_copy(update={"files": rewritten})
 
 
 def matches_select(entry: IndexEntry, select: SelectConfig, tests_dir: Path) -> bool:
