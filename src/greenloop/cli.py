@@ -265,19 +265,40 @@ def init(
     ),
     output: Annotated[Path, typer.Option("--output", "-o")] = Path(DEFAULT_CONFIG),
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    python: Annotated[
+        str | None,
+        typer.Option(help="The project's interpreter (default: its .venv, else greenloop's)."),
+    ] = None,
+    index: Annotated[
+        Path | None,
+        typer.Option(help="The test index (markdown, TOML, YAML); default: found near the tests."),
+    ] = None,
+    collect: Annotated[
+        bool, typer.Option("--collect/--no-collect", help="Count tests with pytest's collection.")
+    ] = True,
 ) -> None:
-    """Write a commented starter config for an existing test tree.
+    """Write a commented starter config from what the test tree already says.
 
+    Reads the test index, markers, the variables and options the tests read and
+    the servers they talk to; counts tests with `pytest --collect-only`.
     Example: `greenloop init tests/e2e`
     """
+    from greenloop.init.render import phase_summary
     from greenloop.starter import starter_config
 
     if output.exists() and not force:
         raise UserError(f"{output}: already exists (use --force to overwrite)")
     if not tests_dir.is_dir():
         raise UserError(f"{tests_dir}: not a folder of tests")
-    output.write_text(starter_config(tests_dir, output.parent), encoding="utf-8")
-    out.print(f"wrote {output}: edit environment.base_url, then `greenloop probe`")
+    if index is not None and not index.is_file():
+        raise UserError(f"{index}: no such index file")
+    text, found = starter_config(
+        tests_dir, output.parent, python=python, index=index, run_collection=collect
+    )
+    output.write_text(text, encoding="utf-8")
+    for line in phase_summary(found):
+        out.print(line, markup=False, highlight=False)
+    out.print(f"wrote {output}: check it, then `greenloop probe` and `greenloop run`", markup=False)
 
 
 # --------------------------------------------------------------------------- store readers

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -237,8 +238,8 @@ class Config(Section):
     loop: LoopConfig = Field(default_factory=LoopConfig)
     # Where the file was read from; relative paths in it are resolved against its folder.
     source: Path = Field(default=Path(DEFAULT_CONFIG), exclude=True)
-    # Values that came from ${VAR} (or only ${secret:VAR} once a file uses that form),
-    # redacted from all output.
+    # Values that came from ${secret:VAR}, or from ${VAR} unless plainly public (a URL
+    # without a password): redacted from all output.
     secrets: tuple[str, ...] = Field(default=(), exclude=True)
 
     @property
@@ -278,12 +279,28 @@ class Interpolation:
     values: list[str] = field(default_factory=list)
     marked: list[str] = field(default_factory=list)
     unset: list[str] = field(default_factory=list)
-    uses_marks: bool = False  # the file writes ${secret:VAR} somewhere
 
     def secrets(self) -> tuple[str, ...]:
-        """Marked values when the file marks any; else every value (the safe default)."""
-        chosen = self.marked if self.uses_marks else self.values
+        """${secret:VAR} values, and ${VAR} values that could be credentials (`plainly_public`)."""
+        chosen = [*self.marked, *(v for v in self.values if not plainly_public(v))]
         return tuple(sorted({v for v in chosen if len(v) >= 4}))
+
+
+def plainly_public(value: str) -> bool:
+    """A number, or a URL without a password or query string: not a credential.
+
+    Such values from a plain ${VAR} stay readable in reports (a staging URL masked
+    everywhere hides what was tested); ${secret:VAR} masks them anyway.
+    """
+    if value.strip().isdigit():
+        return True
+    try:
+        parts = urlsplit(value.strip())
+        return bool(
+            parts.scheme and parts.hostname and not parts.password and not parts.query
+        ) and not any(c.isspace() for c in value.strip())
+    except ValueError:
+        return False
 
 
 def interpolate(
@@ -306,7 +323,6 @@ def interpolate(
 
         def sub(m: re.Match[str]) -> str:
             secret, name, default = m.group(1), m.group(2), m.group(3)
-            record.uses_marks = record.uses_marks or bool(secret)
             found = env.get(name)
             if not found and default is not None:
                 found = default
@@ -372,7 +388,15 @@ def config_from_dict(raw: dict[str, Any], source: Path, *, read_only: bool = Fal
     if not read_only:
         _check_selected_files(config, file)
         _check_kinds(config)
+        _check_python(config, file)
     return config
+
+
+def _check_python(config: Config, file: str) -> None:
+    """execution.python must be an interpreter that can run pytest (lazy: it imports us)."""
+    from greenloop.execute.interpreter import check_python
+
+    check_python(config, file)
 
 
 def _check_kinds(config: Config) -> None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from greenloop.config import Config, PhaseConfig
 from greenloop.execute.events import CollectedItem, EventFold
+from greenloop.execute.interpreter import interpreter_for
 from greenloop.execute.plugin import EVENTS_ENV
 from greenloop.execute.progress import NullReporter, Reporter
 from greenloop.execute.runners import runner_for
@@ -79,14 +80,22 @@ def collect(config: Config, phase: PhaseConfig, selection: Selection) -> list[Co
     if not selection.files:
         return []
     settings = resolve_settings(config, phase, selection)
-    argv = pytest_argv(config, selection, settings, list(selection.files), collect_only=True)
     fold = EventFold(phase.name)
     with tempfile.TemporaryDirectory(prefix="greenloop-collect-") as tmp:
+        interpreter = interpreter_for(config, Path(tmp))
+        argv = pytest_argv(
+            config,
+            selection,
+            settings,
+            list(selection.files),
+            collect_only=True,
+            interpreter=interpreter,
+        )
         events = Path(tmp) / "events.jsonl"
         run_process(
             argv,
             cwd=Path(selection.tests_dir),
-            env={**process_environment(config), EVENTS_ENV: str(events)},
+            env={**process_environment(config), **interpreter.env, EVENTS_ENV: str(events)},
             deadline=time.monotonic() + min(COLLECT_TIMEOUT_S, settings.phase_timeout_s),
             output=Path(tmp) / "output.log",
         )

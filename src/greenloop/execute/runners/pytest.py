@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from greenloop import interrupt
 from greenloop.config import Config, PhaseConfig
 from greenloop.execute.events import EventFold
+from greenloop.execute.interpreter import Interpreter, interpreter_for
 from greenloop.execute.plugin import EVENTS_ENV, ORDER_ENV, PARENT_ENV
 from greenloop.execute.progress import Reporter
 from greenloop.execute.runners.base import (
@@ -138,17 +139,25 @@ def pytest_argv(
     *,
     workers: int | None = None,
     collect_only: bool = False,
+    interpreter: Interpreter | None = None,
 ) -> list[str]:
-    """The exact pytest command line of a phase (targets relative to tests_dir when inside)."""
+    """The exact pytest command line of a phase (targets relative to tests_dir when inside).
+
+    `interpreter`: execution.python's; what it lacks (xdist, pytest-timeout) is left out.
+    """
+    interpreter = interpreter or Interpreter(sys.executable, own=True)
     workers = settings.workers if workers is None else workers
-    argv = [sys.executable, "-m", "pytest", "-p", PLUGIN, "--rootdir", selection.tests_dir, "-q"]
+    workers = workers if interpreter.has_xdist else 1
+    python = interpreter.executable
+    argv = [python, "-m", "pytest", "-p", PLUGIN, "--rootdir", selection.tests_dir, "-q"]
     # One broken file must not stop the others: its error is recorded and judged by verify.
     argv.append("--continue-on-collection-errors")
     if collect_only:
         argv.append("--collect-only")
     else:
         method = "thread" if workers > 1 else "signal"
-        argv += ["--timeout", f"{settings.test_timeout_s:g}", "--timeout-method", method]
+        if interpreter.has_timeout:
+            argv += ["--timeout", f"{settings.test_timeout_s:g}", "--timeout-method", method]
         if workers > 1:
             argv += ["-n", str(workers), "--dist", "worksteal"]
             argv += unused_plugin_opts(selection)
@@ -196,6 +205,7 @@ class _Context:
     env: dict[str, str]
     workdir: Path
     deadline: float
+    interpreter: Interpreter
     launches: int = 0
     first_command: str = ""
 
@@ -222,19 +232,22 @@ class PytestRunner:
         settings = resolve_settings(config, phase, selection, history)
         reporter.on_phase_start(phase.name, workers=settings.workers, durations=history)
         with tempfile.TemporaryDirectory(prefix="greenloop-phase-") as tmp:
+            interpreter = interpreter_for(config, Path(tmp))
             ctx = _Context(
                 config=config,
                 selection=selection,
                 settings=settings,
-                env=process_environment(config, run_env),
+                env={**process_environment(config, run_env), **interpreter.env},
                 workdir=Path(tmp),
                 deadline=started + settings.phase_timeout_s,
+                interpreter=interpreter,
             )
             order = run_order(selection, history, settings.workers)
             (ctx.workdir / "order.txt").write_text("\n".join(order) + "\n", encoding="utf-8")
             ctx.env[ORDER_ENV] = str(ctx.workdir / "order.txt")
             fold = EventFold(phase.name, listener=reporter)
-            notes = run_until_done(ctx, fold, list(selection.files))
+            notes = interpreter.notes(settings.workers)
+            notes += run_until_done(ctx, fold, list(selection.files))
             results = dict(fold.results)
             if settings.reruns and time.monotonic() < ctx.deadline and not interrupt.requested():
                 notes += rerun_failures(
@@ -347,7 +360,14 @@ def launch(ctx: _Context, fold: EventFold, targets: Sequence[str]) -> tuple[Proc
     events = ctx.workdir / f"events-{ctx.launches}.jsonl"
     output = ctx.workdir / f"output-{ctx.launches}.log"
     workers = min(ctx.settings.workers, max(1, len(targets))) if ctx.launches > 1 else None
-    argv = pytest_argv(ctx.config, ctx.selection, ctx.settings, targets, workers=workers)
+    argv = pytest_argv(
+        ctx.config,
+        ctx.selection,
+        ctx.settings,
+        targets,
+        workers=workers,
+        interpreter=ctx.interpreter,
+    )
     ctx.first_command = ctx.first_command or display_command(argv)
     if len(targets) > 200:  # keep the command line short: pytest reads @file arguments
         argsfile = ctx.workdir / f"args-{ctx.launches}.txt"

@@ -1,0 +1,144 @@
+"""`execution.python`: run the suite with the project's own interpreter, plugin included.
+
+greenloop's pytest plugin (`greenloop.execute.plugin`) needs only the standard
+library and pytest, so it can load in any interpreter that has pytest: it is
+copied into a folder of its own (a `greenloop` package holding just the
+plugin) that is put first on the test processes' PYTHONPATH, and loaded with
+the same `-p greenloop.execute.plugin` as always. Node ids, the socket and
+mock records and every authenticity check stay the same whichever
+interpreter runs. pytest-xdist and pytest-timeout are used when that
+interpreter has them; without them the phase runs in one process and only
+the phase deadline bounds a test, and the phase note says so.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from greenloop.config import Config
+from greenloop.errors import ConfigError
+
+PLUGIN_FOLDER = "greenloop-plugin"
+_PROBE = (
+    "import importlib.util as u\n"
+    "for m in ('pytest', 'xdist', 'pytest_timeout'):\n"
+    "    print(m, u.find_spec(m) is not None)\n"
+)
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    """The Python that runs pytest, and what it can do."""
+
+    executable: str
+    own: bool  # greenloop's own interpreter (its venv has every plugin)
+    has_xdist: bool = True
+    has_timeout: bool = True
+    plugin_path: str | None = None  # prepended to PYTHONPATH for a foreign interpreter
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment entries the test processes need to load greenloop's plugin."""
+        if not self.plugin_path:
+            return {}
+        rest = os.environ.get("PYTHONPATH", "")
+        return {"PYTHONPATH": os.pathsep.join(p for p in (self.plugin_path, rest) if p)}
+
+    def notes(self, workers: int) -> list[str]:
+        """What this interpreter cannot do, in words for the phase note."""
+        out = []
+        if workers > 1 and not self.has_xdist:
+            out.append(f"{self.executable} has no pytest-xdist: ran in one process")
+        if not self.has_timeout:
+            out.append(
+                f"{self.executable} has no pytest-timeout: only the phase deadline bounds a test"
+            )
+        return out
+
+
+def python_path(config: Config) -> str | None:
+    """execution.python as an absolute path (a bare name is looked up on PATH), or None."""
+    value = config.execution.python
+    if not value:
+        return None
+    if "/" in value or os.sep in value:
+        return str(config.resolve(value))
+    return shutil.which(value) or value
+
+
+def check_python(config: Config, file: str) -> None:
+    """Raise ConfigError when execution.python is not an interpreter that has pytest."""
+    path = python_path(config)
+    if path is None:
+        return
+    if not (Path(path).is_file() and os.access(path, os.X_OK)):
+        raise ConfigError(file, "execution.python", f"{path}: no such interpreter")
+    if not capabilities(path)[0]:
+        raise ConfigError(
+            file, "execution.python", f"{path} cannot import pytest (install pytest in it)"
+        )
+
+
+def interpreter_for(config: Config, workdir: Path) -> Interpreter:
+    """The interpreter of this run; a foreign one gets the plugin copied under `workdir`."""
+    path = python_path(config)
+    if path is None or _same(path, sys.executable):
+        return Interpreter(executable=sys.executable, own=True)
+    has_pytest, has_xdist, has_timeout = capabilities(path)
+    if not has_pytest:
+        raise ConfigError(str(config.source), "execution.python", f"{path} cannot import pytest")
+    return Interpreter(
+        executable=path,
+        own=False,
+        has_xdist=has_xdist,
+        has_timeout=has_timeout,
+        plugin_path=str(plugin_copy(workdir / PLUGIN_FOLDER)),
+    )
+
+
+def plugin_copy(folder: Path) -> Path:
+    """A folder holding `greenloop/execute/plugin.py` and nothing else of greenloop."""
+    from greenloop.execute import plugin
+
+    package = folder / "greenloop" / "execute"
+    package.mkdir(parents=True, exist_ok=True)
+    (folder / "greenloop" / "__init__.py").write_text(
+        '"""greenloop\'s pytest plugin alone, for a project\'s own interpreter."""\n',
+        encoding="utf-8",
+    )
+    (package / "__init__.py").write_text("", encoding="utf-8")
+    shutil.copyfile(plugin.__file__, package / "plugin.py")
+    return folder
+
+
+@functools.lru_cache(maxsize=8)
+def capabilities(path: str) -> tuple[bool, bool, bool]:
+    """(pytest, pytest-xdist, pytest-timeout) importable by that interpreter."""
+    try:
+        done = subprocess.run(
+            [path, "-c", _PROBE],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return (False, False, False)
+    found = dict(line.split() for line in done.stdout.splitlines() if line.count(" ") == 1)
+    return (
+        found.get("pytest") == "True",
+        found.get("xdist") == "True",
+        found.get("pytest_timeout") == "True",
+    )
+
+
+def _same(a: str, b: str) -> bool:
+    # Not samefile: every venv's python links to the same base interpreter.
+    return os.path.abspath(a) == os.path.abspath(b)

@@ -1,0 +1,289 @@
+"""What the suite talks to, from what `scan` found (pure).
+
+Each environment variable the tests read, each pytest option a conftest adds
+and each variable the project's CI sets is judged by its value (a URL's
+scheme: http, ws, postgresql, redis...) and, when the value is only a host or
+a port, by its name (REDIS_PORT, PGHOST). Variables that name the same server
+make one `Target`; each target becomes a component with a probe of the
+matching kind, and the variables and options become `environment.env` and
+`execution.pytest_args` entries.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+from greenloop.init.scan import SYSTEM_VARIABLES, SuiteScan
+
+# URL scheme -> probe kind.
+SCHEME_KIND = {
+    "http": "http",
+    "https": "http",
+    "ws": "websocket",
+    "wss": "websocket",
+    "postgres": "postgres",
+    "postgresql": "postgres",
+    "redis": "redis",
+    "rediss": "redis",
+    "mysql": "tcp",
+    "mongodb": "tcp",
+    "amqp": "tcp",
+    "amqps": "tcp",
+    "tcp": "tcp",
+}
+DEFAULT_PORT = {
+    "http": 80,
+    "https": 443,
+    "ws": 80,
+    "wss": 443,
+    "postgres": 5432,
+    "postgresql": 5432,
+    "redis": 6379,
+    "rediss": 6379,
+    "mysql": 3306,
+    "mongodb": 27017,
+    "amqp": 5672,
+    "amqps": 5671,
+}
+# Words in a variable's name -> the server it points at, when its value is a bare host/port.
+NAME_KIND = (
+    (re.compile(r"REDIS|VALKEY|KEYDB|DRAGONFLY"), "redis", "redis"),
+    (re.compile(r"POSTGRES|\bPG|PSQL|^PG"), "postgres", "postgresql"),
+    (re.compile(r"MYSQL|MARIADB"), "tcp", "mysql"),
+    (re.compile(r"MEMCACHE"), "tcp", "tcp"),
+    (re.compile(r"MONGO"), "tcp", "mongodb"),
+    (re.compile(r"RABBIT|AMQP"), "tcp", "amqp"),
+    (re.compile(r"WS_|WEBSOCKET|_WS\b"), "websocket", "ws"),
+)
+URL_NAME = re.compile(r"(URL|URI|ENDPOINT)$")
+TARGET_WORDS = re.compile(r"URL|URI|HOST|PORT|DSN|ENDPOINT|ADDR|SERVER|BASE")
+# Kinds in the order a variable with several candidate values prefers them.
+KIND_ORDER = ("postgres", "redis", "http", "websocket", "tcp")
+# Hosts of documentation and examples, not servers the suite talks to.
+NOT_TARGETS = re.compile(
+    r"(^|\.)(example\.(com|org|net)|github\.com|githubusercontent\.com|python\.org|"
+    r"readthedocs\.(io|org)|pypi\.org|w3\.org|wikipedia\.org|googleapis\.com|shields\.io)$"
+)
+TEMPLATE = re.compile(r"\$\{\{[^}]*\}\}|\$\{[^}]*\}|\$\([^)]*\)|\{\{[^}]*\}\}")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One way the tests are told where a target is."""
+
+    kind: str  # "env" (a variable) or "option" (a pytest command-line option)
+    name: str  # e.g. DATABASE_URL or --redis-url
+    value: str  # what to pass: a URL, a host or a port, as the tests expect it
+    files: tuple[str, ...] = ()  # the test files that read it ("" = settings files)
+
+
+@dataclass
+class Target:
+    """A server the suite talks to: one component and one probe."""
+
+    name: str  # component name, e.g. "redis", "postgres", "app"
+    kind: str  # probe kind: http, websocket, postgres, redis, tcp
+    url: str  # scheme://host:port[/path] to probe
+    settings: list[Setting] = field(default_factory=list)
+    evidence: list[str] = field(default_factory=list)  # where it was found, in words
+    alternatives: list[str] = field(default_factory=list)  # other values seen for it
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or DEFAULT_PORT.get(parts.scheme, 80)
+
+    @property
+    def files(self) -> set[str]:
+        """Test files that read its settings; empty when only settings files name it."""
+        return {f for s in self.settings for f in s.files if f}
+
+
+def clean_url(url: str) -> str | None:
+    """A URL with CI template expressions (`${{ ... }}`, `$(...)`) replaced by defaults.
+
+    None when what is left is not a usable URL.
+    """
+    scheme = url.split("://", 1)[0].lower()
+    base = scheme.split("+", 1)[0]
+    port = str(DEFAULT_PORT.get(base, ""))
+    text = re.sub(r":(" + TEMPLATE.pattern + r")", f":{port}" if port else "", url)
+    text = TEMPLATE.sub("", text)
+    try:
+        parts = urlsplit(text)
+        _ = parts.port
+    except ValueError:
+        return None
+    if not parts.hostname and base not in ("postgres", "postgresql", "redis", "rediss"):
+        return None
+    return text
+
+
+def url_kind(url: str) -> str | None:
+    """The probe kind for a URL's scheme (postgresql+psycopg counts as postgresql)."""
+    scheme = url.split("://", 1)[0].lower().split("+", 1)[0]
+    return SCHEME_KIND.get(scheme)
+
+
+def probe_url(url: str) -> str:
+    """The URL a probe can use: no SQLAlchemy driver suffix, a host when none is given."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.split("+", 1)[0]
+    netloc = parts.netloc or "127.0.0.1"
+    return urlunsplit((scheme, netloc, parts.path, parts.query, ""))
+
+
+def name_kind(name: str) -> tuple[str, str] | None:
+    """(probe kind, URL scheme) that a variable's name implies, e.g. REDIS_PORT -> redis."""
+    upper = name.upper()
+    for pattern, kind, scheme in NAME_KIND:
+        if pattern.search(upper):
+            return kind, scheme
+    return None
+
+
+def find_targets(scan: SuiteScan) -> list[Target]:
+    """Targets from variables, options and settings files, one per (kind, host, port)."""
+    targets: dict[tuple[str, str, int], Target] = {}
+    for setting, url, where in _candidates(scan):
+        if url == "" and setting:  # a URL variable with no value anywhere: the user sets it
+            target = Target(name="", kind="http", url="")
+            key: tuple[str, str, int] = ("variable", setting.name, 0)
+        else:
+            kind = url_kind(url)
+            if kind is None:
+                continue
+            target = Target(name="", kind=kind, url=probe_url(url))
+            host = "127.0.0.1" if target.host in ("localhost", "::1") else target.host
+            key = (kind, host, target.port)
+        if key in targets:
+            target = targets[key]
+        else:
+            targets[key] = target
+        if setting and setting not in target.settings:
+            target.settings.append(setting)
+        if where not in target.evidence:
+            target.evidence.append(where)
+    _name_targets(list(targets.values()))
+    return sorted(targets.values(), key=lambda t: (KIND_ORDER.index(t.kind), t.name))
+
+
+def _candidates(scan: SuiteScan) -> Iterable[tuple[Setting | None, str, str]]:
+    """(how the tests are told, a URL, where it was seen) for each candidate target."""
+    reads: dict[str, list[str]] = {}
+    defaults: dict[str, str | None] = {}
+    for read in scan.env_reads:
+        if read.name in SYSTEM_VARIABLES or read.name in scan.env_writes:
+            continue
+        reads.setdefault(read.name, []).append(read.file)
+        if read.default is not None or read.name not in defaults:
+            defaults[read.name] = read.default if read.default is not None else None
+    # Variables only the project's settings (CI, tox, compose) set for the tests.
+    for name, assigned in scan.assignments.items():
+        if name not in reads and "://" in assigned:
+            reads[name] = [""]
+            defaults[name] = None
+    for name, files in reads.items():
+        value = defaults.get(name) or scan.assignments.get(name)
+        files_t = tuple(dict.fromkeys(files))
+        where = f"{name} ({', '.join(f for f in files_t if f) or 'project settings'})"
+        url = _as_url(name, value, reads, defaults, scan)
+        if url is None:
+            continue
+        given = value or (_setting_value(name, url) if url else "")
+        yield Setting("env", name, given, files_t), url, where
+    for option in scan.options:
+        value = option.default or ""
+        if "://" in value:
+            url = clean_url(value)
+            if url:
+                setting = Setting("option", option.flag, url, ("",))
+                yield setting, url, f"{option.flag} ({option.file})"
+    for seen in scan.urls:
+        url = clean_url(seen.url)
+        if url and _is_server(url):
+            yield None, url, f"{seen.url} ({seen.where})"
+
+
+def _as_url(
+    name: str,
+    value: str | None,
+    reads: dict[str, list[str]],
+    defaults: dict[str, str | None],
+    scan: SuiteScan,
+) -> str | None:
+    """A variable's value as a URL: itself, or built from a host/port and its name's kind."""
+    if value and "://" in value:
+        return clean_url(value)
+    implied = name_kind(name)
+    if implied is None and not value and URL_NAME.search(name.upper()):
+        return ""  # an HTTP(S) URL nobody wrote down: the config will ask for it
+    if implied is None or not TARGET_WORDS.search(name.upper()):
+        return None
+    scheme = implied[1]
+    host, port = "127.0.0.1", DEFAULT_PORT.get(scheme)
+    if name.upper().endswith("PORT") and value and value.isdigit():
+        port = int(value)
+        prefix = name.upper()[: -len("PORT")]
+        sibling = defaults.get(prefix + "HOST") or scan.assignments.get(prefix + "HOST")
+        host = sibling or host
+    elif name.upper().endswith("HOST") and value:
+        host = value
+    elif value:
+        return None
+    return f"{scheme}://{host}:{port}" if port else f"{scheme}://{host}"
+
+
+def _setting_value(name: str, url: str) -> str:
+    """What a variable with no default should be given: the port, the host, or the URL."""
+    parts = urlsplit(url)
+    if name.upper().endswith("PORT"):
+        port = parts.port or DEFAULT_PORT.get(parts.scheme)
+        return str(port) if port else ""
+    if name.upper().endswith("HOST"):
+        return parts.hostname or "127.0.0.1"
+    return url
+
+
+def _is_server(url: str) -> bool:
+    """A URL literal that looks like a server of the suite's own, not a doc or example link."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if not host or NOT_TARGETS.search(host):
+        return False
+    return host in ("localhost", "127.0.0.1", "::1") or parts.port is not None
+
+
+def _name_targets(targets: list[Target]) -> None:
+    """Component names: the kind ("redis", "postgres"), numbered when a kind repeats."""
+    by_kind: dict[str, list[Target]] = {}
+    for target in targets:
+        by_kind.setdefault(target.kind, []).append(target)
+    for kind, group in by_kind.items():
+        base = {"http": "app", "websocket": "websocket", "tcp": "service"}.get(kind, kind)
+        for i, target in enumerate(group):
+            if len(group) == 1:
+                target.name = base
+                continue
+            target.name = _specific_name(target, base, i)
+        names = [t.name for t in group]
+        for i, target in enumerate(group):
+            if names.count(target.name) > 1:
+                target.name = f"{target.name}_{i + 1}"
+
+
+def _specific_name(target: Target, base: str, i: int) -> str:
+    """A name from the variable that points at it (APP_URL -> app), else base_N."""
+    for setting in target.settings:
+        if setting.kind == "env":
+            words = re.sub(r"_?(URL|URI|HOST|PORT|DSN|ENDPOINT|ADDR|SERVER)$", "", setting.name)
+            if words:
+                return re.sub(r"[^a-z0-9]+", "_", words.lower()).strip("_") or f"{base}_{i + 1}"
+    return f"{base}_{i + 1}"
