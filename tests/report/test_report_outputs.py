@@ -195,7 +195,7 @@ def test_worklog_sections_and_rerender_same_file(tmp_path: Path) -> None:
 
 def test_junit_xml_is_valid_and_complete(tmp_path: Path) -> None:
     paths = write_reports(make_run(), context(tmp_path), out_dir=tmp_path / "out")
-    assert paths.junit == paths.json_report.parent / "junit.xml"
+    assert paths.junit == paths.worklog.parent / "junit.xml"
     root = ET.parse(paths.junit).getroot()
     assert root.get("tests") == "4" and root.get("failures") == "1" and root.get("errors") == "1"
     failure = root.find(".//testcase[@name='test_checkout_total']/failure")

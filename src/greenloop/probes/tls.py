@@ -84,15 +84,21 @@ class TlsProbe(ProbeKind):
         }
         words = []
         if remaining_s <= 0:
-            ago = f"{-days_left} days ago" if days_left else "less than a day ago"
+            ago = f"{_days(-days_left)} ago" if days_left else "less than a day ago"
             words.append(f"certificate expired {ago}")
         if not matches:
             words.append(f"certificate is for {', '.join(names) or 'no name'}, not {name}")
         if not chain_valid and remaining_s > 0:
             words.append(f"certificate not trusted: {problem}")
         if not words:
-            words.append(f"certificate valid for {days_left} more days (until {expires:%Y-%m-%d})")
+            words.append(
+                f"certificate valid for {_days(days_left)} more (until {expires:%Y-%m-%d})"
+            )
         return Observation(values, "; ".join(words))
+
+
+def _days(n: int) -> str:
+    return f"{n} day" if n == 1 else f"{n} days"
 
 
 @lru_cache(maxsize=16)

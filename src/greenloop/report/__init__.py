@@ -70,7 +70,8 @@ def write_reports(
 
     The worklog is named after the run's focus and start time, so calling this after
     every iteration rewrites the same file. JSON goes to `json_path` or beside the
-    worklog; `junit.xml` beside the JSON. Returns where everything went.
+    worklog; `junit.xml` always in `out_dir`, with the worklog. Returns where
+    everything went.
     """
     redactor = redactor_for(context.config, context.secrets)
     safe = redactor.redact_obj(run)
@@ -99,7 +100,7 @@ def write_reports(
     _write(json_file, json.dumps(redactor.redact_obj(report), indent=2) + "\n")
     junit = None
     if config is None or config.report.junit:
-        junit = json_file.parent / "junit.xml"
+        junit = out_dir / "junit.xml"
         _write(junit, redactor.redact(junit_xml(safe)))
     summary = None
     if output_format == "github":

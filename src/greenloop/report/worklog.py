@@ -168,6 +168,8 @@ def changes_since(previous: PreviousRun | None, run: RunResult) -> list[str]:
         return ["No earlier finished run in the store to compare with."]
     last = run.last
     failing = {t.nodeid for t in last.tests if t.outcome.is_failure} if last else set()
+    # Only a test that ran and passed is "no longer failing"; blocked or skipped did not run.
+    passed = {t.nodeid for t in last.tests if t.outcome is Outcome.PASSED} if last else set()
     lines = [
         f"Previous run `{previous.run_id}` ({previous.started_at:%Y-%m-%d %H:%M} UTC) "
         f"was {previous.verdict or 'unfinished'}; this one is {run.verdict.value}."
@@ -177,12 +179,18 @@ def changes_since(previous: PreviousRun | None, run: RunResult) -> list[str]:
             f"Revision changed: {previous.revision or 'unknown'} → {run.revision or 'unknown'}."
         )
     new = sorted(failing - previous.failing)
-    fixed = sorted(previous.failing - failing)
+    fixed = sorted(previous.failing & passed)
+    not_run = sorted(previous.failing - failing - passed)
     if new:
         lines.append(f"Newly failing ({len(new)}): " + ", ".join(f"`{n}`" for n in new[:10]))
     if fixed:
         lines.append(
             f"No longer failing ({len(fixed)}): " + ", ".join(f"`{n}`" for n in fixed[:10])
+        )
+    if not_run:
+        lines.append(
+            f"Not run this time, so still unknown ({len(not_run)}): "
+            + ", ".join(f"`{n}`" for n in not_run[:10])
         )
     if not new and not fixed and failing:
         lines.append("The same tests are failing as last time.")

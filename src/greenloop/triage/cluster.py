@@ -136,10 +136,26 @@ def _most_common(values: Sequence[str | None]) -> str | None:
     return Counter(present).most_common(1)[0][0] if present else None
 
 
+# Infrastructure abbreviations written in capitals when they name a component.
+ACRONYMS = frozenset(
+    {"api", "cdn", "db", "dns", "http", "https", "idp", "jwt", "lb", "mq", "s3", "smtp",
+     "sql", "ssl", "sso", "tcp", "tls", "ui", "vpn", "ws"}
+)  # fmt: skip
+
+
+def component_words(name: str) -> str:
+    """A component name as words of a sentence: load_balancer -> Load balancer, tls -> TLS."""
+    words = [w for w in name.replace("_", " ").replace("-", " ").split(" ") if w]
+    shown = [w.upper() if w.lower() in ACRONYMS else w.lower() for w in words]
+    if shown and shown[0].islower():
+        shown[0] = shown[0].capitalize()
+    return " ".join(shown)
+
+
 def title(category: Category, reason: str, component: str | None, count: int) -> str:
     """A sentence a person reads first: 'Cache unhealthy: 12 tests blocked'."""
     tests = f"{count} test{'s' if count != 1 else ''}"
-    name = (component or "").replace("_", " ").capitalize()  # load_balancer -> Load balancer
+    name = component_words(component or "")
     if category is Category.BLOCKED:
         return f"{name or 'Environment'} unhealthy: {tests} blocked"
     if category is Category.SKIPPED_ENV:
