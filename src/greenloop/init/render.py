@@ -258,9 +258,7 @@ def probe(target: Target) -> list[str]:
     if target.kind == "redis":
         lines.append(f"url = {q(url)}")
     elif target.kind == "postgres":
-        # psycopg does not read SQLAlchemy's postgresql+driver:// form: probe the plain URL.
-        driver = any("+" in st.value.split("://", 1)[0] for st in target.settings)
-        lines.append(f"dsn = {q(target.url if driver else url)}")
+        lines.append(f"dsn = {q(postgres_dsn(target, url))}")
     elif target.kind == "tcp":
         lines += [f"host = {q(target.host)}", f"port = {target.port}"]
     elif target.kind == "websocket":
@@ -270,6 +268,21 @@ def probe(target: Target) -> list[str]:
         lines.append('conditions = ["status < 500"]')
     lines += ["timeout_s = 2", ""]
     return lines
+
+
+def postgres_dsn(target: Target, url: str) -> str:
+    """A DSN the probe can use: the plain postgresql:// form, with a user and a database.
+
+    psycopg does not read SQLAlchemy's postgresql+driver:// form; a URL built from
+    host and port variables names no user or database, so PGUSER (else postgres)
+    and the `postgres` database every server has are used.
+    """
+    if any("+" in st.value.split("://", 1)[0] for st in target.settings):
+        return target.url
+    parts = urlsplit(target.url)
+    if parts.username or any("://" in st.value for st in target.settings):
+        return url
+    return url.replace("://", "://${PGUSER:-postgres}@", 1) + "/postgres"
 
 
 # --------------------------------------------------------------------------- phases, index

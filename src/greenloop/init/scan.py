@@ -69,7 +69,8 @@ URL = re.compile(
 )
 # NAME=value, NAME: value, NAME = "value" in ini, YAML, dotenv and Makefile lines.
 ASSIGNMENT = re.compile(
-    r"""^\s*(?:-\s*)?(?:export\s+)?["']?([A-Z][A-Z0-9_]{2,})["']?\s*[:=]\s*["']?([^"'\s#]+)"""
+    r"""^\s*(?:-\s*)?(?:export\s+)?["']?([A-Z][A-Z0-9_]{2,})["']?\s*[:=]\s*"""
+    r"""(?:"([^"]*)"|'([^']*)'|([^"'\s#]+))"""
 )
 SETTINGS_FILES = (
     "tox.ini",
@@ -138,7 +139,8 @@ class SuiteScan:
     env_writes: set[str] = field(default_factory=set)
     options: list[OptionAdded] = field(default_factory=list)
     urls: list[UrlSeen] = field(default_factory=list)
-    assignments: dict[str, str] = field(default_factory=dict)  # settings files: NAME -> value
+    # NAME -> the values settings files give it (CI may run the suite against several).
+    assignments: dict[str, list[str]] = field(default_factory=dict)
     index_files: list[Path] = field(default_factory=list)
     unparsable: list[str] = field(default_factory=list)
     # (test file, class or function) that patch something with unittest.mock: often unit
@@ -277,8 +279,13 @@ def _is_patch(node: ast.AST) -> bool:
     return func.attr == "object" and owner_name == "patch"
 
 
+ENV_NAME = re.compile(r"^[A-Z][A-Z0-9]*_?[A-Z0-9_]*$")
+
+
 def _read_code(tree: ast.AST, rel: str, scan: SuiteScan) -> None:
     for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            _read_looked_up_names(node, rel, scan)
         if isinstance(node, ast.Subscript) and _is_environ(node.value):
             name = _string(node.slice)
             if name:
@@ -291,6 +298,36 @@ def _read_code(tree: ast.AST, rel: str, scan: SuiteScan) -> None:
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             for match in URL.finditer(node.value):
                 scan.urls.append(UrlSeen(match.group(0), rel))
+
+
+def _read_looked_up_names(
+    func: ast.FunctionDef | ast.AsyncFunctionDef, rel: str, scan: SuiteScan
+) -> None:
+    """`environ[var]` with a computed name: the upper-case strings of that function are the names.
+
+    e.g. `for kw, var in [("host", "PGHOST"), ("port", "PGPORT")]: environ[var]`.
+    """
+    computed = any(
+        (isinstance(n, ast.Subscript) and _is_environ(n.value) and _string(n.slice) is None)
+        or (
+            isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Attribute)
+            and (n.func.attr == "getenv" or (n.func.attr == "get" and _is_environ(n.func.value)))
+            and n.args
+            and _string(n.args[0]) is None
+        )
+        for n in ast.walk(func)
+    )
+    if not computed:
+        return
+    for n in ast.walk(func):
+        if (
+            isinstance(n, ast.Constant)
+            and isinstance(n.value, str)
+            and len(n.value) > 2
+            and ENV_NAME.match(n.value)
+        ):
+            scan.env_reads.append(EnvRead(n.value, None, rel))
 
 
 def _read_call(node: ast.Call, rel: str, scan: SuiteScan) -> None:
@@ -363,4 +400,7 @@ def _read_settings(scan: SuiteScan) -> None:
                 scan.urls.append(UrlSeen(match.group(0), where))
             assignment = ASSIGNMENT.match(line)
             if assignment and assignment.group(1) not in SYSTEM_VARIABLES:
-                scan.assignments.setdefault(assignment.group(1), assignment.group(2))
+                value = next(g for g in assignment.groups()[1:] if g is not None)
+                values = scan.assignments.setdefault(assignment.group(1), [])
+                if value not in values:
+                    values.append(value)

@@ -184,25 +184,25 @@ def _candidates(scan: SuiteScan) -> Iterable[tuple[Setting | None, str, str]]:
             continue
         reads.setdefault(read.name, []).append(read.file)
         if read.default is not None or read.name not in defaults:
-            defaults[read.name] = read.default if read.default is not None else None
+            defaults[read.name] = read.default
     # Variables only the project's settings (CI, tox, compose) set for the tests.
     for name, assigned in scan.assignments.items():
-        if name not in reads and "://" in assigned:
+        if name not in reads and any("://" in v for v in assigned):
             reads[name] = [""]
             defaults[name] = None
     for name, files in reads.items():
-        value = defaults.get(name) or scan.assignments.get(name)
         files_t = tuple(dict.fromkeys(files))
         where = f"{name} ({', '.join(f for f in files_t if f) or 'project settings'})"
-        url = _as_url(name, value, reads, defaults, scan)
+        value = defaults.get(name) or best_value(scan.assignments.get(name, []))
+        url = _as_url(name, value, defaults, scan)
         if url is None:
             continue
         given = value or (_setting_value(name, url) if url else "")
         yield Setting("env", name, given, files_t), url, where
     for option in scan.options:
-        value = option.default or ""
-        if "://" in value:
-            url = clean_url(value)
+        default = option.default or ""
+        if "://" in default:
+            url = clean_url(default)
             if url:
                 setting = Setting("option", option.flag, url, ("",))
                 yield setting, url, f"{option.flag} ({option.file})"
@@ -212,10 +212,24 @@ def _candidates(scan: SuiteScan) -> Iterable[tuple[Setting | None, str, str]]:
             yield None, url, f"{seen.url} ({seen.where})"
 
 
+def best_value(values: list[str]) -> str | None:
+    """Of the values settings files give a variable, the one of the most specific probe kind.
+
+    CI often runs one suite against several servers (SQLite, PostgreSQL, MySQL):
+    a PostgreSQL or Redis URL says more than a TCP one, and any URL more than none.
+    """
+    ranked = []
+    for value in values:
+        url = clean_url(value) if "://" in value else None
+        kind = url_kind(url) if url else None
+        rank = KIND_ORDER.index(kind) if kind else len(KIND_ORDER)
+        ranked.append((rank, value if url is None else url))
+    return min(ranked)[1] if ranked else None
+
+
 def _as_url(
     name: str,
     value: str | None,
-    reads: dict[str, list[str]],
     defaults: dict[str, str | None],
     scan: SuiteScan,
 ) -> str | None:
@@ -232,7 +246,9 @@ def _as_url(
     if name.upper().endswith("PORT") and value and value.isdigit():
         port = int(value)
         prefix = name.upper()[: -len("PORT")]
-        sibling = defaults.get(prefix + "HOST") or scan.assignments.get(prefix + "HOST")
+        sibling = defaults.get(prefix + "HOST") or best_value(
+            scan.assignments.get(prefix + "HOST", [])
+        )
         host = sibling or host
     elif name.upper().endswith("HOST") and value:
         host = value
