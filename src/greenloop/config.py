@@ -63,9 +63,11 @@ class IndexFileConfig(Section):
 
 
 class IndexConfig(Section):
-    # A TOML test index file ([[files]] tables), relative to the config file.
+    # A test index file (markdown table, TOML [[files]], YAML), relative to the config file.
     path: str | None = None
     files: list[IndexFileConfig] = Field(default_factory=list)
+    # Test files the index does not list: "run" (priority 3, default category) or "skip".
+    unlisted: Literal["run", "skip"] = "run"
 
 
 class SelectConfig(Section):

@@ -54,7 +54,8 @@ def select_tests(
 ) -> Selection:
     """Filter the index for a phase and order it by risk (see module docstring)."""
     tests_dir = config.resolve(config.execution.tests_dir)
-    candidates = with_unindexed_files(index, discover_test_files(tests_dir))
+    unlisted = discover_test_files(tests_dir) if config.index.unlisted == "run" else []
+    candidates = with_unindexed_files(index, unlisted)
     select = config_relative_files(phase.select, config.base_dir, tests_dir)
     chosen = [e for e in candidates if matches_select(e, select, tests_dir)]
     if focus and focus.strip().lower() not in ("", "all"):

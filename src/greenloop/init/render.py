@@ -109,8 +109,8 @@ def index_summary(s: Survey) -> list[str]:
     outside = [f for f in s.test_files if f not in indexed]
     if outside:
         lines.append(
-            f"#   {len(outside)} test files are not in the index and run in no phase below"
-            f" (e.g. {', '.join(outside[:3])}); add them to the index to run them."
+            f"#   {len(outside)} test files are not in the index and run in no phase"
+            f" (index.unlisted): e.g. {', '.join(outside[:3])}; list them to run them."
         )
     return lines
 
@@ -331,6 +331,7 @@ def index_section(s: Survey) -> list[str]:
         "# The team's test index, read at every run (priorities, categories, money at risk).",
         "[index]",
         f"path = {q(s.relative(s.index_file))}",
+        'unlisted = "skip"       # test files the index does not list run in no phase',
         "",
     ]
 
