@@ -27,7 +27,12 @@ from greenloop.errors import ConfigError
 PLUGIN_FOLDER = "greenloop-plugin"
 _PROBE = (
     "import importlib.util as u\n"
-    "for m in ('pytest', 'xdist', 'pytest_timeout'):\n"
+    "try:\n"
+    "    import pytest\n"
+    "    print('pytest', True)\n"
+    "except Exception:\n"
+    "    print('pytest', False)\n"
+    "for m in ('xdist', 'pytest_timeout'):\n"
     "    print(m, u.find_spec(m) is not None)\n"
 )
 
