@@ -200,7 +200,6 @@ def execution(s: Survey, active: list[Target]) -> list[str]:
         'workers = 1             # or "auto" for IO-bound E2E suites',
         "test_timeout_s = 60",
         "reruns = 1              # failed tests re-run once: pass-on-retry is flaky, not green",
-        "min_duration_ms = 0     # no speed floor: a fast pass is judged by what it connected to",
     ]
     options = [st for t in active for st in t.settings if st.kind == "option"]
     if options:
