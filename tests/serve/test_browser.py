@@ -29,6 +29,7 @@ import httpx
 import pytest
 from dashboard_seed import seed_history
 
+from greenloop.cli import main
 from greenloop.store import Store, store_url
 
 pytestmark = pytest.mark.slow
@@ -81,6 +82,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     run_id = re.search(r"BLOCKED run (\S+)", ran.stdout)
     assert run_id, ran.stdout[-2000:]
     config = out / "greenloop.toml"
+    assert f"dashboard: greenloop serve -c {config}" in ran.stdout  # the demo says how to look
     port = _free_port()
     server = subprocess.Popen(
         [*GREENLOOP, "serve", "-c", str(config), "--port", str(port)],
@@ -218,6 +220,7 @@ def test_history_pages_render_and_draw(
 def test_every_link_on_every_page_works(browser, demo: Demo) -> None:
     pages = ["/", f"/runs/{demo.run_id}", "/clusters", "/flaky", "/probes"]
     checked: set[str] = set()
+    client = httpx.Client(timeout=30)
     for page in pages:
         browser.get(demo.base + page)
         # The attribute as written (an SVG link's href property is not a string).
@@ -230,7 +233,8 @@ def test_every_link_on_every_page_works(browser, demo: Demo) -> None:
             if url in checked:
                 continue
             checked.add(url)
-            assert httpx.get(url, timeout=30).status_code == 200, url
+            assert client.get(url).status_code == 200, url
+    client.close()
     assert len(checked) > len(pages)
 
 
@@ -244,13 +248,8 @@ def test_api_lists_the_demo_run(demo: Demo) -> None:
 
 def test_html_report_opens_offline(browser, demo: Demo, tmp_path: Path) -> None:
     target = tmp_path / "report" / "run.html"
-    made = subprocess.run(
-        [*GREENLOOP, "report", demo.run_id, "-c", str(demo.config), "--html", str(target)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert made.returncode == 0, made.stderr
+    # In process: the CLI's code path without a second interpreter start-up.
+    assert main(["report", demo.run_id, "-c", str(demo.config), "--html", str(target)]) == 0
     text = target.read_text(encoding="utf-8")
     # Nothing to fetch: no script or stylesheet from anywhere, no link out of the file.
     assert not re.search(r"""<(script|link|img|iframe)[^>]+(src|href)=["'](?!data:)""", text)

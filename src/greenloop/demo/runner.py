@@ -129,4 +129,5 @@ def run_demo(
         result = execute_run(config, options)
     finally:
         control.stop(state_dir)
+    console.print(f"dashboard: greenloop serve -c {shlex.quote(str(config_path))}")
     return result.exit_code
