@@ -62,7 +62,7 @@ def main() -> None:
             "/flaky",
             "/probes",
             "/api/runs",
-            "/api/runs?limit=500",
+            "/api/runs?limit=100",  # 100 items on both stores
             "/api/runs/{mid}",
             "/api/clusters",
             "/api/issues",

@@ -152,7 +152,8 @@ def test_an_empty_store_renders_every_page(store: Store) -> None:
 
 
 def test_writes_need_the_token(store: Store) -> None:
-    body = {"target": "C-12345", "category": "product", "note": "seen it"}
+    seed_history(store, 5)  # run 3 has the cache cluster C-cache
+    body = {"target": "C-cache", "category": "infrastructure", "note": "seen it"}
     with running_dashboard(store) as base:
         refused = httpx.post(f"{base}/api/labels", json=body, timeout=30)
         assert refused.status_code == 403 and "read-only" in refused.text
@@ -176,7 +177,21 @@ def test_writes_need_the_token(store: Store) -> None:
             headers={"Authorization": "Bearer s3cret-token"},
             timeout=30,
         )
-        if hasattr(store, "record_label"):
-            assert allowed.status_code == 201
-        else:  # the labels table comes with `greenloop label` (issue 13)
+        if not hasattr(store, "record_label"):  # a store from before `greenloop label`
             assert allowed.status_code == 501
+            return
+        assert allowed.status_code == 201, allowed.text
+        assert allowed.json() == {
+            "target": "C-cache",
+            "kind": "cluster",
+            "category": "infrastructure",
+        }
+        (row,) = store.labels()
+        assert (row.target, row.category, row.note) == ("C-cache", "infrastructure", "seen it")
+        unknown = httpx.post(
+            f"{base}/api/labels",
+            json={**body, "target": "C-nothing"},
+            headers={"Authorization": "Bearer s3cret-token"},
+            timeout=30,
+        )
+        assert unknown.status_code == 404

@@ -181,14 +181,26 @@ def create_app(dashboard: Dashboard) -> FastAPI:
     ) -> dict[str, Any]:
         """Record a person's category for a problem or test (needs the serve token)."""
         _authorise(dashboard.token, authorization)
-        # The labels table and `greenloop label` belong to the triage issue (13). Until the
-        # store has its writer, say so instead of pretending. TODO(i13): keep this call in
-        # step with Store.record_label's signature once it lands.
+        # The same write as `greenloop label` (the labels table of the triage stage). A store
+        # from before that table answers 501 rather than pretending.
+        find = getattr(store, "label_target", None)
         record = getattr(store, "record_label", None)
-        if record is None:
-            raise HTTPException(501, "this greenloop's store cannot record labels yet")
-        record(target=label.target, category=label.category.value, note=label.note)
-        return {"target": label.target, "category": label.category.value, "recorded": True}
+        if find is None or record is None:
+            raise HTTPException(501, "this greenloop's store cannot record labels")
+        found = find(label.target)
+        if found is None:
+            raise HTTPException(404, f"no cluster or failed test {label.target!r} in the store")
+        kind, text = found
+        redact = dashboard.redactor.redact
+        record(
+            label.target,
+            kind,
+            label.category.value,
+            redact(text),
+            note=redact(label.note),
+            by="greenloop serve",
+        )
+        return {"target": label.target, "kind": kind, "category": label.category.value}
 
     return app
 
