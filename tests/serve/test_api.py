@@ -68,7 +68,13 @@ def test_api_reads_the_same_history_on_both_stores(seeded: tuple[Store, list[str
         assert httpx.get(f"{base}/api/runs/no-such-run").status_code == 404
 
         # Problems over time: first and last seen are the outage runs' starts.
-        clusters = {c["fingerprint"]: c for c in get_json(f"{base}/api/clusters")["items"]}
+        body = get_json(f"{base}/api/clusters")
+        clusters = {c["fingerprint"]: c for c in body["items"]}
+        assert [p["run_id"] for p in body["per_run"]] == ids
+        by_run = {r["run_id"]: r for r in everything}
+        for point in body["per_run"]:
+            clean = by_run[point["run_id"]]["mrr_at_risk_usd"] == 0
+            assert (point["problems"] == 0) == clean, point
         cache = clusters[CACHE_FP]
         assert cache["occurrences"] == len(CACHE_DOWN)
         assert cache["first_seen"].startswith(_iso_minute(CACHE_DOWN[0]))

@@ -200,7 +200,7 @@ def test_run_page_shows_the_verdict_the_gate_and_the_cluster(
 @pytest.mark.parametrize(
     ("path", "shot", "selector"),
     [
-        ("/clusters", "clusters", "table td"),
+        ("/clusters", "clusters", "svg.chart circle.point"),
         ("/flaky", "flaky", "svg.strip rect.cell"),
         ("/probes", "probes", "svg.chart circle.point"),
     ],

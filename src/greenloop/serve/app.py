@@ -91,7 +91,8 @@ def create_app(dashboard: Dashboard) -> FastAPI:
         clusters = safe(queries.list_clusters(store, limit=limit, offset=offset))
         issues = safe(queries.list_issues(store, limit=queries.DEFAULT_LIMIT))
         stats = queries.issue_stats(store)
-        return html(pages.clusters_page(clusters, issues, stats, title=dashboard.title))
+        per_run = safe(queries.problems_per_run(store))
+        return html(pages.clusters_page(clusters, issues, stats, per_run, title=dashboard.title))
 
     @app.get("/flaky", response_class=HTMLResponse, include_in_schema=False)
     def flaky_page(offset: Offset = 0, limit: Limit = queries.DEFAULT_LIMIT) -> HTMLResponse:
@@ -113,7 +114,8 @@ def create_app(dashboard: Dashboard) -> FastAPI:
                 "/api/runs": "runs, newest first; ?verdict=",
                 "/api/runs/{run_id}": "one run: phases, probes, tests, clusters, actions, issues",
                 "/api/trend": "pass rate, availability, time to verdict per run, oldest first",
-                "/api/clusters": "problems by fingerprint: first and last seen, occurrences",
+                "/api/clusters": "problems by fingerprint: first and last seen, occurrences; "
+                "per_run: distinct problems in each of the last 50 runs",
                 "/api/issues": "the issue index, open first; ?state=open|closed",
                 "/api/flaky": "tests that flip on one revision, with their history",
                 "/api/probes": "availability per component over the last runs; ?runs=",
@@ -149,7 +151,9 @@ def create_app(dashboard: Dashboard) -> FastAPI:
     def api_clusters(
         request: Request, offset: Offset = 0, limit: Limit = queries.DEFAULT_LIMIT
     ) -> JSONResponse:
-        return _page_json(request, safe(queries.list_clusters(store, limit=limit, offset=offset)))
+        body = _page_body(request, safe(queries.list_clusters(store, limit=limit, offset=offset)))
+        body["per_run"] = _jsonable(safe(queries.problems_per_run(store)))
+        return JSONResponse(body)
 
     @app.get("/api/issues")
     def api_issues(

@@ -61,7 +61,8 @@ def line_chart(
     """A line chart of one or more series sharing the x axis (one slot per point).
 
     `unit` "%" reads values as fractions 0..1 and labels the axis 0-100 %; any other
-    unit draws 0..`maximum` (default: the largest value) and labels it with the unit.
+    unit draws 0..`maximum` (default: the largest value) and labels it with the unit
+    ("" for a plain count).
     `highlight` is the label of a point to ring (the run a page is about).
     Returns safe markup: every text from the data is escaped.
     """
@@ -192,10 +193,14 @@ def _svg_open(width: int, height: int, title: str, css: str = "chart") -> str:
 def _axis_label(value: float, unit: str) -> str:
     if unit == "%":
         return f"{value:.0%}"
+    if not unit:  # a count
+        return f"{value:.0f}" if value == int(value) else f"{value:.1f}"
     return f"{value:.0f} {unit}" if value >= 10 else f"{value:.1f} {unit}"
 
 
 def _value_label(value: float, unit: str) -> str:
     if unit == "%":
         return f"{value:.0%}"
+    if not unit:
+        return f"{value:g}"
     return f"{value:.1f} {unit}"

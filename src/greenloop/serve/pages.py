@@ -23,6 +23,7 @@ from greenloop.serve.queries import (
     FlakyView,
     IssueStats,
     Page,
+    ProblemsInRun,
     RunDetail,
     TrendPoint,
 )
@@ -181,7 +182,27 @@ def run_page(
     )
 
 
-def clusters_page(clusters: Page[Any], issues: Page[Any], stats: IssueStats, *, title: str) -> str:
+def clusters_page(
+    clusters: Page[Any],
+    issues: Page[Any],
+    stats: IssueStats,
+    per_run: Sequence[ProblemsInRun],
+    *,
+    title: str,
+) -> str:
+    chart = charts.line_chart(
+        [
+            charts.Series(
+                "problems",
+                tuple(
+                    charts.Point(p.run_id, float(p.problems), f"/runs/{p.run_id}") for p in per_run
+                ),
+                colour="#ef6c00",
+            )
+        ],
+        title=f"distinct problems per run, last {len(per_run)} runs",
+        unit="",
+    )
     return render(
         "clusters.html.j2",
         page_title=title,
@@ -189,6 +210,7 @@ def clusters_page(clusters: Page[Any], issues: Page[Any], stats: IssueStats, *, 
         clusters=clusters,
         issues=issues,
         stats=stats,
+        chart=chart,
     )
 
 

@@ -581,6 +581,38 @@ def list_clusters(
     return Page(items=items, total=total, limit=limit, offset=offset)
 
 
+@dataclass(frozen=True)
+class ProblemsInRun:
+    """How many distinct problems (fingerprints) one run had; runs oldest first."""
+
+    run_id: str
+    started_at: datetime
+    problems: int
+
+
+def problems_per_run(store: Store, *, runs: int = DEFAULT_LIMIT) -> list[ProblemsInRun]:
+    """Distinct problems in each of the newest `runs` runs, oldest first (0 for a clean run)."""
+    with store.session() as s:
+        recent = list(
+            s.execute(
+                select(RunRow.id, RunRow.started_at)
+                .order_by(RunRow.started_at.desc(), RunRow.id.desc())
+                .limit(clamp_limit(runs))
+            )
+        )
+        counts = dict(
+            s.execute(
+                select(ClusterRow.run_id, func.count(func.distinct(ClusterRow.fingerprint)))
+                .where(ClusterRow.run_id.in_([r[0] for r in recent]))
+                .group_by(ClusterRow.run_id)
+            ).all()
+        )
+    return [
+        ProblemsInRun(run_id, aware(started) or started, int(counts.get(run_id, 0)))
+        for run_id, started in reversed(recent)
+    ]
+
+
 def list_issues(
     store: Store, *, limit: int | None = None, offset: int = 0, state: str | None = None
 ) -> Page[IssueView]:
