@@ -66,3 +66,9 @@ def test_outcome_strip_has_a_square_per_outcome_oldest_first() -> None:
     assert [r.find("title").text for r in rects] == ["r1", "r2"]
     assert float(rects[0].get("x")) < float(rects[1].get("x"))
     assert re.fullmatch(r"#[0-9a-f]{6}", rects[1].get("fill"))
+
+
+def test_counts_get_whole_axis_labels() -> None:
+    svg = _parse(line_chart([Series("n", (Point("a", 1.0), Point("b", 3.0)))], title="t", unit=""))
+    labels = [t.text for t in svg.findall(".//text") if t.get("class") == "axis"]
+    assert labels == ["0", "2", "4"]

@@ -7,6 +7,7 @@ browsers show as a tooltip, so the numbers behind a point are one hover away.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
@@ -75,6 +76,8 @@ def line_chart(
     else:
         top = maximum if maximum is not None else max(values, default=0.0)
         top = top or 1.0
+        if not unit:  # a count: an even whole top, so the middle line is whole too
+            top = float(max(2, math.ceil(top / 2) * 2))
     parts = [_svg_open(width, height, title)]
     parts.append(f'<text class="chart-title" x="{pad_l}" y="14">{escape(title)}</text>')
     for frac in (0.0, 0.5, 1.0):
