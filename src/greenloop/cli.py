@@ -392,7 +392,12 @@ def serve(
     store = _store(config)
     try:
         serve_dashboard(
-            cfg, store, host=host, port=port, token=os.environ.get(token_env) or None, say=out.print
+            cfg,
+            store,
+            host=host,
+            port=port,
+            token=os.environ.get(token_env) or None,
+            say=lambda line: out.print(line, markup=False, highlight=False),
         )
     finally:
         store.close()
