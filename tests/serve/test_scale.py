@@ -1,7 +1,8 @@
 """10,000 runs: every page of the API is reachable, in order, each run exactly once.
 
-No timing here (bench/bench_serve.py measures); this checks that pagination is
-correct and complete at that size and that the deepest page still renders.
+No timing here: bench/bench_serve.py measures the pages on a full history of
+10,000 runs. This checks that paging is correct and complete at that size and
+that the deepest page still renders, on runs alone (the lean seed) to stay quick.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ RUNS = 10_000
 
 @pytest.mark.slow
 def test_ten_thousand_runs_paginate_completely(store: Store) -> None:
-    ids = seed_history(store, RUNS)
+    ids = seed_history(store, RUNS, lean=True)
     with running_dashboard(store) as base:
         seen: list[str] = []
         url: str | None = f"{base}/api/runs?limit=500"
@@ -33,8 +34,6 @@ def test_ten_thousand_runs_paginate_completely(store: Store) -> None:
         assert last.status_code == 200
         assert f'href="/runs/{ids[0]}"' in last.text and 'rel="next"' not in last.text
         assert f"{RUNS - 49}\u2013{RUNS} of {RUNS}" in last.text
-        clusters = get_json(f"{base}/api/clusters")
-        assert clusters["total"] == 2
-        assert sum(c["occurrences"] for c in clusters["items"]) > RUNS // 7
-        probes = get_json(f"{base}/api/probes?runs=500")
-        assert {c["total"] for c in probes["items"]} == {500}
+        failing = get_json(f"{base}/api/runs?verdict=failing&limit=500&offset=500")
+        assert {r["verdict"] for r in failing["items"]} == {"failing"}
+        assert failing["previous"] is not None and failing["total"] > 1000
