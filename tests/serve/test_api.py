@@ -177,6 +177,13 @@ def test_writes_need_the_token(store: Store) -> None:
             timeout=30,
         )
         assert bad.status_code == 422
+        gate_only = httpx.post(
+            f"{base}/api/labels",
+            json={**body, "category": "blocked"},
+            headers={"Authorization": "Bearer s3cret-token"},
+            timeout=30,
+        )
+        assert gate_only.status_code == 422 and "health gate" in gate_only.text
         allowed = httpx.post(
             f"{base}/api/labels",
             json=body,

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from greenloop import __version__
 from greenloop.records import Category
@@ -48,6 +48,13 @@ class LabelRequest(BaseModel):
     target: str = Field(min_length=1, max_length=500, description="cluster id, fingerprint or test")
     category: Category
     note: str = Field(default="", max_length=2000)
+
+    @field_validator("category")
+    @classmethod
+    def _a_person_may_give_it(cls, value: Category) -> Category:
+        if value is Category.BLOCKED:
+            raise ValueError("`blocked` is the health gate's to say, not a label")
+        return value
 
 
 def create_app(dashboard: Dashboard) -> FastAPI:
@@ -198,9 +205,9 @@ def create_app(dashboard: Dashboard) -> FastAPI:
         redact = dashboard.redactor.redact
         record(
             label.target,
-            kind,
             label.category.value,
-            redact(text),
+            kind=kind,
+            text=redact(text),
             note=redact(label.note),
             by="greenloop serve",
         )
