@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.exceptions import Abort, TyperException
 
 from greenloop import __version__
@@ -142,7 +143,7 @@ def execute_run(cfg: Config, options: RunOptions) -> RunResult:
             store=store,
             index=_index(cfg),
             reporter=make_reporter(out),
-            say=lambda line: out.print(f"[dim]greenloop:[/] {line}"),
+            say=lambda line: out.print(f"[dim]greenloop:[/] {escape(line)}"),
             redactor=redactor_for(cfg),
         )
         result = run(loop)
@@ -181,7 +182,8 @@ def probe(config: ConfigOption = Path(DEFAULT_CONFIG), json_path: JsonOption = N
         out.print("[bold green]healthy[/]: every probe passed")
     else:
         out.print(
-            f"[bold red]blocked[/]: deepest failing component is [bold]{gate.deepest_failure}[/]"
+            f"[bold red]blocked[/]: deepest failing component is "
+            f"[bold]{escape(str(gate.deepest_failure))}[/]"
         )
     if json_path:
         _write_json(json_path, {"schema": "greenloop.probes/v1", "probes": probes_json(gate)})
@@ -240,7 +242,7 @@ def demo(
 
     if list_scenarios:
         for line in list_lines():
-            out.print(line)
+            out.print(line, markup=False)
         raise typer.Exit(0)
     code = run_demo(
         scenario,
@@ -453,7 +455,7 @@ def issues_sync(config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
         result = sync_outbox(cfg, store, cfg.resolve(cfg.report.out_dir))
     finally:
         store.close()
-    out.print(str(result))
+    out.print(str(result), markup=False)
 
 
 def _store(config_path: Path) -> Store:

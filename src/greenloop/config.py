@@ -16,14 +16,18 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Annotated, Any, Literal
+from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from greenloop.errors import ConfigError
 
 DEFAULT_CONFIG = "greenloop.toml"
+
+# A count of parallel test processes: at least one, or "auto" (per CPU).
+Workers = Annotated[int, Field(ge=1)] | Literal["auto"]
+PositiveSeconds = Annotated[float, Field(gt=0)]
 
 
 class Section(BaseModel):
@@ -59,7 +63,7 @@ class IndexFileConfig(Section):
     mrr_at_risk_usd: float = Field(0.0, ge=0)
     components: list[str] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
-    min_duration_ms: float | None = None
+    min_duration_ms: Annotated[float, Field(ge=0)] | None = None
 
 
 class IndexConfig(Section):
@@ -89,10 +93,10 @@ class PhaseConfig(Section):
     command: list[str] = Field(default_factory=list)  # runner = "command"
     junit: str | None = None  # JUnit XML the command writes
     cwd: str | None = None
-    workers: int | Literal["auto"] | None = None
-    test_timeout_s: float | None = None
-    timeout_s: float | None = None
-    reruns: int | None = None
+    workers: Workers | None = None
+    test_timeout_s: PositiveSeconds | None = None
+    timeout_s: PositiveSeconds | None = None
+    reruns: Annotated[int, Field(ge=0)] | None = None
 
 
 class ComponentConfig(Section):
@@ -120,7 +124,7 @@ class GateConfig(Section):
 
 class ExecutionConfig(Section):
     tests_dir: str = "tests"
-    workers: int | Literal["auto"] = 1
+    workers: Workers = 1
     test_timeout_s: float = Field(60.0, gt=0)
     phase_timeout_s: float = Field(900.0, gt=0)
     reruns: int = Field(1, ge=0)
@@ -305,6 +309,26 @@ def plainly_public(value: str) -> bool:
         return False
 
 
+_URL_START = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def userinfo_end(text: str) -> int:
+    """Where the `user:password@` part of a URL ends (the index of its '@'), else -1.
+
+    Read on the config's own text, before `${VAR}` values are put in, so a password
+    holding '@', '/' or a space cannot move the boundary.
+    """
+    start = _URL_START.match(text)
+    if start is None:
+        return -1
+    authority_end = len(text)
+    for stop in "/?#":
+        found = text.find(stop, start.end())
+        if found != -1:
+            authority_end = min(authority_end, found)
+    return text.rfind("@", start.end(), authority_end)
+
+
 def interpolate(
     value: Any,
     file: str,
@@ -317,11 +341,15 @@ def interpolate(
     `${VAR:-default}` uses `default` when VAR is unset or empty; `${secret:VAR}`
     marks the value as a secret. Substituted values are recorded in `used` (a
     list of values, or an `Interpolation`), so they can be redacted later.
+    A value put into the user or password part of a URL
+    (`postgresql://app:${PGPASSWORD}@db/app`) is percent-encoded, so any character in a
+    password is safe there.
     """
     env = os.environ if env is None else env
     record = used if isinstance(used, Interpolation) else Interpolation()
     sink = record if used is None else used
     if isinstance(value, str):
+        userinfo = userinfo_end(value)
 
         def sub(m: re.Match[str]) -> str:
             secret, name, default = m.group(1), m.group(2), m.group(3)
@@ -339,7 +367,7 @@ def interpolate(
                     used.append(found)
                 if secret:
                     record.marked.append(found)
-            return found
+            return quote(found, safe="") if m.end() <= userinfo else found
 
         return _VAR.sub(sub, value)
     if isinstance(value, dict):
@@ -402,16 +430,29 @@ def _check_python(config: Config, file: str) -> None:
 
 
 def _check_kinds(config: Config) -> None:
-    """Options of pluggable kinds are validated by the kinds themselves (lazy: they import us)."""
+    """Every pluggable part is built once here, so a mistake in any of them stops the
+    command before anything runs (lazy imports: those modules import this one)."""
     from greenloop.deploy import validate_deploy
     from greenloop.gate import validate_components
     from greenloop.probes import validate_probes
+    from greenloop.redact import redactor_for
     from greenloop.remediate import validate_actions
+    from greenloop.report.worklog import validate_template
+    from greenloop.store import validate_store
+    from greenloop.trackers import validate_tracker
+    from greenloop.triage.logs import validate_log_sources
+    from greenloop.triage.rules import user_rules
 
+    validate_store(config)
     validate_components(config)
     validate_probes(config)
     validate_deploy(config)
     validate_actions(config)
+    validate_tracker(config)
+    validate_log_sources(config)
+    user_rules(config.triage.rules, str(config.source))
+    validate_template(config)
+    redactor_for(config)
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG, *, read_only: bool = False) -> Config:
@@ -430,7 +471,14 @@ def load_config(path: str | Path = DEFAULT_CONFIG, *, read_only: bool = False) -
         raise ConfigError(str(source), "", f"not valid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise ConfigError(str(source), "", "not UTF-8 text") from None
-    return config_from_dict(raw, source, read_only=read_only)
+    except ValueError as exc:  # e.g. an integer longer than Python converts
+        raise ConfigError(str(source), "", f"not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(str(source), "", "not valid TOML: nested too deeply") from None
+    try:
+        return config_from_dict(raw, source, read_only=read_only)
+    except RecursionError:
+        raise ConfigError(str(source), "", "nested too deeply") from None
 
 
 def _check_references(config: Config, file: str) -> None:

@@ -29,6 +29,7 @@ import httpx
 from greenloop.config import Config, parse_duration
 from greenloop.errors import ConfigError
 from greenloop.gate import wait_for_healthy
+from greenloop.probes.base import checked_url
 from greenloop.probes.conditions import MISSING, lookup
 from greenloop.records import DeployResult, utcnow
 from greenloop.redact import redactor_for
@@ -290,6 +291,13 @@ def _age(seconds: float) -> str:
 def validate_deploy(config: Config) -> None:
     """Deploy settings that cannot work together are a config error at load time."""
     deploy, file = config.deploy, str(config.source)
+    if deploy.version_url:
+        try:
+            checked_url(deploy.version_url)
+        except ValueError as exc:
+            raise ConfigError(file, "deploy.version_url", str(exc)) from None
+        if not deploy.version_url.startswith(("http://", "https://")):
+            raise ConfigError(file, "deploy.version_url", "expected an http:// or https:// URL")
     if deploy.max_age and not deploy.command:
         raise ConfigError(file, "deploy.max_age", "a max_age needs a deploy.command to run")
     if deploy.max_age and not _can_read(config):

@@ -33,6 +33,7 @@ from greenloop.records import (
     ProbeResult,
     utcnow,
 )
+from greenloop.redact import redactor_for
 
 if TYPE_CHECKING:
     # Only a type here: the store (SQLAlchemy, Alembic) costs ~0.5 s to import,
@@ -287,7 +288,9 @@ def check_gate(
         components = {p.component for p in config.probes}
         rows = store.recent_probe_results(components, limit=HISTORY_CHECKS * len(config.probes))
         previous = histories_from_rows(rows)
-    results = asyncio.run(run_probes(config.probes, file=str(config.source)))
+    results = asyncio.run(
+        run_probes(config.probes, file=str(config.source), redactor=redactor_for(config))
+    )
     # One stamp per check, so the history can tell checks apart.
     results = [replace(r, checked_at=stamp) for r in results]
     if store is not None:
@@ -367,10 +370,19 @@ def render_probe_table(gate: GateResult) -> Table:
         for probe in state.probes:
             status = Text("ok", style="green") if probe.ok else Text("FAIL", style="red")
             latency = "-" if probe.latency_ms is None else f"{probe.latency_ms:.0f} ms"
-            table.add_row(label, probe.name, probe.kind, status, latency, probe.detail, style=style)
+            # Names come from the config and details from the servers: text, never markup.
+            table.add_row(
+                label,
+                Text(probe.name),
+                Text(probe.kind),
+                status,
+                latency,
+                Text(probe.detail),
+                style=style,
+            )
         if not state.probes and not state.healthy:
             status = Text("blocked", style="yellow")
-            detail = f"depends on {', '.join(state.degraded_by)}"
+            detail = Text(f"depends on {', '.join(state.degraded_by)}")
             table.add_row(label, "-", "-", status, "-", detail, style=style)
     if not gate.probes:
         table.caption = "no probes configured"
@@ -378,5 +390,5 @@ def render_probe_table(gate: GateResult) -> Table:
         table.caption = f"healthy: {len(gate.components)} components, {len(gate.probes)} probes"
     else:
         down = ", ".join(gate.unhealthy())
-        table.caption = f"▶ deepest failure: {gate.deepest_failure} (unhealthy: {down})"
+        table.caption = Text(f"▶ deepest failure: {gate.deepest_failure} (unhealthy: {down})")
     return table

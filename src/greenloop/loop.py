@@ -7,6 +7,7 @@ orders them and carries their records along.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections.abc import Callable
@@ -18,11 +19,13 @@ from greenloop import interrupt
 from greenloop.config import Config, PhaseConfig, SelectConfig
 from greenloop.deploy import ensure_deployed
 from greenloop.execute import Reporter, Selection, blocked_phase, run_phase, select_tests
+from greenloop.execute.runners.base import cut_short
 from greenloop.execute.selection import without_files
 from greenloop.gate import check_gate, phase_blocker, should_expand, wait_for_healthy
 from greenloop.records import (
     Action,
     DeployResult,
+    ExitCode,
     GateResult,
     IndexEntry,
     IssueRef,
@@ -42,6 +45,8 @@ from greenloop.trackers import file_issues, mark_needs_person
 from greenloop.triage import TriageResult, triage
 from greenloop.verdict import is_stuck, iteration_verdict, run_verdict
 from greenloop.verify import check_authenticity, strong, weak
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PHASE = PhaseConfig(name="all", select=SelectConfig())
 
@@ -78,6 +83,8 @@ class LoopState:
     interrupted: bool = False
     resumed: dict[str, PhaseResult] = field(default_factory=dict)  # phases kept by --resume
     resumed_from: str | None = None
+    error: str = ""  # what stopped the run early (see finish_after_error)
+    error_code: ExitCode | None = None
 
 
 @dataclass(frozen=True)
@@ -135,12 +142,46 @@ def run(loop: Loop) -> RunResult:
                 )
     except interrupt.Interrupted:
         loop.say("stopped by a second signal: writing the partial worklog")
+    except (Exception, KeyboardInterrupt) as exc:
+        # Whatever fails after the start, the run still leaves its worklog, its JSON and a
+        # finished store row; then the error goes on to the CLI (exit 2, or 70 for a bug).
+        finish_after_error(loop, state, exc)
+        raise
     state.interrupted = state.interrupted or interrupt.requested()
     if state.interrupted:
         loop.say(f"run {state.run_id} interrupted; continue it with `greenloop run --resume`")
     result = report(loop, state)
     loop.store.finish_run(result)
     return result
+
+
+def finish_after_error(loop: Loop, state: LoopState, exc: BaseException) -> RunResult | None:
+    """Write the partial reports and close the store row of a run an exception stopped.
+
+    Best effort by design: a failure here is logged and must not hide the original error.
+    """
+    code = getattr(exc, "exit_code", None)
+    state.error = loop.redactor.redact(_one_line(exc))
+    state.error_code = ExitCode.USAGE if code == ExitCode.USAGE else ExitCode.INTERNAL
+    if isinstance(exc, KeyboardInterrupt):
+        state.interrupted, state.error, state.error_code = True, "", None
+    result = _result(loop, state)
+    try:
+        result = report(loop, state)
+    except Exception:
+        log.exception("could not write the reports of run %s after an error", state.run_id)
+    try:
+        loop.store.finish_run(result, status="interrupted" if state.interrupted else "crashed")
+    except Exception:
+        log.exception("could not close run %s in the store after an error", state.run_id)
+    where = f"; partial worklog: {result.worklog}" if result.worklog else ""
+    loop.say(f"run {state.run_id} stopped by an error{where}")
+    return result
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def should_go_round(loop: Loop, state: LoopState, number: int, deadline: float) -> bool:
@@ -306,7 +347,9 @@ def execute_phases(
         result = loop.redactor.redact_obj(result)
         loop.store.record_phase(state.run_id, number, result, revision=state.revision)
         results.append(result)
-        if not interrupt.requested():  # a phase cut short is not completed: resume re-runs it
+        # A phase that ended on its own is completed even if a stop request came right
+        # after (it was printed as such); one the request cut short is re-run by --resume.
+        if not cut_short(result):
             loop.store.save_progress(
                 state.run_id,
                 {"iteration": number, "phases": [phase_to_json(p) for p in results]},
@@ -356,6 +399,8 @@ def _result(loop: Loop, state: LoopState) -> RunResult:
         focus=loop.options.focus or "all",
         command_line=loop.options.command_line,
         interrupted=state.interrupted,
+        error=state.error,
+        error_code=state.error_code,
     )
 
 

@@ -416,11 +416,17 @@ class RunResult:
     worklog: Path | None = None
     json_report: Path | None = None
     interrupted: bool = False
+    # What stopped the run after it started (a user's mistake or a bug), in one line, and
+    # the exit code that goes with it (2 or 70); empty when the run ended normally.
+    error: str = ""
+    error_code: ExitCode | None = None
 
     @property
     def exit_code(self) -> ExitCode:
         # An interrupted run did not run everything it selected: it cannot be green, and
         # what it did see is in the report; 130 is the shell's convention for Ctrl-C.
+        if self.error_code is not None:
+            return self.error_code
         return ExitCode.INTERRUPTED if self.interrupted else self.verdict.exit_code
 
     @property

@@ -10,12 +10,14 @@ patterns (`report.redact_patterns`) and the literal values that came from
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import enum
+import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 from greenloop.errors import ConfigError
 
@@ -33,6 +35,11 @@ _SECRET_KEY = (
 # Key names that merely *name* a secret (token_env = "GITHUB_TOKEN") stay readable.
 _NAMING_SUFFIX = re.compile(r"(?:_env|_var|_file|_path|_name|_url|_count|_type)$", re.I)
 
+# Token boundaries that also hold inside identifiers: `\b` does not fire after `_`, so
+# `test_AKIA...` would hide a key from a `\b` pattern.
+_START = r"(?<![A-Za-z0-9])"
+_END = r"(?![A-Za-z0-9])"
+
 # (pattern, replacement) pairs, applied in order; most specific first.
 _BUILTIN: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
     # PEM private keys, also the \n-escaped form inside a GCP service-account JSON,
@@ -45,14 +52,14 @@ _BUILTIN: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ..
         "-----BEGIN PRIVATE KEY-----" + MASK + "-----END PRIVATE KEY-----",
     ),
     # JSON Web Tokens: base64url header and payload, both JSON objects ("eyJ").
-    (re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), MASK),
-    # Provider tokens with a recognisable prefix.
-    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}"), MASK),
-    (re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}"), MASK),
-    (re.compile(r"\bglpat-[A-Za-z0-9_-]{20,}"), MASK),
-    (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), MASK),
-    (re.compile(r"\b[sr]k_(?:live|test)_[A-Za-z0-9]{10,}"), MASK),
-    (re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), MASK),
+    (re.compile(_START + r"eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), MASK),
+    # Provider tokens with a recognisable prefix, also inside identifiers (test_AKIA..._x).
+    (re.compile(_START + r"gh[pousr]_[A-Za-z0-9]{20,}"), MASK),
+    (re.compile(_START + r"github_pat_[A-Za-z0-9_]{20,}"), MASK),
+    (re.compile(_START + r"glpat-[A-Za-z0-9_-]{20,}"), MASK),
+    (re.compile(_START + r"xox[abposr]-[A-Za-z0-9-]{10,}"), MASK),
+    (re.compile(_START + r"[sr]k_(?:live|test)_[A-Za-z0-9]{10,}"), MASK),
+    (re.compile(_START + r"(?:AKIA|ASIA)[A-Z0-9]{16}" + _END), MASK),
     # Authorization headers and bearer tokens: keep the scheme, hide the credential.
     (
         re.compile(
@@ -94,36 +101,75 @@ def _key_value(match: re.Match[str]) -> str:
 class Redactor:
     """Replaces every secret it recognises with `***`; safe to apply twice."""
 
-    def __init__(self, extra_patterns: Sequence[str] = (), *, secrets: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        extra_patterns: Sequence[str] = (),
+        *,
+        secrets: Iterable[str] = (),
+        source: str = "greenloop.toml",
+    ) -> None:
+        self.extra_patterns = tuple(extra_patterns)
         self.extra: list[re.Pattern[str]] = []
         for i, pattern in enumerate(extra_patterns):
             try:
                 self.extra.append(re.compile(pattern))
-            except re.error as exc:
+            except (re.error, OverflowError, RecursionError) as exc:
                 raise ConfigError(
-                    "greenloop.toml",
+                    source,
                     f"report.redact_patterns[{i}]",
                     f"not a valid regular expression: {exc}",
                 ) from None
         literals: set[str] = set()
-        for secret in secrets:
-            if secret and len(secret) >= MIN_SECRET_LENGTH:
-                literals.update({secret, quote(secret, safe=""), quote(secret)})
+        known = sorted({s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}, key=len)
+        self.secrets = tuple(known)
+        for secret in known:
+            literals.update(_encoded_forms(secret))
         # Longest first, so a secret containing another is masked whole.
         self.literals = sorted(literals, key=len, reverse=True)
+        # A secret wrapped onto the next line (a terminal or a log shipper cut it).
+        self.wrapped = [
+            (secret, re.compile(_WRAP.join(re.escape(c) for c in secret)))
+            for secret in known
+            if len(secret) >= 2 * MIN_SECRET_LENGTH
+        ]
+        # Base64 of any text holding a secret: the part of the encoding the secret alone
+        # decides, for each of the three alignments it can have.
+        cores = {core for secret in known for core in _base64_cores(secret)}
+        self.base64_cores = sorted(cores, key=len, reverse=True)
 
     def redact(self, text: str) -> str:
         """The text with every recognised secret replaced by `***`."""
         if not text:
             return text
+        text = self._plain(text)
+        if len(text) >= _MIN_BASE64:
+            text = _BASE64_RUN.sub(self._base64_run, text)
+        return text
+
+    def _plain(self, text: str) -> str:
         for literal in self.literals:
             text = text.replace(literal, MASK)
+        if "\n" in text:
+            for secret, wrapped in self.wrapped:
+                half = len(secret) // 2
+                if secret[:half] in text or secret[half:] in text:
+                    text = wrapped.sub(MASK, text)
         for pattern, replacement in _BUILTIN:
             text = pattern.sub(replacement, text)
         text = _KEY_VALUE.sub(_key_value, text)
         for pattern in self.extra:
             text = pattern.sub(_mask_groups, text)
         return text
+
+    def _base64_run(self, match: re.Match[str]) -> str:
+        """A base64 run is masked whole when it encodes a secret (known or by shape)."""
+        run = match.group(0)
+        if any(core in run for core in self.base64_cores):
+            return MASK
+        decoded = _decode_base64(run)
+        if decoded is not None and self._plain(decoded) != decoded:
+            return MASK
+        return run
 
     def redact_obj(self, obj: T) -> T:
         """A copy of a nested structure (dicts, lists, tuples, dataclass records) redacted.
@@ -162,6 +208,61 @@ class Redactor:
         return self._walk(value)
 
 
+_WRAP = r"(?:\r?\n[ \t>|#*/-]*)?"
+_MIN_BASE64 = 16
+_BASE64_RUN = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{16,}={0,2}")
+
+
+def _encoded_forms(secret: str) -> set[str]:
+    """The secret as written, URL-encoded (every common way) and JSON-escaped."""
+    forms = {secret, quote(secret, safe=""), quote(secret), quote_plus(secret)}
+    forms |= {_lower_percent(f) for f in list(forms) if "%" in f}
+    forms.add(json.dumps(secret)[1:-1])
+    return {f for f in forms if f}
+
+
+def _lower_percent(text: str) -> str:
+    return re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), text)
+
+
+def _base64_cores(secret: str) -> set[str]:
+    """For each byte alignment, the base64 characters decided by the secret's bytes alone.
+
+    Any base64 text that encodes something holding the secret contains one of these
+    (standard or URL-safe alphabet).
+    """
+    data = secret.encode("utf-8")
+    cores: set[str] = set()
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + data).decode("ascii")
+        start = (8 * offset + 5) // 6
+        end = (8 * (offset + len(data))) // 6
+        core = encoded[start:end]
+        if len(core) >= 2 * MIN_SECRET_LENGTH:
+            cores.add(core)
+            cores.add(core.replace("+", "-").replace("/", "_"))
+    return cores
+
+
+def _decode_base64(run: str) -> str | None:
+    """The text a base64 run encodes, or None when it is not base64 of readable text."""
+    body = run.rstrip("=")
+    if len(body) % 4 == 1:
+        return None
+    padded = body + "=" * (-len(body) % 4)
+    try:
+        if "-" in body or "_" in body:
+            raw = base64.urlsafe_b64decode(padded)
+        else:
+            raw = base64.b64decode(padded, validate=True)
+        text = raw.decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not text or sum(c.isprintable() or c in "\r\n\t" for c in text) < len(text):
+        return None
+    return text
+
+
 def _mask_groups(match: re.Match[str]) -> str:
     """A user pattern with groups masks only the groups; without, the whole match."""
     if not match.re.groups:
@@ -183,4 +284,5 @@ def redactor_for(config: Any, secrets: Iterable[str] = ()) -> Redactor:
     report = getattr(config, "report", None)
     patterns = list(getattr(report, "redact_patterns", []) or [])
     known = tuple(getattr(config, "secrets", ()) or ())
-    return Redactor(patterns, secrets=(*known, *secrets))
+    source = str(getattr(config, "source", "greenloop.toml"))
+    return Redactor(patterns, secrets=(*known, *secrets), source=source)

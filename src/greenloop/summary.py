@@ -1,4 +1,8 @@
-"""What the CLI prints at the end of a verb: short Rich tables over records and store rows."""
+"""What the CLI prints at the end of a verb: short Rich tables over records and store rows.
+
+Every name, test id, detail and title comes from config, tests or servers: it is escaped
+(`e`) or wrapped in `Text`, never read as Rich markup.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,9 @@ from collections import Counter
 from collections.abc import Sequence
 
 from rich.console import Console
+from rich.markup import escape as e
 from rich.table import Table
+from rich.text import Text
 
 from greenloop.records import Outcome, RunResult, Verdict
 from greenloop.store.schema import RunRow
@@ -34,7 +40,7 @@ def print_summary(console: Console, run: RunResult) -> None:
     style = VERDICT_STYLE[run.verdict]
     console.print()
     stopped = " [bold]INTERRUPTED[/] (partial)" if run.interrupted else ""
-    console.rule(f"[{style}]{run.verdict.value.upper()}[/]{stopped} run {run.run_id}")
+    console.rule(f"[{style}]{run.verdict.value.upper()}[/]{stopped} run {e(run.run_id)}")
     words = VERDICT_WORDS[run.verdict]
     skipped = sum(1 for t in run.last.tests if t.outcome is Outcome.SKIPPED) if run.last else 0
     if run.verdict is Verdict.GREEN and skipped:
@@ -49,14 +55,16 @@ def print_summary(console: Console, run: RunResult) -> None:
     if last is None:
         return
     if last.gate and not last.gate.healthy:
-        console.print(f"gate: deepest failing component [bold]{last.gate.deepest_failure}[/]")
+        console.print(
+            f"gate: deepest failing component [bold]{e(str(last.gate.deepest_failure))}[/]"
+        )
     phases = Table(title="phases", title_justify="left")
     for col in ("phase", "status", "passed", "failed", "error", "skipped", "blocked", "flaky", "s"):
         phases.add_column(col)
     for p in last.phases:
         counts = p.counts()
         phases.add_row(
-            p.name,
+            Text(p.name),
             p.status.value,
             *(str(counts[k]) for k in ("passed", "failed", "error", "skipped", "blocked", "flaky")),
             f"{p.duration_s:.1f}",
@@ -68,27 +76,31 @@ def print_summary(console: Console, run: RunResult) -> None:
             clusters.add_column(col)
         for c in last.clusters:
             clusters.add_row(
-                c.id,
+                Text(c.id),
                 c.category.value,
                 str(c.count),
-                c.root_cause.summary,
+                Text(c.root_cause.summary),
                 f"${c.impact_usd:,.0f}",
             )
         console.print(clusters)
     for finding in last.authenticity:
-        console.print(f"[magenta]not real[/] {finding.nodeid}: {finding.check}: {finding.evidence}")
+        console.print(
+            f"[magenta]not real[/] {e(finding.nodeid)}: {e(finding.check)}: {e(finding.evidence)}"
+        )
     for finding in last.authenticity_warnings:
-        console.print(f"[yellow]warning[/] {finding.nodeid}: {finding.check}: {finding.evidence}")
+        console.print(
+            f"[yellow]warning[/] {e(finding.nodeid)}: {e(finding.check)}: {e(finding.evidence)}"
+        )
     for action in last.actions:
         console.print(
-            f"action {action.name} ({action.kind}): {action.status.value}: {action.detail}"
+            f"action {e(action.name)} ({e(action.kind)}): {action.status.value}: {e(action.detail)}"
         )
     for issue in last.issues:
-        console.print(f"issue {issue.key} {issue.action.value}: {issue.title}")
+        console.print(f"issue {e(str(issue.key))} {issue.action.value}: {e(issue.title)}")
     if run.worklog:
-        console.print(f"worklog: {run.worklog}")
+        console.print(f"worklog: {e(str(run.worklog))}")
     if run.json_report:
-        console.print(f"json report: {run.json_report}")
+        console.print(f"json report: {e(str(run.json_report))}")
 
 
 def render_history(runs: Sequence[RunRow]) -> Table:
@@ -102,8 +114,8 @@ def render_history(runs: Sequence[RunRow]) -> Table:
             r.status,
             r.verdict or "-",
             "-" if r.exit_code is None else str(r.exit_code),
-            r.revision or "-",
-            r.focus,
+            Text(r.revision or "-"),
+            Text(r.focus),
         )
     return table
 
@@ -116,13 +128,13 @@ def render_issues(issues: Sequence[IssueSummary]) -> Table:
     for i in sorted(issues, key=lambda i: (i.state != "open", i.key or "")):
         state = i.state + (" (needs a person)" if i.needs_person else "")
         table.add_row(
-            i.key or "(queued)",
+            Text(i.key or "(queued)"),
             state,
             i.category,
             str(i.occurrences),
             str(i.green_streak),
             str(i.pending_ops),
-            i.title,
+            Text(i.title),
         )
     return table
 
@@ -142,11 +154,11 @@ def print_triage(console: Console, result: TriageResult) -> None:
         table.add_column(col)
     for c in result.clusters:
         table.add_row(
-            c.id,
+            Text(c.id),
             c.category.value,
             str(c.count),
-            c.reason,
-            c.root_cause.summary,
+            Text(c.reason),
+            Text(c.root_cause.summary),
             f"${c.impact_usd:,.0f}",
         )
     console.print(table)
@@ -163,7 +175,7 @@ def render_flaky(tests: Sequence[FlakyTest]) -> Table | str:
         table.add_column(col)
     for t in sorted(shown, key=lambda t: (-t.score, t.nodeid)):
         table.add_row(
-            t.nodeid,
+            Text(t.nodeid),
             t.verdict,
             f"{t.score:.2f}",
             str(t.runs),

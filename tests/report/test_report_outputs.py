@@ -168,7 +168,7 @@ def test_worklog_sections_and_rerender_same_file(tmp_path: Path) -> None:
     run = make_run()
     out = tmp_path / "out"
     first = write_reports(run, context(tmp_path), out_dir=out)
-    assert first.worklog.name == "E2E-DEPLOY-REMEDIATE-WORKLOG-all-20261128-101500.md"
+    assert first.worklog.name == "E2E-DEPLOY-REMEDIATE-WORKLOG-all-20261128-101500-ab12cd.md"
     text = first.worklog.read_text()
     for heading in (
         "## Executive summary",

@@ -116,7 +116,7 @@ def run_demo(
     try:
         config_path = write_demo_config(scenario, out_dir, state_dir, base_url, deploy_args)
         config: Config = load_config(config_path)
-        console.print(f"demo service at {base_url}; config {config_path}")
+        console.print(f"demo service at {base_url}; config {config_path}", markup=False)
         options = RunOptions(
             out_dir=out_dir,
             json_path=json_path,

@@ -108,11 +108,15 @@ class PlainReporter:
 
     def on_phase_start(self, phase: str, *, workers: int, durations: Mapping[str, float]) -> None:
         self.phase, self.tally = phase, Tally(workers, durations)
-        self.console.print(f"phase {phase}: starting ({workers} worker(s))", highlight=False)
+        self.console.print(
+            f"phase {phase}: starting ({workers} worker(s))", highlight=False, markup=False
+        )
 
     def on_collected(self, n: int) -> None:
         self.tally.total = n
-        self.console.print(f"phase {self.phase}: {n} test(s) collected", highlight=False)
+        self.console.print(
+            f"phase {self.phase}: {n} test(s) collected", highlight=False, markup=False
+        )
 
     def on_running(self, nodeid: str) -> None:
         pass
@@ -132,6 +136,7 @@ class PlainReporter:
             f"phase {phase.name}: {phase.status.value} in {phase.duration_s:.1f}s"
             + (f" ({counts})" if counts else ""),
             highlight=False,
+            markup=False,
         )
 
 

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from greenloop.config import Config, ProbeConfig
 from greenloop.errors import ConfigError
-from greenloop.probes.base import Observation, ProbeKind, ProbeOptions, redact
+from greenloop.probes.base import Observation, ProbeKind, ProbeOptions
 from greenloop.probes.command import CommandProbe
 from greenloop.probes.conditions import Condition, ConditionError, parse
 from greenloop.probes.dns import DnsProbe
@@ -32,6 +32,7 @@ from greenloop.probes.tcp import TcpProbe
 from greenloop.probes.tls import TlsProbe
 from greenloop.probes.websocket import WebsocketProbe
 from greenloop.records import ProbeResult, utcnow
+from greenloop.redact import Redactor
 
 KINDS: dict[str, ProbeKind] = {
     "http": HttpProbe(),
@@ -89,8 +90,10 @@ def compile_probe(probe: ProbeConfig, index: int, file: str = "greenloop.toml") 
     for key, text in sources:
         try:
             condition = parse(text)
-        except ConditionError as exc:
+        except (ConditionError, ValueError) as exc:  # ValueError: a number too long to read
             raise ConfigError(file, key, f"bad condition {text!r}: {exc}") from None
+        except RecursionError:
+            raise ConfigError(file, key, "bad condition: nested too deeply") from None
         for path in condition.paths:
             root = path.name.split(".", 1)[0].split("[", 1)[0]
             if root not in kind.variables:
@@ -118,10 +121,17 @@ def judge(probe: CompiledProbe, seen: Observation) -> tuple[bool, tuple[str, ...
     return not failed, failed, detail
 
 
-async def run_probe(probe: CompiledProbe) -> ProbeResult:
-    """Check one probe, retrying failures, all within the probe's `timeout_s`."""
+async def run_probe(probe: CompiledProbe, redactor: Redactor | None = None) -> ProbeResult:
+    """Check one probe, retrying failures, all within the probe's `timeout_s`.
+
+    Target, detail and failed conditions pass through `redactor` (plus the probe's own
+    passwords) before they leave: a health body or header may hold any secret.
+    """
     cfg = probe.config
-    secrets = probe.kind.secrets(probe.options)
+    redact = Redactor(
+        redactor.extra_patterns if redactor else (),
+        secrets=(*(redactor.secrets if redactor else ()), *probe.kind.secrets(probe.options)),
+    ).redact
     checked_at = utcnow()
     started = time.perf_counter()
     deadline = started + cfg.timeout_s
@@ -152,20 +162,23 @@ async def run_probe(probe: CompiledProbe) -> ProbeResult:
         component=cfg.component,
         name=cfg.name,
         kind=cfg.kind,
-        target=redact(probe.target, secrets),
+        target=redact(probe.target),
         ok=ok,
         latency_ms=latency,
-        detail=redact(detail, secrets),
+        detail=redact(detail),
         checked_at=checked_at,
-        failed_conditions=tuple(redact(f, secrets) for f in failed),
+        failed_conditions=tuple(redact(f) for f in failed),
         attempts=attempts,
     )
 
 
 async def run_probes(
-    probes: Sequence[ProbeConfig], *, file: str = "greenloop.toml"
+    probes: Sequence[ProbeConfig],
+    *,
+    file: str = "greenloop.toml",
+    redactor: Redactor | None = None,
 ) -> list[ProbeResult]:
-    """Check every probe concurrently; results come back in config order."""
+    """Check every probe concurrently; results come back in config order, redacted."""
     compiled = [compile_probe(p, i, file) for i, p in enumerate(probes)]
-    results: list[Any] = await asyncio.gather(*(run_probe(p) for p in compiled))
+    results: list[Any] = await asyncio.gather(*(run_probe(p, redactor) for p in compiled))
     return results

@@ -21,10 +21,39 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Annotated, Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+
+def checked_url(value: str) -> str:
+    """A URL with a scheme, a host and (if given) a port in 1..65535; else ValueError."""
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL ({exc})") from None
+    if not parts.scheme or not parts.hostname:
+        raise ValueError("not a valid URL: expected scheme://host[:port]/path")
+    if port == 0:
+        raise ValueError("port 0 is out of range 1-65535")
+    if any(c in value for c in " \t\r\n"):
+        raise ValueError("not a valid URL: it contains white space")
+    return value
+
+
+def existing_file(value: str | None) -> str | None:
+    """A file path that exists (checked at load time, as the probe will read it)."""
+    if value is not None and not Path(value).expanduser().is_file():
+        raise ValueError(f"file {value!r} not found")
+    return value
+
+
+# Option types shared by the kinds: checked when the config loads, not when the probe runs.
+ProbeUrl = Annotated[str, AfterValidator(checked_url)]
+CaFile = Annotated[str | None, AfterValidator(existing_file)]
 
 
 class ProbeOptions(BaseModel):

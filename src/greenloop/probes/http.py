@@ -10,9 +10,11 @@ from typing import Any, Literal
 from pydantic import Field
 
 from greenloop.probes.base import (
+    CaFile,
     Observation,
     ProbeKind,
     ProbeOptions,
+    ProbeUrl,
     describe_error,
     json_or_none,
     mask_url,
@@ -29,13 +31,13 @@ BODY_EXCERPT_CHARS = 400
 
 
 class HttpOptions(ProbeOptions):
-    url: str = Field(pattern=r"^https?://")
+    url: ProbeUrl = Field(pattern=r"^https?://")
     method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
     headers: dict[str, str] = Field(default_factory=dict)
     body: str | None = None
     json_body: Any = Field(None, alias="json")
     verify_tls: bool = True
-    ca_file: str | None = None  # PEM bundle to trust instead of the system store
+    ca_file: CaFile = None  # PEM bundle to trust instead of the system store
     follow_redirects: bool = False
 
 

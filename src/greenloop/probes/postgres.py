@@ -13,10 +13,13 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from pydantic import field_validator
+
 from greenloop.probes.base import (
     Observation,
     ProbeKind,
     ProbeOptions,
+    checked_url,
     describe_error,
     mask_dsn,
     ms,
@@ -28,6 +31,13 @@ if TYPE_CHECKING:
 
 class PostgresOptions(ProbeOptions):
     dsn: str
+
+    @field_validator("dsn")
+    @classmethod
+    def _dsn(cls, value: str) -> str:
+        # The key=value form is read by libpq itself; a URL is checked here, at load time.
+        return checked_url(value) if "://" in value else value
+
     query: str = "SELECT 1"
 
 

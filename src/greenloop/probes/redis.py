@@ -14,6 +14,7 @@ from greenloop.probes.base import (
     Observation,
     ProbeKind,
     ProbeOptions,
+    ProbeUrl,
     describe_error,
     mask_url,
     ms,
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 
 class RedisOptions(ProbeOptions):
-    url: str = Field(pattern=r"^rediss?://")
+    url: ProbeUrl = Field(pattern=r"^rediss?://")
     username: str | None = None
     password: str | None = None  # put "${REDIS_PASSWORD}" here, never the secret itself
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from greenloop.probes.base import (
+    CaFile,
     Observation,
     ProbeKind,
     ProbeOptions,
@@ -35,7 +36,7 @@ class TlsOptions(ProbeOptions):
     host: str
     port: int = Field(443, ge=1, le=65535)
     server_name: str | None = None  # SNI and the name to match; default: host
-    ca_file: str | None = None  # PEM bundle to trust instead of the system store
+    ca_file: CaFile = None  # PEM bundle to trust instead of the system store
 
 
 class TlsProbe(ProbeKind):

@@ -16,9 +16,11 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from greenloop.probes.base import (
+    CaFile,
     Observation,
     ProbeKind,
     ProbeOptions,
+    ProbeUrl,
     describe_error,
     json_or_none,
     mask_url,
@@ -30,14 +32,14 @@ from greenloop.probes.conditions import Document
 
 
 class WebsocketOptions(ProbeOptions):
-    url: str = Field(pattern=r"^wss?://")
+    url: ProbeUrl = Field(pattern=r"^wss?://")
     headers: dict[str, str] = Field(default_factory=dict)
     send: str | dict[str, Any] | None = None  # a dict is sent as JSON
     expect_reply: bool | None = None  # default: true when `send` is set
     expect_type: str | None = None  # the reply's JSON "type" must equal this
     # How long to wait for the reply (or, with expect_reply = false, for the server to close).
     reply_timeout_s: float = Field(1.0, gt=0)
-    ca_file: str | None = None
+    ca_file: CaFile = None
     verify_tls: bool = True
 
     @model_validator(mode="after")

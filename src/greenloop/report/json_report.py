@@ -55,6 +55,7 @@ def build_json_report(
         "finished_at": _iso(run.finished_at),
         "duration_s": round(run.duration_s, 3),
         "interrupted": run.interrupted,
+        "error": run.error or None,
         "environment": {"name": run.environment, "revision": run.revision},
         "focus": run.focus,
         "command_line": run.command_line,

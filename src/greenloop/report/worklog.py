@@ -18,7 +18,7 @@ from typing import Any
 
 import jinja2
 
-from greenloop.errors import UserError
+from greenloop.errors import ConfigError, UserError
 from greenloop.records import (
     Category,
     Cluster,
@@ -39,9 +39,14 @@ EXCERPT_LINES = 15
 
 
 def worklog_name(run: RunResult) -> str:
-    """`E2E-DEPLOY-REMEDIATE-WORKLOG-{focus}-{YYYYMMDD-HHMMSS}.md`, stable for the whole run."""
+    """`E2E-DEPLOY-REMEDIATE-WORKLOG-{focus}-{YYYYMMDD-HHMMSS}-{run}.md`, stable for the run.
+
+    `{run}` is the random tail of the run id, so two runs started in the same second never
+    write the same files.
+    """
     focus = re.sub(r"[^A-Za-z0-9_.-]+", "-", run.focus).strip("-") or "all"
-    return f"{PREFIX}-{focus}-{run.started_at:%Y%m%d-%H%M%S}.md"
+    tail = re.sub(r"[^A-Za-z0-9]+", "", run.run_id.rsplit("-", 1)[-1]) or "run"
+    return f"{PREFIX}-{focus}-{run.started_at:%Y%m%d-%H%M%S}-{tail}.md"
 
 
 # --------------------------------------------------------------------------- decisions
@@ -377,21 +382,42 @@ def render_worklog(
     commit: str | None = None,
 ) -> str:
     """Render the worklog markdown; a broken user template is a UserError naming the file."""
-    env = _environment()
     model = worklog_model(run, context, previous=previous, trend=trend, commit=commit)
+    tpl = load_template(template)
+    try:
+        return tpl.render(**model)
+    except jinja2.TemplateError as exc:
+        where = f"{template}:{getattr(exc, 'lineno', '?')}" if template else "worklog.md.j2"
+        raise UserError(f"report.worklog_template: {where}: {exc}") from None
+
+
+def load_template(template: Path | None) -> jinja2.Template:
+    """The built-in worklog template, or the user's; a missing or broken file is a UserError."""
+    env = _environment()
     try:
         if template is None:
-            tpl = env.get_template("worklog.md.j2")
-        else:
-            env.loader = jinja2.ChoiceLoader(
-                [jinja2.FileSystemLoader(str(template.parent)), env.loader]  # type: ignore[list-item]
-            )
-            tpl = env.get_template(template.name)
-        return tpl.render(**model)
+            return env.get_template("worklog.md.j2")
+        if not template.is_file():
+            raise UserError(f"report.worklog_template: {template} not found", hint="check the path")
+        env.loader = jinja2.ChoiceLoader(
+            [jinja2.FileSystemLoader(str(template.parent)), env.loader]  # type: ignore[list-item]
+        )
+        return env.get_template(template.name)
     except jinja2.TemplateNotFound:
         raise UserError(
             f"report.worklog_template: {template} not found", hint="check the path"
         ) from None
-    except jinja2.TemplateError as exc:
+    except (jinja2.TemplateError, UnicodeDecodeError, RecursionError) as exc:
         where = f"{template}:{getattr(exc, 'lineno', '?')}" if template else "worklog.md.j2"
         raise UserError(f"report.worklog_template: {where}: {exc}") from None
+
+
+def validate_template(config: Any) -> None:
+    """Compile the configured worklog template at load time (renders nothing)."""
+    if config.report.worklog_template:
+        path = config.resolve(config.report.worklog_template)
+        try:
+            load_template(path)
+        except UserError as exc:
+            detail = str(exc).removeprefix("report.worklog_template: ")
+            raise ConfigError(str(config.source), "report.worklog_template", detail) from None

@@ -7,6 +7,8 @@ run automatically when the store is opened.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import socket
 from collections.abc import Iterable, Iterator
@@ -17,11 +19,12 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, func, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, text, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from greenloop.errors import UserError
+from greenloop.errors import ConfigError, UserError
 from greenloop.records import (
     Action,
     Classification,
@@ -49,6 +52,11 @@ from greenloop.store.schema import (
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 STORE_URL_ENV = "GREENLOOP_STORE_URL"
+# Held (pg_advisory_xact_lock) while migrating, so two first runs on one fresh database
+# take turns instead of both creating the tables. Any constant of our own; "gl15".
+_MIGRATION_LOCK_ID = 0x676C3135
+_SCHEMES = ("sqlite", "postgresql", "postgres")
+_SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def aware(value: datetime | None) -> datetime | None:
@@ -69,6 +77,66 @@ def store_url(configured: str | None, base_dir: Path) -> str:
         # psycopg 3 is the driver we ship; plain URLs mean it.
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     return url
+
+
+def store_url_problem(url: str) -> str | None:
+    """What is wrong with a store URL, in words, or None when it can be opened as a store.
+
+    Checks the form only (scheme, database name, that an existing SQLite path is a
+    SQLite file); it connects to nothing and never echoes the URL (it may hold a password).
+    """
+    try:
+        parsed = make_url(url)
+        scheme, _, driver = parsed.drivername.partition("+")
+        database = parsed.database
+        port = parsed.port
+    except (ArgumentError, ValueError):
+        return "not a database URL (expected sqlite:///path/store.db or postgresql://host/db)"
+    if scheme not in _SCHEMES:
+        return (
+            f"unsupported store scheme {parsed.drivername!r} "
+            "(expected sqlite:///path/store.db or postgresql://user@host:5432/dbname)"
+        )
+    if port is not None and not 0 < port < 65536:
+        return f"port {port} is out of range"
+    if scheme != "sqlite":
+        if driver not in ("", "psycopg"):
+            return f"unsupported PostgreSQL driver {driver!r} (greenloop ships psycopg)"
+        if not database:
+            return (
+                "a postgresql store URL must name a database "
+                "(postgresql://user@host:5432/greenloop); none would mean the server's default"
+            )
+        return None
+    if driver not in ("", "pysqlite"):
+        return f"unsupported SQLite driver {driver!r}"
+    if not database or database == ":memory:":
+        return "a SQLite store needs a file path (sqlite:///path/store.db)"
+    path = Path(database).expanduser()
+    if path.is_dir():
+        return f"{path} is a folder, not a SQLite database file"
+    if path.is_file():
+        try:
+            with path.open("rb") as handle:
+                header = handle.read(len(_SQLITE_HEADER))
+        except OSError as exc:
+            return f"{path}: cannot read: {exc.strerror}"
+        if header and header != _SQLITE_HEADER:
+            return f"{path} exists and is not a SQLite database"
+    return None
+
+
+def validate_store(config: object) -> None:
+    """Check the store URL (environment or config) at load time; ConfigError if unusable."""
+    env_url = os.environ.get(STORE_URL_ENV)
+    store = getattr(config, "store", None)
+    url = env_url or getattr(store, "url", None)
+    if not url:
+        return
+    problem = store_url_problem(store_url(url, Path(".")))
+    if problem:
+        key = f"environment variable {STORE_URL_ENV}" if env_url else "store.url"
+        raise ConfigError(str(getattr(config, "source", "greenloop.toml")), key, problem)
 
 
 # --------------------------------------------------------------------------- reports and trackers
@@ -101,7 +169,15 @@ class Store:
 
     @classmethod
     def open(cls, url: str) -> Store:
-        """Connect and bring the schema up to date."""
+        """Connect and bring the schema up to date.
+
+        Migrations run under a lock (a file lock beside a SQLite database, an advisory
+        lock on PostgreSQL), so concurrent first runs on a fresh store take turns.
+        A store that cannot be opened is a UserError naming it, password hidden.
+        """
+        problem = store_url_problem(url)
+        if problem:
+            raise UserError(f"store: {problem}")
         is_sqlite = url.startswith("sqlite")
         engine = create_engine(
             url,
@@ -110,17 +186,52 @@ class Store:
         if is_sqlite:
             event.listen(engine, "connect", _sqlite_pragmas)
         try:
-            with engine.begin() as conn:
+            with _migration_file_lock(engine), engine.begin() as conn:
+                _migration_advisory_lock(conn)
                 cfg = AlembicConfig()
                 cfg.set_main_option("script_location", str(MIGRATIONS))
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
-        except OperationalError as exc:
+        except (DBAPIError, OSError) as exc:
+            engine.dispose()
+            orig = getattr(exc, "orig", None) or exc
+            first = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
             raise UserError(
-                f"store {engine.url.render_as_string(hide_password=True)}: cannot open: "
-                f"{str(exc.orig).strip().splitlines()[0]}"
+                f"store {engine.url.render_as_string(hide_password=True)}: cannot open: {first}"
             ) from None
         return cls(engine)
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[bool]:
+        """Try to become the one process doing `name` (e.g. delivering the outbox); yields
+        whether it did. No transaction stays open meanwhile: a flock beside a SQLite
+        database, a session-level advisory lock on PostgreSQL."""
+        if self.engine.dialect.name == "postgresql":
+            key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big")
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                got = bool(
+                    conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+                )
+                try:
+                    yield got
+                finally:
+                    if got:
+                        conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            return
+        database = self.engine.url.database
+        if not database:
+            yield True
+            return
+        with open(f"{database}.{name}.lock", "a+b") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -150,14 +261,15 @@ class Store:
                 )
             )
 
-    def finish_run(self, run: RunResult) -> None:
+    def finish_run(self, run: RunResult, *, status: str | None = None) -> None:
+        """Close a run's row; `status` overrides finished/interrupted (e.g. "crashed")."""
         with self.session() as s:
             s.execute(
                 update(RunRow)
                 .where(RunRow.id == run.run_id)
                 .values(
                     finished_at=run.finished_at,
-                    status="interrupted" if run.interrupted else "finished",
+                    status=status or ("interrupted" if run.interrupted else "finished"),
                     verdict=run.verdict.value,
                     exit_code=int(run.exit_code),
                     revision=run.revision,
@@ -184,18 +296,22 @@ class Store:
         return dead
 
     def latest_resumable(self, config_path: str) -> RunRow | None:
-        """The newest run of this config that was interrupted or killed, not yet resumed."""
+        """The newest ended run of this config, if it was interrupted or killed.
+
+        Only the newest: once a later run of the config finished, an older crash is
+        history, not something to continue. Runs still in progress are not candidates.
+        """
         with self.session() as s:
             query = (
                 select(RunRow)
-                .where(
-                    RunRow.status.in_(("interrupted", "crashed")),
-                    RunRow.config_path == config_path,
-                )
-                .order_by(RunRow.started_at.desc())
+                .where(RunRow.config_path == config_path, RunRow.status != "running")
+                .order_by(RunRow.started_at.desc(), RunRow.id.desc())
                 .limit(1)
             )
-            return s.scalars(query).first()
+            newest = s.scalars(query).first()
+        if newest is None or newest.status not in ("interrupted", "crashed"):
+            return None
+        return newest
 
     def mark_resumed(self, run_id: str, *, by: str) -> None:
         """An interrupted run another run has taken over: never resumed twice."""
@@ -610,6 +726,30 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+@contextmanager
+def _migration_file_lock(engine: Engine) -> Iterator[None]:
+    """An exclusive flock on `<database>.lock` for SQLite; nothing for other databases.
+
+    A separate file: locking the database file itself would fight SQLite's own locks.
+    """
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database:
+        yield
+        return
+    with open(f"{database}.lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _migration_advisory_lock(conn: Connection) -> None:
+    """On PostgreSQL, wait for any other migrator; released when the transaction ends."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
 
 
 def _pid_alive(pid: int) -> bool:

@@ -10,6 +10,7 @@ in KINDS.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ from greenloop.trackers.body import (
     needs_person_comment,
     occurrence_comment,
     priority_of,
+    unknown_placeholders,
 )
 from greenloop.trackers.github import GitHubTracker
 from greenloop.trackers.gitlab import GitLabTracker
@@ -65,6 +67,7 @@ __all__ = [
     "show_issue",
     "sync_outbox",
     "tracker_name",
+    "validate_tracker",
 ]
 
 KINDS: dict[str, Any] = {
@@ -74,8 +77,8 @@ KINDS: dict[str, Any] = {
 }
 
 
-def build_tracker(config: Config, out_dir: Path) -> Tracker:
-    """The configured tracker; a mistake in [tracker] is one ConfigError naming the key."""
+def _kind_and_options(config: Config) -> tuple[Any, Any]:
+    """The configured tracker class and its validated options; mistakes are ConfigErrors."""
     source = str(config.source)
     kind = KINDS.get(config.tracker.kind)
     if kind is None:
@@ -91,7 +94,40 @@ def build_tracker(config: Config, out_dir: Path) -> Tracker:
         first = exc.errors()[0]
         key = ".".join(str(p) for p in first["loc"])
         msg = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
-        raise ConfigError(source, f"tracker.{key}", str(msg)) from None
+        raise ConfigError(
+            source, f"tracker.{key}", str(msg).removeprefix("Value error, ")
+        ) from None
+    return kind, options
+
+
+def validate_tracker(config: Config) -> None:
+    """Check [tracker] at load time: kind, options, label placeholders and the token.
+
+    Raises ConfigError naming the key; nothing is contacted.
+    """
+    source = str(config.source)
+    _kind, options = _kind_and_options(config)
+    for i, label in enumerate(config.tracker.labels):
+        unknown = unknown_placeholders(label)
+        if unknown:
+            raise ConfigError(
+                source,
+                f"tracker.labels[{i}]",
+                f"unknown placeholder {unknown[0]!r} (known: {{category}}, {{priority}})",
+            )
+    token_env = getattr(options, "token_env", None)
+    if token_env and not os.environ.get(token_env):
+        raise ConfigError(
+            source,
+            "tracker.token_env",
+            f"environment variable {token_env} is not set "
+            f'(the {config.tracker.kind} tracker needs a token; export it or use kind = "local")',
+        )
+
+
+def build_tracker(config: Config, out_dir: Path) -> Tracker:
+    """The configured tracker; a mistake in [tracker] is one ConfigError naming the key."""
+    kind, options = _kind_and_options(config)
     tracker: Tracker = kind.build(options, out_dir=Path(out_dir))
     return tracker
 

@@ -48,15 +48,28 @@ def priority_of(cluster: Cluster, index: Sequence[IndexEntry]) -> int | None:
     return min(found) if found else None
 
 
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_LABEL_FIELDS = ("category", "priority")
+
+
+def unknown_placeholders(template: str) -> list[str]:
+    """The `{name}` parts of a label template that are not {category} or {priority}."""
+    return [m.group(0) for m in _PLACEHOLDER.finditer(template) if m.group(1) not in _LABEL_FIELDS]
+
+
 def issue_labels(cluster: Cluster, templates: Sequence[str], priority: int | None) -> list[str]:
-    """Configured labels with `{category}` and `{priority}` filled; empty ones dropped."""
+    """Configured labels with `{category}` and `{priority}` filled; empty ones dropped.
+
+    Only those two names are replaced (never str.format: a label is text, not code);
+    anything else in braces stays as written.
+    """
     values = {
         "category": cluster.category.value,
         "priority": f"P{priority}" if priority is not None else "",
     }
     labels: list[str] = []
     for template in templates:
-        label = template.format_map(values).strip() if "{" in template else template
+        label = _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template).strip()
         if label and label not in labels:
             labels.append(label)
     return labels

@@ -12,6 +12,7 @@ whose reply was lost is not repeated when it is retried.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,7 +80,22 @@ def enqueue(
 
 
 def deliver(tracker: Tracker, store: Store) -> SyncResult:
-    """Deliver this tracker's pending operations in order; stop at the first outage."""
+    """Deliver this tracker's pending operations in order; stop at the first outage.
+
+    One process delivers at a time (`Store.exclusive`); another finds the work taken and
+    leaves it queued. No database transaction is open during a tracker call: a slow
+    tracker never holds the store's write lock, so a concurrent run is never blocked.
+    """
+    with store.exclusive(
+        f"outbox-{hashlib.sha256(tracker.name.encode()).hexdigest()[:12]}"
+    ) as mine:
+        if not mine:
+            pending = len(store.outbox_rows(tracker.name))
+            return SyncResult(delivered=0, dropped=0, pending=pending, error=None)
+        return _deliver(tracker, store)
+
+
+def _deliver(tracker: Tracker, store: Store) -> SyncResult:
     delivered = dropped = 0
     error: TrackerUnavailable | None = None
     for op_id in [row.id for row in store.outbox_rows(tracker.name)]:
@@ -90,7 +106,7 @@ def deliver(tracker: Tracker, store: Store) -> SyncResult:
                 .values(attempts=OutboxRow.attempts + 1)
             ).rowcount  # type: ignore[attr-defined]
             if not claimed:
-                continue  # another run delivered it while we waited for the lock
+                continue  # delivered by an earlier sync
             row = s.get(OutboxRow, op_id)
             assert row is not None
             issue = s.scalars(
@@ -98,26 +114,19 @@ def deliver(tracker: Tracker, store: Store) -> SyncResult:
                     IssueRow.tracker == row.tracker, IssueRow.fingerprint == row.fingerprint
                 )
             ).first()
-            try:
-                remote = _apply(tracker, row, issue)
-            except TrackerUnavailable as exc:
-                row.last_error = exc.reason
-                error = exc
-                break  # later operations wait: order matters (create before comment)
-            except IssueRejected as exc:
-                row.delivered_at = utcnow()
-                row.last_error = f"dropped: {exc}"
-                if issue is not None:
-                    issue.needs_person = True
-                dropped += 1
-                continue
-            row.delivered_at = utcnow()
-            row.last_error = ""
-            if issue is not None and remote is not None:
-                issue.key = remote.key
-                issue.location = remote.location
-                issue.updated_at = utcnow()
-            delivered += 1
+            s.expunge_all()  # plain values from here on; the transaction ends now
+        try:
+            remote = _apply(tracker, row, issue)
+        except TrackerUnavailable as exc:
+            _settle(store, op_id, issue, last_error=exc.reason)
+            error = exc
+            break  # later operations wait: order matters (create before comment)
+        except IssueRejected as exc:
+            _settle(store, op_id, issue, last_error=f"dropped: {exc}", done=True, rejected=True)
+            dropped += 1
+            continue
+        _settle(store, op_id, issue, last_error="", done=True, remote=remote)
+        delivered += 1
     pending = len(store.outbox_rows(tracker.name))
     return SyncResult(
         delivered=delivered,
@@ -126,6 +135,33 @@ def deliver(tracker: Tracker, store: Store) -> SyncResult:
         error=error.reason if error else None,
         retry_after=error.retry_after if error else None,
     )
+
+
+def _settle(
+    store: Store,
+    op_id: int,
+    issue: IssueRow | None,
+    *,
+    last_error: str,
+    done: bool = False,
+    rejected: bool = False,
+    remote: RemoteIssue | None = None,
+) -> None:
+    """Record how one delivery went, in its own short transaction."""
+    with store.session() as s:
+        row = s.get(OutboxRow, op_id)
+        if row is None:
+            return
+        row.last_error = last_error
+        if done:
+            row.delivered_at = utcnow()
+        target = s.get(IssueRow, issue.id) if issue is not None else None
+        if target is not None and rejected:
+            target.needs_person = True
+        if target is not None and remote is not None:
+            target.key = remote.key
+            target.location = remote.location
+            target.updated_at = utcnow()
 
 
 def _apply(tracker: Tracker, row: OutboxRow, issue: IssueRow | None) -> RemoteIssue | None:

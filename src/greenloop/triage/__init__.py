@@ -34,6 +34,7 @@ from greenloop.records import (
     Verdict,
     utcnow,
 )
+from greenloop.redact import redactor_for
 from greenloop.store import Store, aware
 from greenloop.triage.classify import Decision, needs_triage
 from greenloop.triage.cluster import build_clusters
@@ -111,7 +112,11 @@ def triage(
             malformed += batch.malformed
             if batch.error:
                 warnings.append(f"log source {batch.source}: {batch.error}")
-    records = list(logs or ())
+    # Secrets leave log lines here, before evidence, root causes or log templates (drain3
+    # would otherwise mask a token's digits first and keep the rest) ever see them.
+    redactor = redactor_for(config)
+    records = [redactor.redact_obj(record) for record in logs or ()]
+    warnings = [redactor.redact(w) for w in warnings]
     by_request = _errors_by_request(records)
     rejections = _rejections_by_request(records)
     timed = _TimedRejections(records)

@@ -1235,7 +1235,7 @@ def user_rules(configs: Sequence[RuleConfig], source: str = "greenloop.toml") ->
             )
         try:
             compiled = re.compile(cfg.pattern)
-        except re.error as exc:
+        except (re.error, OverflowError, RecursionError) as exc:
             raise ConfigError(
                 source, f"triage.rules[{i}].pattern", f"not a valid regular expression: {exc}"
             ) from None

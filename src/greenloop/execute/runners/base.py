@@ -99,6 +99,15 @@ def display_command(argv: Sequence[str]) -> str:
 # --------------------------------------------------------------------------- processes
 
 
+# The note part a runner writes when a stop request cut its phase short (see `cut_short`).
+CUT_SHORT = "interrupted: "
+
+
+def cut_short(phase: PhaseResult) -> bool:
+    """Did a stop request end this phase before it finished? (Then --resume re-runs it.)"""
+    return any(part.startswith(CUT_SHORT) for part in phase.note.split("; "))
+
+
 @dataclass(frozen=True, slots=True)
 class ProcessEnd:
     """How a child process ended."""

@@ -19,6 +19,7 @@ from greenloop.config import Config, PhaseConfig
 from greenloop.errors import InputError
 from greenloop.execute.progress import Reporter
 from greenloop.execute.runners.base import (
+    CUT_SHORT,
     display_command,
     phase_status,
     process_environment,
@@ -69,6 +70,8 @@ class CommandRunner:
             )
             log = tail(output, 60)
         notes = [] if end.returncode in (0, None) else [f"command exited with {end.returncode}"]
+        if end.interrupted:
+            notes.append(f"{CUT_SHORT}the command was stopped")
         tests: tuple[TestResult, ...] = ()
         problem = ""
         if end.timed_out:

@@ -27,6 +27,7 @@ from greenloop.execute.interpreter import Interpreter, interpreter_for
 from greenloop.execute.plugin import EVENTS_ENV, ORDER_ENV, PARENT_ENV
 from greenloop.execute.progress import Reporter
 from greenloop.execute.runners.base import (
+    CUT_SHORT,
     ProcessEnd,
     display_command,
     phase_status,
@@ -288,7 +289,7 @@ def run_until_done(ctx: _Context, fold: EventFold, targets: list[str]) -> list[s
         if end.interrupted:
             fold.end_running(Outcome.SKIPPED, "interrupted: the run was stopped while it ran")
             fold.end_not_started(Outcome.SKIPPED, "not run: the run was interrupted")
-            notes.append("interrupted: pytest was stopped; unfinished tests are skipped")
+            notes.append(f"{CUT_SHORT}pytest was stopped; unfinished tests are skipped")
             break
         if end.timed_out:
             limit = f"{ctx.settings.phase_timeout_s:g}s"

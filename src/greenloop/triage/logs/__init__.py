@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from greenloop.config import LogSourceConfig
+from greenloop.config import Config, LogSourceConfig
 from greenloop.errors import ConfigError
 from greenloop.triage.logs.base import LogBatch, LogRecord, LogSource, parse_lines
 from greenloop.triage.logs.command import CommandSource
@@ -19,7 +19,16 @@ KINDS: dict[str, type[LogSource]] = {
     LokiSource.kind: LokiSource,
 }
 
-__all__ = ["KINDS", "LogBatch", "LogRecord", "LogSource", "open_source", "parse_lines", "read_logs"]
+__all__ = [
+    "KINDS",
+    "LogBatch",
+    "LogRecord",
+    "LogSource",
+    "open_source",
+    "parse_lines",
+    "read_logs",
+    "validate_log_sources",
+]
 
 
 def open_source(config: LogSourceConfig, base_dir: Path, file: str = "greenloop.toml") -> LogSource:
@@ -31,6 +40,12 @@ def open_source(config: LogSourceConfig, base_dir: Path, file: str = "greenloop.
             f"unknown log source kind {config.kind!r} (expected one of {', '.join(sorted(KINDS))})",
         )
     return kind(config, base_dir, file)
+
+
+def validate_log_sources(config: Config) -> None:
+    """Build every `[[triage.logs]]` source once at load time (reads nothing)."""
+    for source in config.triage.logs:
+        open_source(source, config.base_dir, str(config.source))
 
 
 def read_logs(
