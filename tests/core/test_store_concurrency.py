@@ -28,7 +28,7 @@ def _open_together(url: str, openers: int) -> None:
         for i in range(openers)
     ]
     for proc in procs:
-        out, err = proc.communicate(timeout=120)
+        _out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
 
 
