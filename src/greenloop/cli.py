@@ -135,6 +135,7 @@ def execute_run(cfg: Config, options: RunOptions) -> RunResult:
     from greenloop.store import Store, store_url
     from greenloop.summary import print_summary
 
+    redactor = redactor_for(cfg)
     store = Store.open(store_url(cfg.store.url, cfg.base_dir))
     try:
         loop = Loop(
@@ -142,14 +143,14 @@ def execute_run(cfg: Config, options: RunOptions) -> RunResult:
             options=options,
             store=store,
             index=_index(cfg),
-            reporter=make_reporter(out),
-            say=lambda line: out.print(f"[dim]greenloop:[/] {escape(line)}"),
-            redactor=redactor_for(cfg),
+            reporter=make_reporter(out, redactor),
+            say=lambda line: out.print(f"[dim]greenloop:[/] {escape(redactor.redact(line))}"),
+            redactor=redactor,
         )
         result = run(loop)
     finally:
         store.close()
-    print_summary(out, result)
+    print_summary(out, redactor.redact_obj(result))
     return result
 
 

@@ -70,8 +70,8 @@ _BUILTIN: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ..
     ),
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + MASK),
     (re.compile(r"""(?i)(\bprivate-token["']?\s*[:=]\s*["']?)[^\s"',;]+"""), r"\1" + MASK),
-    # user:password@host in any URL or DSN.
-    (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@'\"`]+):[^\s@/'\"`]+@", re.I), r"\1:" + MASK + "@"),
+    # user:password@host (or :password@host) in any URL or DSN.
+    (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@'\"`]*):[^\s@/'\"`]+@", re.I), r"\1:" + MASK + "@"),
     # --password x, --token=x on command lines.
     (
         re.compile(r"(?i)(--(?:password|passwd|token|api-key|secret|private-token)[= ])(\S+)"),

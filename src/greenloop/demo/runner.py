@@ -7,6 +7,7 @@ what `greenloop run -c <that file>` runs, so nothing here is demo-only logic.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from rich.console import Console
 
 from greenloop.config import Config, load_config
-from greenloop.demo import control
+from greenloop.demo import OWNER_ENV, control
 from greenloop.demo.scenarios import SCENARIOS, Scenario, prepare
 from greenloop.errors import UserError
 from greenloop.records import ExitCode
@@ -98,6 +99,9 @@ def run_demo(
     from greenloop.loop import RunOptions
 
     scenario = scenario_named(name)
+    # Every service started from here on (also by deploy and restart commands, which
+    # inherit the environment) stops when this process dies, even by SIGKILL.
+    os.environ.setdefault(OWNER_ENV, str(os.getpid()))
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     state_dir = out_dir / "service"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Protocol
 
 from rich.console import Console
@@ -17,6 +18,7 @@ from rich.live import Live
 from rich.text import Text
 
 from greenloop.records import Outcome, PhaseResult, TestResult
+from greenloop.redact import Redactor
 
 STYLE = {
     Outcome.PASSED: "green",
@@ -201,9 +203,32 @@ class RichReporter:
         )
 
 
-def make_reporter(console: Console | None = None) -> Reporter:
-    """A live display on a terminal, one line per test otherwise."""
+class RedactingReporter:
+    """Passes everything on with secrets masked: test ids and phase names are printed, and a
+    test id can hold a token (`test_login[ghp_...]`)."""
+
+    def __init__(self, inner: Reporter, redactor: Redactor) -> None:
+        self.inner = inner
+        self.redactor = redactor
+
+    def on_phase_start(self, phase: str, *, workers: int, durations: Mapping[str, float]) -> None:
+        self.inner.on_phase_start(self.redactor.redact(phase), workers=workers, durations=durations)
+
+    def on_collected(self, n: int) -> None:
+        self.inner.on_collected(n)
+
+    def on_running(self, nodeid: str) -> None:
+        self.inner.on_running(self.redactor.redact(nodeid))
+
+    def on_test(self, result: TestResult) -> None:
+        self.inner.on_test(self.redactor.redact_obj(result))
+
+    def on_phase_end(self, phase: PhaseResult) -> None:
+        self.inner.on_phase_end(replace(phase, name=self.redactor.redact(phase.name)))
+
+
+def make_reporter(console: Console | None = None, redactor: Redactor | None = None) -> Reporter:
+    """A live display on a terminal, one line per test otherwise; redacted when asked."""
     console = console or Console()
-    if console.is_terminal:
-        return RichReporter(console)
-    return PlainReporter(console)
+    inner: Reporter = RichReporter(console) if console.is_terminal else PlainReporter(console)
+    return RedactingReporter(inner, redactor) if redactor is not None else inner

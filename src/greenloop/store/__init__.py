@@ -202,34 +202,30 @@ class Store:
         return cls(engine)
 
     @contextmanager
-    def exclusive(self, name: str) -> Iterator[bool]:
-        """Try to become the one process doing `name` (e.g. delivering the outbox); yields
-        whether it did. No transaction stays open meanwhile: a flock beside a SQLite
-        database, a session-level advisory lock on PostgreSQL."""
+    def exclusive(self, name: str) -> Iterator[None]:
+        """Be the one process doing `name` (e.g. delivering the outbox) until the block ends.
+
+        Waits for another holder; no transaction stays open meanwhile, so the store stays
+        writable for everyone: a flock beside a SQLite database, a session-level advisory
+        lock on PostgreSQL. Holders must bound their own work (network deadlines).
+        """
         if self.engine.dialect.name == "postgresql":
             key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big")
             with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                got = bool(
-                    conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
-                )
+                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
                 try:
-                    yield got
+                    yield
                 finally:
-                    if got:
-                        conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
             return
         database = self.engine.url.database
         if not database:
-            yield True
+            yield
             return
         with open(f"{database}.{name}.lock", "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
-            try:
-                yield True
+                yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 

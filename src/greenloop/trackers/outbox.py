@@ -82,16 +82,12 @@ def enqueue(
 def deliver(tracker: Tracker, store: Store) -> SyncResult:
     """Deliver this tracker's pending operations in order; stop at the first outage.
 
-    One process delivers at a time (`Store.exclusive`); another finds the work taken and
-    leaves it queued. No database transaction is open during a tracker call: a slow
-    tracker never holds the store's write lock, so a concurrent run is never blocked.
+    One process delivers at a time (`Store.exclusive`: exactly once, in order). No database
+    transaction is open during a tracker call, so a slow tracker never holds the store's
+    write lock and a concurrent run's writes go on; every call has a total deadline.
     """
-    with store.exclusive(
-        f"outbox-{hashlib.sha256(tracker.name.encode()).hexdigest()[:12]}"
-    ) as mine:
-        if not mine:
-            pending = len(store.outbox_rows(tracker.name))
-            return SyncResult(delivered=0, dropped=0, pending=pending, error=None)
+    lock = f"outbox-{hashlib.sha256(tracker.name.encode()).hexdigest()[:12]}"
+    with store.exclusive(lock):
         return _deliver(tracker, store)
 
 
