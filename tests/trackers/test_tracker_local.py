@@ -131,3 +131,32 @@ def test_unknown_kind_and_bad_options_are_config_errors(
         file(sqlite_store, tmp_path, "r", [make_cluster()], kind="jira")
     with pytest.raises(ConfigError, match=r"tracker\.colour: unknown key"):
         file(sqlite_store, tmp_path, "r", [make_cluster()], colour="red")
+
+
+def test_local_issues_live_with_the_store_not_with_each_out_folder(
+    store: Store, tmp_path: Path
+) -> None:
+    """A new --out per run: keys stay unique per store, updates and closes find their file."""
+
+    def file_to(out: str, run_id: str, clusters, verdict=Verdict.FAILING):  # type: ignore[no-untyped-def]
+        return file_issues(
+            clusters,
+            config=make_config(tmp_path, close_after_green=1),
+            store=store,
+            run_id=run_id,
+            verdict=verdict,
+            out_dir=tmp_path / out,
+        )
+
+    websocket, checkout = make_cluster(), make_cluster(fingerprint="checkout-500")
+    [first] = file_to("out-1", "run-1", [websocket])
+    [again, other] = file_to("out-2", "run-2", [websocket, checkout])
+    assert (first.key, again.key, other.key) == ("GL-1", "GL-1", "GL-2")
+    assert again.action is IssueAction.UPDATED and other.action is IssueAction.CREATED
+    home = tmp_path / "out-1" / "issues"
+    assert sorted(p.name for p in home.glob("GL-*.md")) == ["GL-1.md", "GL-2.md"]
+    assert "### Comment" in (home / "GL-1.md").read_text()
+    assert not (tmp_path / "out-2" / "issues").exists()
+    closed = file_to("out-3", "run-3", [], Verdict.GREEN)
+    assert {c.action for c in closed} == {IssueAction.CLOSED}
+    assert "state=closed" in (home / "GL-1.md").read_text()

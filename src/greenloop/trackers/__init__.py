@@ -125,11 +125,32 @@ def validate_tracker(config: Config) -> None:
         )
 
 
-def build_tracker(config: Config, out_dir: Path) -> Tracker:
-    """The configured tracker; a mistake in [tracker] is one ConfigError naming the key."""
+def build_tracker(config: Config, out_dir: Path, store: Store | None = None) -> Tracker:
+    """The configured tracker; a mistake in [tracker] is one ConfigError naming the key.
+
+    Local issues live with the store: once a store holds local issues, their folder is
+    where the next ones go, whatever `--out` a later run is given, so keys stay unique
+    per store and updates find their files.
+    """
     kind, options = _kind_and_options(config)
+    if kind is LocalTracker and options.dir is None and store is not None:
+        home = local_issue_folder(store)
+        if home is not None:
+            return LocalTracker(home)
     tracker: Tracker = kind.build(options, out_dir=Path(out_dir))
     return tracker
+
+
+def local_issue_folder(store: Store) -> Path | None:
+    """The folder of the local issues this store already indexes (the first one's), if any."""
+    with store.session() as s:
+        location = s.scalars(
+            select(IssueRow.location)
+            .where(IssueRow.tracker == "local", IssueRow.location != "")
+            .order_by(IssueRow.id)
+            .limit(1)
+        ).first()
+    return Path(location).parent if location else None
 
 
 def tracker_name(tracker: TrackerConfig) -> str:
@@ -173,7 +194,7 @@ def file_issues(
     Pending operations from earlier runs go first, in order. Operations the tracker
     cannot take now (down, slow, rate-limited) stay queued: their IssueRef says `queued`.
     """
-    tracker = build_tracker(config, out_dir)
+    tracker = build_tracker(config, out_dir, store)
     redactor = redactor or redactor_for(config)
     ctx = IssueContext(
         run_id=run_id,
@@ -395,14 +416,14 @@ def idempotency_key(*parts: str) -> str:
 
 def sync_outbox(config: Config, store: Store, out_dir: Path) -> SyncResult:
     """`greenloop issues sync`: deliver everything queued for the configured tracker."""
-    return deliver(build_tracker(config, out_dir), store)
+    return deliver(build_tracker(config, out_dir, store), store)
 
 
 def mark_needs_person(
     clusters: Sequence[Cluster], *, config: Config, store: Store, out_dir: Path, run_id: str = ""
 ) -> None:
     """The loop is stuck on these problems: flag their issues and say so on them."""
-    tracker = build_tracker(config, out_dir)
+    tracker = build_tracker(config, out_dir, store)
     redactor = redactor_for(config)
     for cluster in clusters:
         with store.session() as s:
