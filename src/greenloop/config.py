@@ -434,6 +434,7 @@ def _check_kinds(config: Config) -> None:
     command before anything runs (lazy imports: those modules import this one)."""
     from greenloop.deploy import validate_deploy
     from greenloop.gate import validate_components
+    from greenloop.index import load_index
     from greenloop.probes import validate_probes
     from greenloop.redact import redactor_for
     from greenloop.remediate import validate_actions
@@ -444,6 +445,7 @@ def _check_kinds(config: Config) -> None:
     from greenloop.triage.rules import user_rules
 
     validate_store(config)
+    load_index(config)
     validate_components(config)
     validate_probes(config)
     validate_deploy(config)

@@ -120,6 +120,8 @@ LATE_AND_NONSENSE = [
         "probes[0].dsn",
     ),
     ("deploy-version-url", '[deploy]\nversion_url = "::::"\n', "deploy.version_url"),
+    ("index-binary", '[index]\npath = "binary.idx"\n', "not UTF-8"),
+    ("index-missing", '[index]\npath = "nope.toml"\n', "not found"),
     ("toml-deep", "x = " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
     ("toml-long-int", "[loop]\nmax_iterations = " + "9" * 5000 + "\n", "not valid TOML"),
 ]
@@ -142,6 +144,7 @@ def _project(tmp_path: Path, extra: str, store_url: str | None = None) -> tuple[
     (tmp_path / "broken.md.j2").write_text("{% for x in %}\n")
     (tmp_path / "notdb.db").write_bytes(b"\x00binary, not sqlite\xff" * 10)
     (tmp_path / "folder.db").mkdir()
+    (tmp_path / "binary.idx").write_bytes(bytes(range(256)) * 4)
     execution, extra = (extra[5:], "") if extra.startswith("EXEC:") else ("", extra)
     text = BASE.format(store=tmp_path / "store.db", execution=execution) + extra
     if store_url is not None:
@@ -159,7 +162,7 @@ def _rejected(config: Path, marker: Path, capsys: pytest.CaptureFixture[str], wo
         assert code == 2, (verb, err)
         lines = err.strip().splitlines()
         assert len(lines) == 1 and "Traceback" not in err, err
-        assert lines[0].startswith(f"greenloop: {config}"), lines[0]
+        assert lines[0].startswith(f"greenloop: {config.parent}"), lines[0]  # the file at fault
         assert word in lines[0], lines[0]
         assert not marker.exists(), "a test ran before the config was rejected"
         assert not (config.parent / "r.json").exists()
