@@ -265,6 +265,7 @@ def test_planted_secrets_in_every_place_reach_no_output_and_no_store(
             component = "api"
             kind = "http"
             url = "{leaky}/health"
+            timeout_s = 15  # a loaded machine must not block the phase
 
             [[probes]]
             name = "[red]health[/red]"
@@ -272,6 +273,7 @@ def test_planted_secrets_in_every_place_reach_no_output_and_no_store(
             kind = "http"
             url = "{health_leaks}/health"
             conditions = ["status == 200"]
+            timeout_s = 15
 
             [[probes]]
             name = "database"
