@@ -51,8 +51,8 @@ def test_a_real_passing_test_has_no_findings() -> None:
 
 
 def test_each_kind_of_evidence() -> None:
+    """A phase where nothing reached a target: every signal is strong."""
     phase = run(
-        TestResult("t::fast", Outcome.PASSED, duration_s=0.0003, connections=REAL),
         TestResult(
             "t::alone", Outcome.PASSED, duration_s=0.2, connections=(Connection("8.8.8.8", 53),)
         ),
@@ -68,9 +68,6 @@ def test_each_kind_of_evidence() -> None:
             "t::coro", Outcome.FAILED, warnings=("RuntimeWarning: coroutine 'f' was never awaited",)
         ),
         TestResult("t::blocked", Outcome.BLOCKED, blocked_by="db"),
-        TestResult(
-            "t::db", Outcome.PASSED, duration_s=0.2, connections=(Connection("db.internal", 5432),)
-        ),
     )
     assert checks(phase) == [
         (
@@ -97,6 +94,24 @@ def test_each_kind_of_evidence() -> None:
         ),
     ]
     assert checks(phase, strength=Strength.WEAK) == []
+
+
+def test_a_unit_test_among_e2e_tests_is_no_verdict_unless_the_index_says_e2e() -> None:
+    """Real suites mix unit tests in: no traffic is only damning where traffic was expected."""
+    e2e = TestResult(
+        "t.py::db", Outcome.PASSED, duration_s=0.2, connections=(Connection("db.internal", 5432),)
+    )
+    unit = TestResult("t.py::parses_url", Outcome.PASSED, duration_s=0.0001, file="t.py")
+    mocked = TestResult("t.py::retries", Outcome.PASSED, duration_s=0.01, mocks=("x was replaced",))
+    phase = run(e2e, unit, mocked)
+    assert checks(phase) == []
+    assert checks(phase, strength=Strength.WEAK) == [("t.py::retries", "mocked", "x was replaced")]
+    declared = (IndexEntry("t.py", components=("payments",)),)
+    assert [(n, c) for n, c, _ in checks(phase, index=declared)] == [
+        ("t.py::parses_url", "no_connection"),
+        ("t.py::retries", "mocked"),
+        ("t.py::retries", "no_connection"),
+    ]
 
 
 def test_traffic_to_a_target_outranks_every_weaker_signal() -> None:

@@ -10,9 +10,11 @@ evidence is a ladder (`LADDER`, the table in docs/execution.md):
    mock or an unawaited coroutine beside it is only a warning.
 2. Strong findings (`Strength.STRONG`) make the iteration not_real (exit 4):
    nothing collected, a collection error, a skip whose reason says the
-   environment was missing, a pass with no traffic to any target, a mocked
-   network client, a coroutine that never ran, a pass far faster than the
-   test's own robust history where no traffic can be observed.
+   environment was missing, and, where traffic was expected but none seen, a
+   pass without it, a mocked network client, a coroutine that never ran, a
+   pass far faster than the test's own robust history. Traffic is expected
+   unless other tests of the phase reached a target and the index lists no
+   components for the test's file: real suites mix unit tests in.
 3. Weak findings (`Strength.WEAK`) are warnings in the report and worklog:
    a configured `min_duration_ms` floor, 0.000 s passes in a command phase's
    JUnit, and the strong signals above when traffic vouches for the test.
@@ -67,28 +69,34 @@ LADDER: tuple[Rung, ...] = (
     Rung("nothing_collected", STRONG, "a phase that ran collected no test"),
     Rung("collection_error", STRONG, "a test file could not be imported or collected"),
     Rung("skipped_env", STRONG, "skipped with a reason that says the environment was missing"),
-    Rung("no_connection", STRONG, "passed without traffic to any target host (pytest runner)"),
-    Rung("mocked", STRONG, "passed with a network client replaced, and no traffic to a target"),
+    Rung(
+        "no_connection",
+        STRONG,
+        "passed without traffic to any target host where traffic was expected: nothing else in"
+        " its phase reached a target, or its index entry lists components (pytest runner)",
+    ),
+    Rung("mocked", STRONG, "passed with a network client replaced, where traffic was expected"),
     Rung(
         "unawaited_coroutine",
         STRONG,
-        "a coroutine was never awaited, so its checks never ran, and no traffic to a target",
+        "a coroutine was never awaited, so its checks never ran, where traffic was expected",
     ),
     Rung(
         "too_fast",
         STRONG,
         "passed in under 1/20 of the median of its last 5+ real passing runs (median >= 0.2 s),"
-        " where no traffic to a target was seen",
+        " where traffic was expected and none was seen, or none is observable (command runner)",
     ),
     Rung(
         "mocked",
         WEAK,
-        "a network client was replaced, but the test also reached a target host",
+        "a network client was replaced, but the test reached a target, or is a unit test among"
+        " E2E tests (its phase-mates reached a target, its index entry lists no components)",
     ),
     Rung(
         "unawaited_coroutine",
         WEAK,
-        "a coroutine was never awaited, but the test also reached a target host",
+        "a coroutine was never awaited, but the test reached a target or is a unit test",
     ),
     Rung(
         "too_fast",
@@ -170,18 +178,24 @@ def check_authenticity(
                 )
             )
         observable = phase.name not in command_phases  # JUnit from a command has no socket record
+        # Did anything in this phase reach a target? If so, a test that did not is most
+        # likely a unit test among E2E tests: only the index (components listed for its
+        # file) can say it was meant to reach the target.
+        phase_reached = observable and any(reached_target(t, targets) for t in phase.tests)
         for test in phase.tests:
+            entry = index_entry(test.nodeid, test.file, index)
             findings += judge_test(
                 test,
                 targets=targets,
                 observable=observable,
+                expects_traffic=not phase_reached or bool(entry and entry.components),
                 min_ms=min_duration_ms(test.nodeid, test.file, index, config),
                 usual_s=usual_duration(history.get(test.nodeid, ())),
             )
         if not observable:
             findings += _zero_duration_passes(phase)
     ran_or_blocked = any(p.tests or p.status is PhaseStatus.BLOCKED for p in phases)
-    if not ran_or_blocked and not any(f.check == "nothing_collected" for f in findings):
+    if not ran_or_blocked and not findings:
         notes = "; ".join(p.note for p in phases if p.note) or "no phase is configured"
         findings.append(
             AuthenticityFinding(
@@ -210,11 +224,15 @@ def judge_test(
     observable: bool,
     min_ms: float | None,
     usual_s: float | None,
+    expects_traffic: bool = True,
 ) -> list[AuthenticityFinding]:
     """The findings about one test.
 
     `observable` is False where no socket record exists (command runners); `min_ms` is a
     configured floor (None: none); `usual_s` its robust usual duration (`usual_duration`).
+    `expects_traffic` is False for a test whose phase-mates reached the target while its
+    index entry names no component (a unit test among E2E tests): its lack of traffic is
+    no finding, and what else is seen about it is only a warning.
     """
     out: list[AuthenticityFinding] = []
 
@@ -230,10 +248,10 @@ def judge_test(
         return out
     # A test that asserts on a shared (module/session) fixture's result rests on the work that
     # fixture did against the target: its time and traffic count for the test.
-    shared = [f for f in test.shared_fixtures if talked_to(f.connections, targets)]
-    reached = observable and (bool(shared) or talked_to(test.connections, targets))
+    reached = observable and reached_target(test, targets)
     # Rung 1: traffic to a target vouches for the test; what else we saw is only a warning.
-    vouched = WEAK if reached else STRONG
+    # So does being a unit test among E2E tests (see expects_traffic).
+    vouched = WEAK if reached or not expects_traffic else STRONG
     for warning in test.warnings:
         if UNAWAITED.search(warning):
             found("unawaited_coroutine", f"{_first_line(warning)}: its checks never ran", vouched)
@@ -243,7 +261,7 @@ def judge_test(
         for mock in test.mocks:
             also = " (the test also reached a target)" if reached else ""
             found("mocked", mock + also, vouched)
-        if targets and not reached:
+        if targets and not reached and expects_traffic:
             seen = ", ".join(f"{c.host}:{c.port}" for c in test.connections) or "none"
             found(
                 "no_connection",
@@ -259,11 +277,24 @@ def judge_test(
         found(
             "too_fast",
             f"passed in {_ms(ms)}; the median of its last real passing runs is {_ms(usual_ms)}",
-            STRONG,
+            vouched,
         )
     elif min_ms and ms < min_ms and (observable or test.duration_s > 0):
         found("too_fast", f"passed in {_ms(ms)}; the configured minimum is {min_ms:g} ms", WEAK)
     return out
+
+
+def reached_target(test: TestResult, targets: Sequence[str]) -> bool:
+    """Traffic to a target by the test itself or by a shared fixture it uses."""
+    if any(talked_to(f.connections, targets) for f in test.shared_fixtures):
+        return True
+    return talked_to(test.connections, targets)
+
+
+def index_entry(nodeid: str, file: str, index: Sequence[IndexEntry]) -> IndexEntry | None:
+    """The index entry of the test's file."""
+    path = PurePosixPath(file or nodeid.split("::", 1)[0])
+    return next((e for e in index if PurePosixPath(e.path) == path), None)
 
 
 def usual_duration(durations: Sequence[float]) -> float | None:

@@ -6,9 +6,9 @@ import sys
 
 from greenloop.config import PhaseConfig
 from greenloop.execute import blocked_phase, run_phase, select_tests
-from greenloop.records import Outcome, PhaseStatus
+from greenloop.records import IndexEntry, Outcome, PhaseStatus
 from greenloop.store import Store
-from greenloop.verify import check_authenticity
+from greenloop.verify import check_authenticity, strong
 
 PHASE = PhaseConfig(name="all")
 
@@ -163,12 +163,23 @@ def test_one_phase_records_every_kind_of_test(tree, make_config) -> None:
     assert by_check == {
         ("strong", "collection_error"): {"test_import_error.py"},
         ("strong", "skipped_env"): {"test_skipped_env", "test_module_skip.py"},
-        ("strong", "mocked"): {"test_mocked"},
-        ("strong", "no_connection"): {"test_mocked", "test_no_network", "test_instant"},
+        # Other tests of the phase reached the target and the index declares nothing, so
+        # these may be unit tests: a mock is a warning, no traffic is no finding.
+        ("weak", "mocked"): {"test_mocked"},
         # It reached the target, so the coroutine that never ran is a warning, not a verdict.
         ("weak", "unawaited_coroutine"): {"test_unawaited"},
     }
-    evidence = {(f.check, f.nodeid.split("::")[-1]): f.evidence for f in findings}
+    # Indexed as an E2E file of a component, the same tests are not real.
+    index = [IndexEntry("test_mixed.py", components=("payments",))]
+    declared = check_authenticity([result], config=config, index=index, history={})
+    strong_checks = {(f.check, f.nodeid.split("::")[-1]) for f in strong(declared)}
+    assert {
+        ("mocked", "test_mocked"),
+        ("no_connection", "test_mocked"),
+        ("no_connection", "test_no_network"),
+        ("no_connection", "test_instant"),
+    } <= strong_checks
+    evidence = {(f.check, f.nodeid.split("::")[-1]): f.evidence for f in declared}
     assert evidence[("mocked", "test_mocked")] == "httpx.Client.get was replaced by MagicMock"
     assert "no_such_module_greenloop" in evidence[("collection_error", "test_import_error.py")]
     assert evidence[("no_connection", "test_no_network")] == (
@@ -493,4 +504,9 @@ def test_a_shared_fixture_that_talked_to_the_target_makes_its_users_real(tree, m
 
     findings = check_authenticity([result], config=config, index=[], history={})
     flagged = {(f.check, f.nodeid.split("::")[-1]) for f in findings}
-    assert flagged == {("no_connection", "test_offline_data_only")}
+    assert flagged == set()  # its phase-mates reached the target: maybe a unit test
+    index = [IndexEntry("test_shared.py", components=("backend",))]
+    declared = check_authenticity([result], config=config, index=index, history={})
+    assert {(f.check, f.nodeid.split("::")[-1]) for f in declared} == {
+        ("no_connection", "test_offline_data_only")
+    }
