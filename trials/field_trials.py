@@ -418,6 +418,18 @@ def write_config(
         f'category = "{suite.name}"\n'
         for p in suite.index
     )
+    # Without the gate (to see the tests meet the fault) there is nothing to probe first.
+    gate_tables = f"""[gate]
+wait_timeout_s = 5
+
+[[components]]
+name = "{suite.server}"
+
+[[probes]]
+name = "{suite.server}"
+component = "{suite.server}"
+{probe}timeout_s = 2
+"""
     needs = f'needs = ["{suite.server}"]\n' if gate else ""
     text = f"""# greenloop.toml for {suite.name}'s own test suite ({suite.requirement}), trial run.
 [environment]
@@ -431,17 +443,7 @@ test_timeout_s = 60
 phase_timeout_s = {300 if gate else 90}
 reruns = 1
 
-[gate]
-wait_timeout_s = 5
-
-[[components]]
-name = "{suite.server}"
-
-[[probes]]
-name = "{suite.server}"
-component = "{suite.server}"
-{probe}timeout_s = 2
-
+{gate_tables if gate else ""}
 [[phases]]
 name = "suite"
 {needs}select = {{ files = [{files}] }}
