@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from greenloop.config import config_from_dict
@@ -65,7 +66,7 @@ def test_each_kind_of_evidence() -> None:
         TestResult("t::env", Outcome.SKIPPED, skip_reason="staging is not available"),
         TestResult("t::feature", Outcome.SKIPPED, skip_reason="feature flag off"),
         TestResult(
-            "t::coro", Outcome.FAILED, warnings=("RuntimeWarning: coroutine 'f' was never awaited",)
+            "t::coro", Outcome.PASSED, warnings=("RuntimeWarning: coroutine 'f' was never awaited",)
         ),
         TestResult("t::blocked", Outcome.BLOCKED, blocked_by="db"),
     )
@@ -92,6 +93,12 @@ def test_each_kind_of_evidence() -> None:
             "unawaited_coroutine",
             "RuntimeWarning: coroutine 'f' was never awaited: its checks never ran",
         ),
+        (
+            "t::coro",
+            "no_connection",
+            "opened no connection to localhost:8000, 10.0.0.5:9000, db.internal; "
+            "connections: none",
+        ),
     ]
     assert checks(phase, strength=Strength.WEAK) == []
 
@@ -106,6 +113,10 @@ def test_a_unit_test_among_e2e_tests_is_no_verdict_unless_the_index_says_e2e() -
     phase = run(e2e, unit, mocked)
     assert checks(phase) == []
     assert checks(phase, strength=Strength.WEAK) == [("t.py::retries", "mocked", "x was replaced")]
+    # An outage: the E2E tests fail (a C client's refused connect is not observable); the
+    # one pass beside them is no reason to call the run fake.
+    down = run(replace(e2e, outcome=Outcome.FAILED, connections=()), unit)
+    assert checks(down) == [] and checks(down, strength=Strength.WEAK) == []
     declared = (IndexEntry("t.py", components=("payments",)),)
     assert [(n, c) for n, c, _ in checks(phase, index=declared)] == [
         ("t.py::parses_url", "no_connection"),

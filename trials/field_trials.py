@@ -398,7 +398,13 @@ def toml_str(value: str) -> str:
 
 
 def write_config(
-    run_dir: Path, suite: Suite, src: Path, target: Target, site: Path | None, gate: bool
+    run_dir: Path,
+    suite: Suite,
+    src: Path,
+    target: Target,
+    site: Path | None,
+    gate: bool,
+    state: str,
 ) -> Path:
     """greenloop.toml as a new user writes it for this suite (docs/configuration.md)."""
     env = suite.env(target)
@@ -440,7 +446,7 @@ env = {{ {env_line} }}
 tests_dir = {toml_str(str(src))}
 target_hosts = ["{target.host}:{target.port}"]
 test_timeout_s = 60
-phase_timeout_s = {300 if gate else 90}
+phase_timeout_s = {90 if state == "hung" and not gate else 300}
 reruns = 1
 
 {gate_tables if gate else ""}
@@ -597,7 +603,7 @@ def run_state(suite: Suite, state: str, cache: Path, work: Path, *, gate: bool, 
         elif state == "dns":
             host = BAD_HOST
         target = Target(host, port, password, tls=False)
-        config = write_config(run_dir, suite, src, target, site, gate)
+        config = write_config(run_dir, suite, src, target, site, gate, state)
         if state == "loaded":
             with cpu_burners(os.cpu_count() or 2, limit_s=900):
                 code, report, wall = run_greenloop(config, run_dir)

@@ -13,8 +13,8 @@ evidence is a ladder (`LADDER`, the table in docs/execution.md):
    environment was missing, and, where traffic was expected but none seen, a
    pass without it, a mocked network client, a coroutine that never ran, a
    pass far faster than the test's own robust history. Traffic is expected
-   unless other tests of the phase reached a target and the index lists no
-   components for the test's file: real suites mix unit tests in.
+   unless other tests of the phase reached a target (or failed) and the index
+   lists no components for the test's file: real suites mix unit tests in.
 3. Weak findings (`Strength.WEAK`) are warnings in the report and worklog:
    a configured `min_duration_ms` floor, 0.000 s passes in a command phase's
    JUnit, and the strong signals above when traffic vouches for the test.
@@ -180,8 +180,11 @@ def check_authenticity(
         observable = phase.name not in command_phases  # JUnit from a command has no socket record
         # Did anything in this phase reach a target? If so, a test that did not is most
         # likely a unit test among E2E tests: only the index (components listed for its
-        # file) can say it was meant to reach the target.
-        phase_reached = observable and any(reached_target(t, targets) for t in phase.tests)
+        # file) can say it was meant to reach the target. If tests failed, the failures are
+        # the verdict: a pass without traffic beside them proves nothing more.
+        phase_reached = observable and any(
+            reached_target(t, targets) or t.outcome.is_failure for t in phase.tests
+        )
         for test in phase.tests:
             entry = index_entry(test.nodeid, test.file, index)
             findings += judge_test(
@@ -230,9 +233,9 @@ def judge_test(
 
     `observable` is False where no socket record exists (command runners); `min_ms` is a
     configured floor (None: none); `usual_s` its robust usual duration (`usual_duration`).
-    `expects_traffic` is False for a test whose phase-mates reached the target while its
-    index entry names no component (a unit test among E2E tests): its lack of traffic is
-    no finding, and what else is seen about it is only a warning.
+    `expects_traffic` is False for a test whose phase-mates reached the target (or failed)
+    while its index entry names no component (a unit test among E2E tests): its lack of
+    traffic is no finding, and what else is seen about it is only a warning.
     """
     out: list[AuthenticityFinding] = []
 
