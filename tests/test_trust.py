@@ -84,19 +84,20 @@ def test_an_xfail_whose_reason_has_environment_words_is_green_and_files_nothing(
 
 
 def test_a_phase_naming_a_missing_file_is_a_config_error_at_load(tmp_path: Path) -> None:
-    """The path is right relative to the config, wrong relative to tests_dir: exit 2."""
+    """A path from the wrong folder selects nothing: exit 2 at load, never a green run."""
     (tmp_path / "e2e" / "api").mkdir(parents=True)
     (tmp_path / "e2e" / "api" / "test_orders.py").write_text("def test_x(): pass\n")
     (tmp_path / "greenloop.toml").write_text(
         '[execution]\ntests_dir = "e2e"\n\n'
-        '[[phases]]\nname = "smoke"\nselect = { files = ["api/test_orders.py", "e2e/api/*.py"] }\n'
+        '[[phases]]\nname = "smoke"\n'
+        'select = { files = ["e2e/api/test_orders.py", "tests/api/test_*.py"] }\n'
     )
     proc, _ = greenloop(tmp_path, "run")
     assert proc.returncode == 2, proc.stdout
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr
     assert "greenloop.toml: phases[0].select.files[1]" in lines[0]
-    assert "'e2e/api/*.py' matches no test file" in lines[0]
+    assert "'tests/api/test_*.py' matches no test file" in lines[0]
 
 
 def test_init_writes_no_duration_floor(tmp_path: Path) -> None:
