@@ -96,8 +96,7 @@ def test_each_kind_of_evidence() -> None:
         (
             "t::coro",
             "no_connection",
-            "opened no connection to localhost:8000, 10.0.0.5:9000, db.internal; "
-            "connections: none",
+            "opened no connection to localhost:8000, 10.0.0.5:9000, db.internal; connections: none",
         ),
     ]
     assert checks(phase, strength=Strength.WEAK) == []
