@@ -25,8 +25,11 @@ from rich.text import Text
 from greenloop.config import Config, PhaseConfig
 from greenloop.errors import ConfigError
 from greenloop.probes import run_probes
+from greenloop.probes.modes import mode_category, probe_mode, strongest
 from greenloop.records import (
+    Category,
     ComponentState,
+    FailureMode,
     GateResult,
     PhaseResult,
     PhaseStatus,
@@ -229,6 +232,42 @@ def phase_blocker(phase: PhaseConfig, gate: GateResult) -> str | None:
         needed.update(dependencies(name, graph))
     failing = [c.name for c in gate.components if c.name in needed and not c.healthy]
     return _deepest(failing, graph, order)
+
+
+@dataclass(frozen=True, slots=True)
+class RootFailure:
+    """What blocks a component: the deepest unhealthy component below it, how its probes
+    saw it fail, and whether that is an infrastructure or a configuration problem."""
+
+    component: str
+    mode: FailureMode
+    category: Category
+    probe: ProbeResult | None  # the failing probe whose mode was chosen
+
+
+def root_failure(gate: GateResult, component: str) -> RootFailure | None:
+    """Follow unhealthy dependencies from `component` to the last one and say how it
+    failed; None when `component` is healthy or unknown to the gate."""
+    state = gate.component(component)
+    if state is None or state.healthy:
+        return None
+    seen: set[str] = set()
+    current = state
+    while current.name not in seen:
+        seen.add(current.name)
+        deps = [
+            dep
+            for name in dict.fromkeys((*current.degraded_by, *current.depends_on))
+            if name not in seen and (dep := gate.component(name)) is not None and not dep.healthy
+        ]
+        if not deps:
+            break
+        current = deps[0]
+    failing = [p for p in current.probes if not p.ok]
+    modes = [m for p in failing if (m := probe_mode(p)) is not None]
+    mode = strongest(modes) or FailureMode.UNHEALTHY
+    probe = next((p for p in failing if probe_mode(p) is mode), None)
+    return RootFailure(current.name, mode, mode_category(mode), probe)
 
 
 def should_expand(previous_phase_result: PhaseResult, phase_cfg: PhaseConfig) -> tuple[bool, str]:

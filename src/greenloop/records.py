@@ -76,6 +76,27 @@ class Category(enum.StrEnum):
     UNKNOWN = "unknown"
 
 
+class FailureMode(enum.StrEnum):
+    """How a component failed, as its probes saw it: what tells look-alike faults apart.
+
+    A database that is down (`refused`), hung (`timeout`) or rejecting the password
+    (`credentials`) all block the same tests; the mode says which one it is.
+    """
+
+    REFUSED = "refused"  # nothing listens: the process is down
+    TIMEOUT = "timeout"  # the connection opens (or not) but nothing answers: hung
+    CREDENTIALS = "credentials"  # up, but the configured password or token is rejected
+    CONNECTION_LIMIT = "connection_limit"  # up, but refuses new connections (too many clients)
+    EXPIRED_CERTIFICATE = "expired_certificate"
+    UNTRUSTED_CERTIFICATE = "untrusted_certificate"
+    HOSTNAME_MISMATCH = "hostname_mismatch"
+    DNS = "dns"  # the host name does not resolve
+    RESET = "reset"  # the peer closed the connection mid-way
+    SLOW = "slow"  # answers, but slower than its conditions allow
+    SERVER_ERROR = "server_error"  # answers with an error (HTTP 5xx, WebSocket 1011)
+    UNHEALTHY = "unhealthy"  # fails a condition; nothing says more
+
+
 class PhaseStatus(enum.StrEnum):
     PASSED = "passed"
     FAILED = "failed"
@@ -115,6 +136,7 @@ class ProbeResult:
     checked_at: datetime = field(default_factory=utcnow)
     failed_conditions: tuple[str, ...] = ()
     attempts: int = 1
+    mode: FailureMode | None = None  # how it failed; None when it passed
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,6 +334,10 @@ class RootCause:
     summary: str
     component: str | None
     whys: tuple[Why, ...] = ()
+    # For a blocked cluster: how the deepest failing component failed, and what kind of
+    # problem that is (infrastructure or configuration); the cluster itself stays blocked.
+    mode: FailureMode | None = None
+    category: Category | None = None
 
 
 @dataclass(frozen=True, slots=True)

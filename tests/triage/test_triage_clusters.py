@@ -76,7 +76,12 @@ def test_blocked_tests_form_one_cluster_with_a_verified_chain_that_stops() -> No
     result = triage(tests, gate=outage_gate(), index=[], config=None)
     assert len(result.clusters) == 1
     cluster = result.clusters[0]
-    assert cluster.title == "Backend unhealthy: 12 tests blocked"
+    assert cluster.title == (
+        "Backend unhealthy (cache: connection refused, infrastructure): 12 tests blocked"
+    )
+    assert cluster.root_cause.component == "cache"
+    assert cluster.root_cause.mode == "refused"
+    assert cluster.root_cause.category is Category.INFRASTRUCTURE
     assert cluster.category is Category.BLOCKED and cluster.count == 12
     whys = cluster.root_cause.whys
     assert [w.verified for w in whys] == [True, True, True, True]

@@ -26,6 +26,7 @@ from greenloop.probes.command import CommandProbe
 from greenloop.probes.conditions import Condition, ConditionError, parse
 from greenloop.probes.dns import DnsProbe
 from greenloop.probes.http import HttpProbe
+from greenloop.probes.modes import failure_mode
 from greenloop.probes.postgres import PostgresProbe
 from greenloop.probes.redis import RedisProbe
 from greenloop.probes.tcp import TcpProbe
@@ -156,6 +157,7 @@ async def run_probe(probe: CompiledProbe, redactor: Redactor | None = None) -> P
         if deadline - time.perf_counter() <= cfg.retry_delay_s:
             break  # no time left for another honest attempt
         await asyncio.sleep(cfg.retry_delay_s)
+    mode = failure_mode(detail, failed, ok)
     if attempts > 1:
         detail += f" (after {attempts} attempts)"
     return ProbeResult(
@@ -169,6 +171,7 @@ async def run_probe(probe: CompiledProbe, redactor: Redactor | None = None) -> P
         checked_at=checked_at,
         failed_conditions=tuple(redact(f) for f in failed),
         attempts=attempts,
+        mode=mode,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -234,6 +235,10 @@ def _cluster(cluster: Cluster) -> dict[str, Any]:
         "root_cause": {
             "summary": cluster.root_cause.summary,
             "component": cluster.root_cause.component,
+            # Blocked clusters: how the deepest failing component failed, and whether
+            # that is an infrastructure or a configuration problem (null otherwise).
+            "mode": _value(cluster.root_cause.mode),
+            "category": _value(cluster.root_cause.category),
             "whys": [
                 {"why": w.why, "evidence": w.evidence, "verified": w.verified}
                 for w in cluster.root_cause.whys
@@ -242,6 +247,10 @@ def _cluster(cluster: Cluster) -> dict[str, Any]:
         "impact_usd": cluster.impact_usd,
         "excerpt": cluster.excerpt,
     }
+
+
+def _value(member: StrEnum | None) -> str | None:
+    return None if member is None else member.value
 
 
 def _issue(ref: IssueRef) -> dict[str, Any]:

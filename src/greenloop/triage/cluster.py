@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from greenloop.records import Category, Cluster, GateResult, IndexEntry
+from greenloop.probes.modes import WORDS as MODE_WORDS
+from greenloop.records import Category, Cluster, GateResult, IndexEntry, RootCause
 from greenloop.redact import Redactor
 from greenloop.triage.classify import Decision
 from greenloop.triage.fingerprint import (
@@ -49,7 +50,8 @@ def cluster_key(decision: Decision, text_key: str | None = None) -> str | None:
     """
     c = decision.classification
     if c.category is Category.BLOCKED:
-        return blocked_fingerprint(c.component or "environment")
+        ev = decision.evidence
+        return blocked_fingerprint(c.component or "environment", ev.blocked_root, ev.blocked_mode)
     if c.category is Category.SKIPPED_ENV:
         return skipped_fingerprint(c.evidence)
     if decision.reason == "SKIPPED":
@@ -152,12 +154,26 @@ def component_words(name: str) -> str:
     return " ".join(shown)
 
 
-def title(category: Category, reason: str, component: str | None, count: int) -> str:
-    """A sentence a person reads first: 'Cache unhealthy: 12 tests blocked'."""
+def title(
+    category: Category,
+    reason: str,
+    component: str | None,
+    count: int,
+    cause: RootCause | None = None,
+) -> str:
+    """A sentence a person reads first: 'Cache unhealthy: 12 tests blocked', or with the
+    blocking failure's mode and category, 'Cache unhealthy (credentials rejected,
+    configuration): 12 tests blocked'."""
     tests = f"{count} test{'s' if count != 1 else ''}"
     name = component_words(component or "")
     if category is Category.BLOCKED:
-        return f"{name or 'Environment'} unhealthy: {tests} blocked"
+        how = ""
+        if cause is not None and cause.mode is not None and cause.category is not None:
+            deeper = (
+                f"{cause.component}: " if cause.component and cause.component != component else ""
+            )
+            how = f" ({deeper}{MODE_WORDS[cause.mode]}, {cause.category.value})"
+        return f"{name or 'Environment'} unhealthy{how}: {tests} blocked"
     if category is Category.SKIPPED_ENV:
         return f"Environment unavailable: {tests} skipped"
     if reason.endswith("-UNAVAILABLE") and name:
@@ -194,6 +210,16 @@ def build_clusters(
         reason = component_reason(base_reason, component)
         tests = tuple(dict.fromkeys(m.classification.nodeid for m in members))
         confidence = sum(m.classification.confidence for m in members) / len(members)
+        cause = build_root_cause(
+            members,
+            category=category,
+            # The specific reason reads better when it has its own phrase.
+            reason=reason if reason in PHRASES else base_reason,
+            component=component,
+            gate=gate,
+            logs=logs,
+            change=change,
+        )
         clusters.append(
             Cluster(
                 id=cluster_id(fp),
@@ -201,18 +227,9 @@ def build_clusters(
                 category=category,
                 confidence=round(confidence, 2),
                 tests=tests,
-                title=title(category, reason, component, len(tests)),
+                title=title(category, reason, component, len(tests), cause),
                 reason=reason,
-                root_cause=build_root_cause(
-                    members,
-                    category=category,
-                    # The specific reason reads better when it has its own phrase.
-                    reason=reason if reason in PHRASES else base_reason,
-                    component=component,
-                    gate=gate,
-                    logs=logs,
-                    change=change,
-                ),
+                root_cause=cause,
                 impact_usd=impact_usd(tests, index),
                 excerpt=_REDACT.redact(members[0].classification.evidence)[:400],
             )

@@ -15,7 +15,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
-from greenloop.records import GateResult, IndexEntry, Outcome, ProbeResult, TestResult
+from greenloop.gate import root_failure
+from greenloop.records import (
+    FailureMode,
+    GateResult,
+    IndexEntry,
+    Outcome,
+    ProbeResult,
+    TestResult,
+)
 from greenloop.triage.logs.base import LogRecord
 
 # Only the head and the tail of a long failure text carry the signal; the middle
@@ -69,6 +77,10 @@ class FailureEvidence:
     revision: str | None = None
     previous_revision: str | None = None
     blocked_by: str | None = None
+    # For a blocked test: the deepest unhealthy component below `blocked_by` and how it
+    # failed (refused, timeout, credentials...): look-alike outages are different problems.
+    blocked_root: str | None = None
+    blocked_mode: FailureMode | None = None
     skip_reason: str = ""
     markers: tuple[str, ...] = ()
     request_id: str | None = None
@@ -379,6 +391,11 @@ def gather_evidence(
         failing_components = {component for component, _ in failing}
         failing_probes = tuple(failing.values())
         healthy = tuple(c for c in seen.healthy if c not in failing_components)
+    blocked = (
+        root_failure(gate, test.blocked_by)
+        if gate is not None and test.blocked_by and test.outcome is Outcome.BLOCKED
+        else None
+    )
     return FailureEvidence(
         nodeid=test.nodeid,
         outcome=test.outcome,
@@ -399,6 +416,8 @@ def gather_evidence(
         revision=revision,
         previous_revision=previous_revision,
         blocked_by=test.blocked_by,
+        blocked_root=blocked.component if blocked else None,
+        blocked_mode=blocked.mode if blocked else None,
         skip_reason=test.skip_reason or (test.message if test.outcome is Outcome.SKIPPED else ""),
         markers=test.markers,
         request_id=test.request_id,

@@ -298,8 +298,13 @@ def environment_fingerprint(category: Category, reason: str, component: str | No
     return digest(f"env|{category.value}|{reason}|{component or ''}")
 
 
-def blocked_fingerprint(component: str) -> str:
-    return digest(f"blocked:{component}")
+def blocked_fingerprint(component: str, root: str | None = None, mode: str | None = None) -> str:
+    """One problem per blocked component and, when the gate said, per deepest failing
+    component and failure mode: a database down, hung or rejecting the password blocks
+    the same tests but is three different problems."""
+    if mode is None:
+        return digest(f"blocked:{component}")
+    return digest(f"blocked:{component}:{root or component}:{mode}")
 
 
 def skipped_fingerprint(reason: str) -> str:

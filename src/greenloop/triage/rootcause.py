@@ -13,7 +13,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from greenloop.records import Category, GateResult, ProbeResult, RootCause, Why
+from greenloop.gate import RootFailure, root_failure
+from greenloop.probes.modes import DOES, probe_mode
+from greenloop.records import Category, FailureMode, GateResult, ProbeResult, RootCause, Why
 from greenloop.triage.classify import Decision
 from greenloop.triage.evidence import Frame, Slowness, parse_frames
 from greenloop.triage.fingerprint import exception_line
@@ -21,6 +23,8 @@ from greenloop.triage.logs.base import LogRecord
 from greenloop.triage.names import phrase
 
 MAX_WHYS = 5
+# Modes that say no more than "the probe failed": no why of their own.
+_GENERIC = (FailureMode.UNHEALTHY, FailureMode.SERVER_ERROR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,13 +106,10 @@ def _gate_chain(component: str, gate: GateResult) -> list[Why]:
                 (c := gate.component(d)) and not c.healthy
                 for d in (*(dep_state.depends_on if dep_state else ()),)
             ):
-                p = dep_failing[0]
-                what = (
-                    "does not accept connections"
-                    if "refused" in p.detail.lower() or "connect" in p.detail.lower()
-                    else "fails its own probe"
-                )
-                whys.append(Why(f"{dep} {what}", probe_line(p), True))
+                failure = root_failure(gate, dep)
+                p = failure.probe if failure and failure.probe else dep_failing[0]
+                mode = failure.mode if failure else probe_mode(p) or FailureMode.UNHEALTHY
+                whys.append(Why(f"{dep} {DOES[mode]}", probe_line(p), True))
                 break
         else:
             break
@@ -345,9 +346,22 @@ def build_root_cause(
     whys = [Why(symptom, f"{lead.evidence.nodeid}: {excerpt}"[:400], True)]
     corroborating: list[Why] = []  # evidence for the cause above them, not a deeper cause
 
+    blocking: RootFailure | None = None
+    if category is Category.BLOCKED and component and gate:
+        blocking = root_failure(gate, component)
     if category in (Category.BLOCKED, Category.INFRASTRUCTURE) and component and gate:
         chain = _gate_chain(component, gate)
         whys += chain
+        if (
+            len(chain) == 1
+            and blocking is not None
+            and blocking.probe is not None
+            and blocking.mode not in _GENERIC
+            and _probe_finding(component, gate) is None
+        ):
+            # No deeper component and no body to quote: how this one failed, in the
+            # probe's own words, is the cause the gate shows.
+            whys.append(Why(f"{component} {DOES[blocking.mode]}", probe_line(blocking.probe), True))
         if chain:
             deepest = _deepest_unhealthy(component, gate)
             finding = _probe_finding(deepest, gate)
@@ -424,6 +438,18 @@ def build_root_cause(
         # The re-run is the cause; what the failing run met describes it.
         summary = f"{whys[-1].why} (the failing run: {server_whys[0].why})"
         return RootCause(summary=sentence(summary), component=component, whys=tuple(whys))
+    if blocking is not None:
+        summary = _summary(whys, corroborating, change_why, change).rstrip(".")
+        return RootCause(
+            summary=sentence(
+                f"{summary}; {_article(blocking.category.value)} {blocking.category.value} "
+                f"problem (mode: {blocking.mode.value})"
+            ),
+            component=blocking.component,
+            whys=tuple(whys),
+            mode=blocking.mode,
+            category=blocking.category,
+        )
     return RootCause(
         summary=(
             # A skip's reason is all there is to say; no chain is expected below it.
@@ -434,6 +460,10 @@ def build_root_cause(
         component=component,
         whys=tuple(whys),
     )
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
 
 
 def _summary(
