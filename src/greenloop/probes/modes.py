@@ -56,6 +56,10 @@ _PATTERNS: tuple[tuple[FailureMode, re.Pattern[str]], ...] = (
             re.I,
         ),
     ),
+    (
+        FailureMode.SLOW,
+        re.compile(r"canceling statement due to (?:statement|lock) timeout|query too slow", re.I),
+    ),
     (FailureMode.REFUSED, re.compile(r"connection refused|\bECONNREFUSED\b", re.I)),
     (FailureMode.RESET, re.compile(r"connection reset|connection aborted", re.I)),
     (
@@ -146,9 +150,5 @@ def mode_category(mode: FailureMode | None) -> Category:
 def strongest(modes: list[FailureMode]) -> FailureMode | None:
     """The most telling of several probes' modes (a component with a TLS and a TCP probe
     failing is best described by the TLS one); generic modes lose to specific ones."""
-    order = [m for m, _ in _PATTERNS] + [
-        FailureMode.SERVER_ERROR,
-        FailureMode.SLOW,
-        FailureMode.UNHEALTHY,
-    ]
+    order = [m for m, _ in _PATTERNS] + [FailureMode.SERVER_ERROR, FailureMode.UNHEALTHY]
     return min(modes, key=order.index) if modes else None

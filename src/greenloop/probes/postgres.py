@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     import psycopg
 
 
+# Time left for the server to cancel a slow query before the probe's own timeout fires.
+_MARGIN_S = 0.2
+
+
 class PostgresOptions(ProbeOptions):
     dsn: str
 
@@ -72,10 +76,19 @@ class PostgresProbe(ProbeKind):
             return Observation({"connected": False, "queried": False}, _words(exc))
         except OSError as exc:
             return Observation({"connected": False, "queried": False}, describe_error(exc))
+        # The server cancels the query when the probe's time is nearly up, so a slow
+        # query or a held lock reads as such ("query too slow"), not as a hung server.
+        budget_ms = int((timeout_s - (time.perf_counter() - started) - _MARGIN_S) * 1000)
         try:
             async with conn:
+                await conn.execute(f"SET statement_timeout = {max(budget_ms, 50)}".encode())
                 cursor = await conn.execute(options.query.encode())
                 row = await cursor.fetchone() if cursor.description else None
+        except psycopg.errors.QueryCanceled as exc:
+            return Observation(
+                {"connected": True, "queried": False},
+                f"query too slow: {_words(exc)} after {ms(time.perf_counter() - started):.0f} ms",
+            )
         except psycopg.Error as exc:
             return Observation(
                 {"connected": True, "queried": False}, f"query failed: {_words(exc)}"
