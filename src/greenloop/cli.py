@@ -234,15 +234,24 @@ def demo(
     list_scenarios: Annotated[
         bool, typer.Option("--list", help="List the scenarios and exit.")
     ] = False,
+    real_deps: Annotated[
+        bool,
+        typer.Option(
+            "--real-deps",
+            help="Run on throwaway PostgreSQL and Redis (this machine's binaries) behind "
+            "HTTPS, with faults made on the real processes (see --real-deps --list).",
+        ),
+    ] = False,
 ) -> None:
     """Run the whole loop against the built-in demo environment on this machine.
 
-    Example: `greenloop demo --scenario outage --until-green --allow-remediation`
+    Example: `greenloop demo --scenario outage --until-green --allow-remediation`,
+    `greenloop demo --real-deps --scenario db-password`
     """
     from greenloop.demo.runner import list_lines, run_demo
 
     if list_scenarios:
-        for line in list_lines():
+        for line in list_lines(real_deps):
             out.print(line, markup=False)
         raise typer.Exit(0)
     code = run_demo(
@@ -254,6 +263,7 @@ def demo(
         max_iterations=max_iterations,
         command_line=_command_line(),
         console=out,
+        real_deps=real_deps,
     )
     raise typer.Exit(int(code))
 

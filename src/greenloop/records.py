@@ -208,6 +208,33 @@ class SharedFixture:
 
 
 @dataclass(frozen=True, slots=True)
+class SentRequest:
+    """An HTTP request (or WebSocket handshake) a test sent, with the id headers it carried.
+
+    `ids` are (header, value) pairs, header lower-cased: x-request-id, x-correlation-id,
+    request-id, x-trace-id, traceparent. They tie the request to the service's log lines.
+    """
+
+    method: str
+    path: str
+    at: datetime | None = None
+    ids: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """Every value a service may log for this request: each id, and for W3C trace
+        context (`00-<trace id>-<span id>-01`) the trace id too."""
+        out: list[str] = []
+        for header, value in self.ids:
+            out.append(value)
+            if header == "traceparent":
+                parts = value.split("-")
+                if len(parts) == 4 and len(parts[1]) == 32:
+                    out.append(parts[1])
+        return tuple(dict.fromkeys(out))
+
+
+@dataclass(frozen=True, slots=True)
 class TestResult:
     """One test's outcome with everything later stages judge it by."""
 
@@ -240,6 +267,15 @@ class TestResult:
     # reason the marker gave ("" when it gave none), never a traceback.
     xfail: str = ""
     xfail_reason: str = ""
+
+    sent_requests: tuple[SentRequest, ...] = ()  # what the test asked the service, in order
+
+    @property
+    def request_keys(self) -> tuple[str, ...]:
+        """Every id this test's requests carried (its own request id first)."""
+        keys = [self.request_id] if self.request_id else []
+        keys += [k for r in self.sent_requests for k in r.keys]
+        return tuple(dict.fromkeys(keys))
 
     @property
     def passed_on_rerun(self) -> bool:

@@ -52,13 +52,15 @@ class RevisionInfo:
     tls_mismatch: bool = False
     database_url: str | None = None
     cache_url: str | None = None
+    tls_cert: str | None = None  # serve HTTPS with this PEM chain and key (--real-deps TLS)
+    tls_key: str | None = None
     port: int = 0
     pid: int = 0
 
     @property
     def base_url(self) -> str:
         """Where the revision answers."""
-        scheme = "https" if self.tls_mismatch else "http"
+        scheme = "https" if self.tls_mismatch or self.tls_cert else "http"
         return f"{scheme}://127.0.0.1:{self.port}"
 
     @classmethod
@@ -212,6 +214,8 @@ def _launch(state_dir: Path, state: dict[str, Any], rev: RevisionInfo) -> Revisi
         cmd += ["--database-url", rev.database_url]
     if rev.cache_url:
         cmd += ["--cache-url", rev.cache_url]
+    if rev.tls_cert and rev.tls_key:
+        cmd += ["--tls-cert", rev.tls_cert, "--tls-key", rev.tls_key]
     env = {**os.environ, "GREENLOOP_DEMO_ADMIN_TOKEN": state["admin_token"]}
     env.pop("GREENLOOP_DEMO_FAULTS", None)
     env.pop("GREENLOOP_DEMO_BUG", None)
@@ -250,11 +254,13 @@ def deploy(
     database_url: str | None = None,
     cache_url: str | None = None,
     tls_mismatch: bool = False,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
 ) -> RevisionInfo:
     """Start a new revision (number + 1) and stop the previous one; returns once listening.
 
     ``bug`` (a fault spec) is baked into the revision; ``faults`` are specs active at start.
-    Database and cache URLs default to the previous revision's.
+    Database and cache URLs and the TLS certificate default to the previous revision's.
     """
     state_dir = Path(state_dir)
     try:
@@ -279,6 +285,8 @@ def deploy(
         tls_mismatch=tls_mismatch or any(s.split(":")[0] == "tls-mismatch" for s in faults),
         database_url=database_url or (previous.database_url if previous else None),
         cache_url=cache_url or (previous.cache_url if previous else None),
+        tls_cert=tls_cert or (previous.tls_cert if previous else None),
+        tls_key=tls_key or (previous.tls_key if previous else None),
     )
     state["revisions"] = [*state.get("revisions", []), _record(rev)]
     return _launch(state_dir, state, rev)

@@ -308,6 +308,52 @@ class RedisServer:
         self.password = password
 
 
+# --------------------------------------------------------------------------- TLS
+
+
+CERTIFICATES = ("good", "expired", "untrusted", "wrong-host")
+
+
+@dataclass
+class DemoCertificates:
+    """A CA of the demo's own (its PEM is what clients trust) and the service certificates
+    each TLS scenario presents: good, expired, untrusted (another CA), wrong-host."""
+
+    folder: Path
+
+    def __post_init__(self) -> None:
+        import datetime as dt
+
+        import trustme
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        ca, stranger = trustme.CA(), trustme.CA()
+        now = dt.datetime.now(dt.UTC)
+        ca.cert_pem.write_to_path(str(self.ca_file))
+        leaves = {
+            "good": ca.issue_cert("localhost", "127.0.0.1"),
+            "expired": ca.issue_cert(
+                "localhost", "127.0.0.1", not_before=now - dt.timedelta(days=90),
+                not_after=now - dt.timedelta(days=3),
+            ),
+            "untrusted": stranger.issue_cert("localhost", "127.0.0.1"),
+            "wrong-host": ca.issue_cert("wrong.example.test"),
+        }  # fmt: skip
+        for name, leaf in leaves.items():
+            chain, key = self.paths(name)
+            chain.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+            leaf.private_key_pem.write_to_path(str(key))
+            key.chmod(0o600)
+
+    @property
+    def ca_file(self) -> Path:
+        return self.folder / "demo-ca.pem"
+
+    def paths(self, name: str) -> tuple[Path, Path]:
+        """(chain, key) of one certificate."""
+        return self.folder / f"{name}.pem", self.folder / f"{name}-key.pem"
+
+
 # --------------------------------------------------------------------------- both
 
 
@@ -340,3 +386,101 @@ class RealDeps:
     def remove(self) -> None:
         self.redis.stop()
         self.postgres.remove()
+
+
+# --------------------------------------------------------------------------- the demo's use
+
+REAL_FAULTS = (
+    "postgres-stop", "postgres-pause", "postgres-password", "postgres-connections",
+    "postgres-lock", "redis-stop", "redis-pause", "redis-requirepass", "app-kill",
+)  # fmt: skip
+
+
+@dataclass
+class RealEnvironment:
+    """What `greenloop demo --real-deps` runs the service on: a throwaway PostgreSQL and
+    Redis, and a CA of its own whose certificates the service presents over HTTPS."""
+
+    deps: RealDeps
+    certs: DemoCertificates
+    folder: Path
+    held: list[Any] = field(default_factory=list)  # connections a fault keeps open
+
+    @classmethod
+    def start(cls, folder: Path) -> RealEnvironment:
+        deps = RealDeps.start()
+        try:
+            certs = DemoCertificates(folder / "tls")
+            env = cls(deps, certs, folder)
+            env.migrate()
+        except BaseException:
+            deps.remove()
+            raise
+        return env
+
+    def database_url(self, host: str = "127.0.0.1") -> str:
+        """The URL the service is configured with (a short connect timeout, as in prod)."""
+        return self.deps.postgres.dsn(host=host) + "?connect_timeout=2"
+
+    @property
+    def database_password(self) -> str:
+        return self.deps.postgres.password
+
+    def migrate(self) -> None:
+        """Create the service's tables, as a deploy's migration step would."""
+        import sqlalchemy as sa
+
+        from greenloop.demo.service.deps import metadata, sqlalchemy_url
+
+        engine = sa.create_engine(sqlalchemy_url(self.deps.postgres.dsn()))
+        try:
+            metadata.create_all(engine)
+        finally:
+            engine.dispose()
+
+    def break_it(self, fault: str | None, state_dir: Path) -> None:
+        """Make `fault` on the real processes, after the service was deployed."""
+        pg, cache = self.deps.postgres, self.deps.redis
+        match fault:
+            case None:
+                return
+            case "postgres-stop":
+                pg.stop()
+            case "postgres-pause":
+                pg.pause()
+            case "postgres-password":
+                pg.rotate_password("rotated-by-ops-" + os.urandom(4).hex())
+            case "postgres-connections":
+                self.held.extend(pg.take_all_connections())
+            case "postgres-lock":
+                import psycopg
+
+                conn = psycopg.connect(pg.dsn(), connect_timeout=5)
+                conn.execute("BEGIN")
+                conn.execute("LOCK TABLE demo_messages IN ACCESS EXCLUSIVE MODE")
+                self.held.append(conn)
+            case "redis-stop":
+                cache.stop()
+            case "redis-pause":
+                cache.pause()
+            case "redis-requirepass":
+                cache.require_password("set-by-ops-" + os.urandom(4).hex())
+            case "app-kill":
+                from greenloop.demo import control
+
+                pid = control.status(state_dir).pid  # only ever the service started there
+                if pid:
+                    os.killpg(pid, signal.SIGKILL)
+            case _:
+                raise RealDepsError(
+                    f"unknown real fault {fault!r} (known: {', '.join(REAL_FAULTS)})"
+                )
+
+    def close(self) -> None:
+        """Release what faults hold, stop both servers, delete the certificates."""
+        for conn in self.held:
+            with contextlib.suppress(Exception):
+                conn.close()
+        self.held.clear()
+        self.deps.remove()
+        shutil.rmtree(self.certs.folder, ignore_errors=True)

@@ -31,6 +31,14 @@ class Scenario:
     suite: SuiteName = "suite"
     expected_exit: int = 0
     expected_conclusion: str = ""
+    # --real-deps only: a fault made on the real processes after the deploy (see
+    # realdeps.RealEnvironment.break_it), the certificate the service presents, and the
+    # host name the service is told its database has.
+    real_fault: str | None = None
+    certificate: str = "good"
+    database_host: str = "127.0.0.1"
+    # What a blocked run's root cause must say: component, mode and category.
+    expected_cause: tuple[str, str, str] | None = None
 
     @property
     def suite_path(self) -> Path:
@@ -138,6 +146,84 @@ SCENARIOS: Mapping[str, Scenario] = MappingProxyType({s.name: s for s in _TABLE}
 """Every scenario by name, in table order (read-only)."""
 
 
+def _blocked(
+    name: str, what: str, component: str, mode: str, category: str, **kw: object
+) -> Scenario:
+    return Scenario(
+        name,
+        what,
+        expected_exit=3,
+        expected_conclusion=(
+            f"blocked by {component}: mode {mode}, category {category} (the tests stay blocked)"
+        ),
+        expected_cause=(component, mode, category),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+# Faults made on real PostgreSQL, Redis, TLS and app processes (`greenloop demo --real-deps`):
+# each is made the way it happens in production, and each blocked verdict names its mode.
+_REAL_TABLE: tuple[Scenario, ...] = (
+    _blocked("db-down", "PostgreSQL is stopped: connections are refused.",
+             "database", "refused", "infrastructure", real_fault="postgres-stop"),
+    _blocked("db-hung", "PostgreSQL is SIGSTOPped: connections open, nothing answers.",
+             "database", "timeout", "infrastructure", real_fault="postgres-pause"),
+    _blocked("db-password", "The app role's password was rotated on the server only.",
+             "database", "credentials", "configuration", real_fault="postgres-password"),
+    _blocked("db-connections", "Every connection slot is taken by another client.",
+             "database", "connection_limit", "infrastructure",
+             real_fault="postgres-connections"),
+    _blocked("db-slow", "A migration holds an exclusive lock on the messages table.",
+             "database", "slow", "infrastructure", real_fault="postgres-lock"),
+    _blocked("db-dns", "The service's database host name does not resolve (.invalid).",
+             "database", "dns", "infrastructure", database_host="db.greenloop.invalid"),
+    _blocked("cache-down", "redis-server is stopped: connections are refused.",
+             "cache", "refused", "infrastructure", real_fault="redis-stop"),
+    _blocked("cache-hung", "redis-server is SIGSTOPped: connections open, nothing answers.",
+             "cache", "timeout", "infrastructure", real_fault="redis-pause"),
+    _blocked("cache-requirepass", "requirepass was turned on; the app has no password.",
+             "cache", "credentials", "configuration", real_fault="redis-requirepass"),
+    _blocked("tls-expired", "The service presents a certificate that expired 3 days ago.",
+             "load_balancer", "expired_certificate", "infrastructure", certificate="expired"),
+    _blocked("tls-untrusted", "The service presents a certificate from an unknown CA.",
+             "load_balancer", "untrusted_certificate", "configuration",
+             certificate="untrusted"),
+    _blocked("tls-wrong-host", "The service presents a certificate for wrong.example.test.",
+             "load_balancer", "hostname_mismatch", "configuration", certificate="wrong-host"),
+    _blocked("app-killed", "The service process was killed (SIGKILL).",
+             "load_balancer", "refused", "infrastructure", real_fault="app-kill"),
+    Scenario(
+        "app-500",
+        "Revision 2 raises KeyError on message endpoints; the traceback is in its log.",
+        bug="app-bug",
+        previous_good=True,
+        expected_exit=1,
+        expected_conclusion="product: the service's ERROR line with KeyError is cited",
+    ),
+    Scenario(
+        "wrong-result",
+        "Revision 2 leaves the newest message out of listings: HTTP 200, nothing logged.",
+        bug="wrong-result",
+        previous_good=True,
+        expected_exit=1,
+        expected_conclusion="product: a wrong answer with no log line; component from the index",
+    ),
+    Scenario(
+        "ws-1011",
+        "The agent WebSocket closes with 1011 after a server-side exception.",
+        faults=("ws-1011",),
+        expected_exit=1,
+        expected_conclusion="product: WebSocket 1011; the server's ERROR line is cited",
+    ),
+)  # fmt: skip
+
+REAL_DEPS_SCENARIOS: Mapping[str, Scenario] = MappingProxyType(
+    {s.name: s for s in (*_TABLE, *_REAL_TABLE)}
+)
+"""What `--real-deps` can run: every scenario above on real dependencies, then the faults
+that need real processes (read-only)."""
+
+
 def names() -> tuple[str, ...]:
     """Every scenario name, in table order."""
     return tuple(SCENARIOS)
@@ -156,6 +242,8 @@ def prepare(
     *,
     database_url: str | None = None,
     cache_url: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
 ) -> str:
     """Stage ``scenario`` on a clean ``state_dir`` and return the service's base URL.
 
@@ -163,12 +251,20 @@ def prepare(
     """
     control.reset(state_dir)
     if scenario.previous_good:
-        control.deploy(state_dir, database_url=database_url, cache_url=cache_url)
+        control.deploy(
+            state_dir,
+            database_url=database_url,
+            cache_url=cache_url,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+        )
     revision = control.deploy(
         state_dir,
         bug=scenario.bug,
         faults=scenario.faults,
         database_url=database_url,
         cache_url=cache_url,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
     )
     return revision.base_url

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from greenloop.records import Connection, Outcome, SharedFixture, TestResult
+from greenloop.records import Connection, Outcome, SentRequest, SharedFixture, TestResult
 
 TIMEOUT_MARK = "from pytest-timeout"  # pytest-timeout's failure message ends with it
 CRASH_WHEN = "???"  # xdist's report for a test whose worker died
@@ -230,8 +230,10 @@ def build_result(
     mocks: list[str] = []
     shared: dict[str, SharedFixture] = {}
     request_id = None
+    sent: list[SentRequest] = []
     stdout = stderr = log = ""
     for r in reports:
+        sent.extend(_sent_requests(r.get("sent")))
         for pair in r.get("connections") or ():
             connections.add((str(pair[0]), int(pair[1])))
         for m in r.get("mocks") or ():
@@ -286,6 +288,7 @@ def build_result(
         shared_fixtures=tuple(shared.values()),
         xfail=xfail,
         xfail_reason=xfail_reason,
+        sent_requests=tuple(sent),
     )
 
 
@@ -296,6 +299,26 @@ def _xfail(reports: list[Mapping[str, Any]], outcome: Outcome) -> tuple[str, str
         return "", ""
     state = "xfailed" if marked.get("outcome") == "skipped" else "xpassed"
     return state, str(marked.get("xfail") or "")
+
+
+def _sent_requests(raw: Any) -> list[SentRequest]:
+    """The plugin's `sent` entries as records; malformed entries are dropped."""
+    out = []
+    for entry in raw if isinstance(raw, list) else ():
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+            continue
+        ids = entry.get("ids")
+        ids = ids if isinstance(ids, dict) else {}
+        stamp = entry.get("time")
+        out.append(
+            SentRequest(
+                method=str(entry.get("method") or ""),
+                path=entry["path"],
+                at=datetime.fromtimestamp(stamp, UTC) if isinstance(stamp, int | float) else None,
+                ids=tuple((str(k), str(v)) for k, v in ids.items()),
+            )
+        )
+    return out
 
 
 def _decide(

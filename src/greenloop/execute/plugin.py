@@ -7,8 +7,11 @@ events are folded into records by `greenloop.execute.events` and judged by
 `greenloop.verify`, where they can be tested without pytest.
 
 What it records beside pytest's own reports: the (host, port) of every socket a
-test connects or talks to, network clients replaced by mocks while it ran, its
-warnings, and the request id of the opt-in `greenloop_request_id` fixture.
+test connects or talks to, the HTTP requests (and WebSocket handshakes) it sends
+with the request-id and trace-context headers they carry, whatever the client
+(httpx, requests, urllib3, aiohttp, websockets: it reads the bytes each socket
+sends), network clients replaced by mocks while it ran, its warnings, and the
+request id of the opt-in `greenloop_request_id` fixture.
 
 Under pytest-xdist the controller is the one writer of test events (workers
 attach their extra data to the report, which xdist ships to the controller);
@@ -115,12 +118,14 @@ class TestRecord:
         self.mocks: set[str] = set()
         self.request_id: str | None = None
         self.tcp_before: TcpCounters = {}
+        self.sent: list[dict[str, Any]] = []  # HTTP requests the test sent (see _note_request)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "connections": sorted([h, p] for h, p in self.connections),
             "mocks": sorted(self.mocks),
             "request_id": self.request_id,
+            "sent": self.sent,
         }
 
 
@@ -149,6 +154,7 @@ _fixture_stack: list[FixtureActivity] = []
 # connections opened by an earlier test still count for the test using them.
 _peers: weakref.WeakKeyDictionary[socket.socket, tuple[str, int]] = weakref.WeakKeyDictionary()
 _names: dict[str, str] = {}  # resolved address -> the host name asked for
+_sending = threading.local()  # inside a wrapped send: inner sends are the same bytes
 
 
 def _address(address: Any) -> tuple[str, int] | None:
@@ -168,6 +174,52 @@ def _note(peer: tuple[str, int]) -> None:
     record.connections.update(peers)
     for fixture in _fixture_stack:
         fixture.connections.update(peers)
+
+
+# Headers that tie a request to the service's own log lines: request ids and W3C trace context.
+ID_HEADERS = frozenset(
+    {"x-request-id", "x-correlation-id", "request-id", "x-trace-id", "traceparent"}
+)
+_REQUEST_STARTS = (b"GET ", b"POST ", b"PUT ", b"PATCH ", b"DELETE ", b"HEAD ", b"OPTIONS ")
+MAX_SENT = 50  # requests kept per test: the first ones say what it asked for
+_HEAD_BYTES = 8192  # request line and headers are read from this much of a send
+
+
+def parse_request_head(data: bytes) -> dict[str, Any] | None:
+    """Method, path and id headers of an HTTP/1.x request head; None when `data` is not one."""
+    if not data.startswith(_REQUEST_STARTS):
+        return None
+    lines = data.split(b"\r\n")
+    parts = lines[0].split(b" ")
+    if len(parts) != 3 or not parts[2].startswith(b"HTTP/"):
+        return None
+    target = parts[1].decode("latin-1")
+    if "://" in target:  # a proxy-form target: keep the path only
+        target = "/" + target.split("://", 1)[1].partition("/")[2]
+    ids: dict[str, str] = {}
+    for line in lines[1:]:
+        if not line:
+            break
+        name, sep, value = line.partition(b":")
+        header = name.strip().decode("latin-1").lower()
+        if sep and header in ID_HEADERS:
+            ids[header] = value.strip().decode("latin-1")[:200]
+    return {"method": parts[0].decode("latin-1"), "path": target[:500], "ids": ids}
+
+
+def _note_request(data: Any) -> None:
+    """Remember an HTTP request the running test sends (any client: these are its bytes)."""
+    record = _current
+    if record is None or len(record.sent) >= MAX_SENT:
+        return
+    try:
+        head = bytes(memoryview(data)[:_HEAD_BYTES])
+    except TypeError:
+        return
+    request = parse_request_head(head)
+    if request is not None:
+        request["time"] = time.time()
+        record.sent.append(request)
 
 
 # --------------------------------------------------------------------------- network wrappers
@@ -199,7 +251,16 @@ def _wrap_send(original: Callable[..., Any]) -> Callable[..., Any]:
                     _peers[self] = peer
             if peer is not None:
                 _note(peer)
-        return original(self, *args, **kwargs)
+        if _current is None or getattr(_sending, "active", False):
+            return original(self, *args, **kwargs)
+        # SSLSocket.sendall calls send: note the request once, in the outer call.
+        if args:
+            _note_request(args[0])
+        _sending.active = True
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            _sending.active = False
 
     send.__wrapped__ = original  # type: ignore[attr-defined]
     send._greenloop = True  # type: ignore[attr-defined]
@@ -248,6 +309,18 @@ def _wrap_sock_connect(original: Callable[..., Any]) -> Callable[..., Any]:
     return sock_connect
 
 
+def _wrap_tls_write(original: Callable[..., Any]) -> Callable[..., Any]:
+    """asyncio's TLS (httpx async, aiohttp, websockets over wss) writes plaintext here."""
+
+    def write(self: ssl.SSLObject, data: Any) -> Any:
+        if _current is not None and not self.server_side:
+            _note_request(data)
+        return original(self, data)
+
+    write._greenloop = True  # type: ignore[attr-defined]
+    return write
+
+
 def _patch(owner: Any, name: str, wrapper: Callable[[Any], Any]) -> None:
     original = inspect.getattr_static(owner, name)
     if getattr(original, "_greenloop", False):
@@ -263,6 +336,7 @@ def install_network_recorder() -> None:
         _patch(socket.socket, name, _wrap_send)
     for name in ("send", "sendall"):
         _patch(ssl.SSLSocket, name, _wrap_send)
+    _patch(ssl.SSLObject, "write", _wrap_tls_write)
     _patch(socket, "getaddrinfo", _wrap_getaddrinfo)
     base = asyncio.base_events.BaseEventLoop
     _patch(base, "create_connection", _wrap_create_connection)
@@ -663,6 +737,7 @@ class GreenloopPlugin:
             mocks=extra.get("mocks", []),
             shared=extra.get("shared", []),
             request_id=extra.get("request_id"),
+            sent=extra.get("sent", []),
             worker=_worker_id(report),
         )
 

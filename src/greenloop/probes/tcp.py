@@ -29,6 +29,10 @@ class TcpProbe(ProbeKind):
         started = time.perf_counter()
         try:
             _reader, writer = await asyncio.open_connection(options.host, options.port)
+        except ConnectionResetError:
+            # A reset before the connection was ever ours: the listener went away with our
+            # handshake in its queue (a process killed a moment ago). Nothing accepts.
+            return Observation({"connected": False}, "connection refused (reset while connecting)")
         except OSError as exc:
             return Observation({"connected": False}, describe_error(exc))
         latency = ms(time.perf_counter() - started)

@@ -42,6 +42,7 @@ from greenloop.triage.evidence import FailureEvidence, gather_evidence, index_co
 from greenloop.triage.flaky import history_facts
 from greenloop.triage.impact import test_file, total_impact_usd
 from greenloop.triage.logs import LogRecord, read_logs
+from greenloop.triage.logs.base import normalize_path
 from greenloop.triage.logs.templates import LogTemplate, mine_templates
 from greenloop.triage.parallel import classify_batch
 from greenloop.triage.rootcause import ChangeFacts
@@ -141,9 +142,13 @@ def triage(
             env_correlated=bool(facts and facts.verdict == "environment"),
             revision=revision,
             previous_revision=previous_revision,
-            server_log=by_request.get(test.request_id or "", ""),
+            server_log="\n".join(by_request[k] for k in test.request_keys if k in by_request),
             test_components=components_by_file[file],
-            server_records=(matched := rejections.get(test.request_id or "", ())),
+            server_records=(
+                matched := tuple(
+                    dict.fromkeys(r for k in test.request_keys for r in rejections.get(k, ()))
+                )
+            ),
             server_match="matched by request id" if matched else "",
         )
         if not matched and timed and test.outcome.is_failure:
@@ -180,8 +185,9 @@ def _errors_by_request(records: Sequence[LogRecord]) -> dict[str, str]:
     """Error lines (and their tracebacks) per request id."""
     out: dict[str, str] = {}
     for r in records:
-        if r.request_id and r.is_error:
-            out[r.request_id] = f"{out.get(r.request_id, '')}{r.message}\n{r.traceback}".strip()
+        if r.is_error:
+            for key in r.keys:
+                out[key] = f"{out.get(key, '')}{r.message}\n{r.traceback}".strip()
     return out
 
 
@@ -189,8 +195,9 @@ def _rejections_by_request(records: Sequence[LogRecord]) -> dict[str, tuple[LogR
     """Per request id, the lines where the service failed or refused it (4xx/5xx, errors)."""
     out: dict[str, list[LogRecord]] = {}
     for r in records:
-        if r.request_id and r.is_rejection:
-            out.setdefault(r.request_id, []).append(r)
+        if r.is_rejection:
+            for key in r.keys:
+                out.setdefault(key, []).append(r)
     return {k: tuple(v) for k, v in out.items()}
 
 
@@ -224,9 +231,17 @@ class _TimedRejections:
         end = start + timedelta(seconds=test.duration_s) + self.SLACK
         hi = bisect_right(self.times, end)
         found = [r for r in self.records[lo:hi] if r.status in statuses]
+        # The requests the test sent narrow it further: a line for another endpoint, logged
+        # at the same moment by a concurrent test, is not this test's.
+        asked = {(q.method, normalize_path(q.path)) for q in test.sent_requests}
+        if asked:
+            found = [r for r in found if not r.path or (r.method, normalize_path(r.path)) in asked]
+            how = "matched by time, method, path and status"
+        else:
+            how = "matched by time and status"
         if not found or len({(r.status, r.error) for r in found}) != 1:
             return ev  # nothing, or several different errors: no single line to cite
-        return replace(ev, server_records=tuple(found), server_match="matched by time and status")
+        return replace(ev, server_records=tuple(found), server_match=how)
 
 
 def _probes_during(store: Store, test: TestResult) -> list[ProbeResult]:

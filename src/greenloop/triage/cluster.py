@@ -14,6 +14,7 @@ from greenloop.probes.modes import WORDS as MODE_WORDS
 from greenloop.records import Category, Cluster, GateResult, IndexEntry, RootCause
 from greenloop.redact import Redactor
 from greenloop.triage.classify import Decision
+from greenloop.triage.evidence import product_component
 from greenloop.triage.fingerprint import (
     blocked_fingerprint,
     cluster_id,
@@ -204,6 +205,8 @@ def build_clusters(
         categories = Counter(m.classification.category for m in members)
         category = categories.most_common(1)[0][0]
         component = _most_common([m.classification.component for m in members])
+        if component is None and category in _PRODUCT:
+            component = _most_common([product_component(m.evidence) for m in members])
         if component is None and category in _INDEXED:
             component = index_component(members)
         base_reason = _most_common([m.reason for m in members]) or "INSUFFICIENT-EVIDENCE"
@@ -220,6 +223,9 @@ def build_clusters(
             logs=logs,
             change=change,
         )
+        if category is Category.BLOCKED and cause.mode is not None:
+            # BLOCKED-BY-CACHE-CREDENTIALS: an issue title tells look-alikes apart too.
+            reason = f"{reason}-{cause.mode.value.upper().replace('_', '-')}"
         clusters.append(
             Cluster(
                 id=cluster_id(fp),

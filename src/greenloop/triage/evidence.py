@@ -91,6 +91,7 @@ class FailureEvidence:
     server_match: str = ""
     slow: tuple[Slowness, ...] = ()  # components probes saw answering slowly (slowest first)
     known_components: tuple[str, ...] = ()  # every component the gate knows
+    last_request: str = ""  # the last request the test sent: `GET /threads/<id>/messages`
 
     @cached_property
     def exc_types(self) -> tuple[str, ...]:
@@ -420,13 +421,60 @@ def gather_evidence(
         blocked_mode=blocked.mode if blocked else None,
         skip_reason=test.skip_reason or (test.message if test.outcome is Outcome.SKIPPED else ""),
         markers=test.markers,
-        request_id=test.request_id,
+        request_id=test.request_id or next(iter(test.request_keys), None),
         server_log=server_log,
         server_records=tuple(server_records),
         server_match=server_match,
         slow=seen.slow,
         known_components=seen.known,
+        last_request=(
+            f"{test.sent_requests[-1].method} {test.sent_requests[-1].path}"
+            if test.sent_requests
+            else ""
+        ),
     )
+
+
+# Path segments that name a component under another word (`/ws` is the websocket).
+_ROUTE_ALIASES = {
+    "ws": "websocket", "wss": "websocket", "socket": "websocket", "realtime": "websocket",
+    "login": "auth", "logout": "auth", "token": "auth", "oauth": "auth", "session": "auth",
+    "sessions": "auth",
+}  # fmt: skip
+# Index components that carry requests (edges) or hold data (stores), not product code:
+# a product failure is named after the code that answers, when nothing names it better.
+_NOT_PRODUCT = re.compile(
+    r"load.?balancer|\blb\b|proxy|gateway|edge|ingress|cdn|database|\bdb\b|postgres|mysql|"
+    r"cache|redis|memcache|queue|kafka|broker|storage|bucket",
+    re.I,
+)
+
+
+def route_component(request: str, candidates: Sequence[str]) -> str | None:
+    """The candidate a request's path names (`GET /ws?token=..` -> websocket), or None."""
+    path = request.split(" ", 1)[-1].split("?", 1)[0]
+    for segment in (s.lower() for s in path.split("/") if s):
+        for name in candidates:
+            if segment in (name.lower(), name.lower().rstrip("s")) or (
+                _ROUTE_ALIASES.get(segment) == name.lower()
+            ):
+                return name
+    return None
+
+
+def product_component(ev: FailureEvidence) -> str | None:
+    """Where a product failure lives: the component its failing request's route names
+    (the service's own log line for it, else the last request the test sent), else the
+    first component the index lists for the test's file that runs product code."""
+    candidates = ev.test_components or ev.known_components
+    if not candidates:
+        return None
+    server = ev.server_error
+    for request in (server.endpoint if server else "", ev.last_request):
+        found = route_component(request, candidates) if request else None
+        if found:
+            return found
+    return next((c for c in ev.test_components if not _NOT_PRODUCT.search(c)), None)
 
 
 @dataclass(frozen=True)

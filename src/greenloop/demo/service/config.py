@@ -32,6 +32,8 @@ class ServiceConfig:
     faults: tuple[Fault, ...] = ()  # runtime faults active from the start
     bugs: tuple[Fault, ...] = ()  # faults baked into this revision
     tls_mismatch: bool = False
+    tls_cert: Path | None = None  # serve HTTPS with this certificate chain (PEM) ...
+    tls_key: Path | None = None  # ... and this key
 
     @property
     def database(self) -> str:
@@ -72,6 +74,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--fault", action="append", default=[], metavar="NAME[:k=v,...]")
     p.add_argument("--bug", action="append", default=[], metavar="NAME[:k=v,...]")
     p.add_argument("--tls-mismatch", action="store_true")
+    p.add_argument("--tls-cert", type=Path, default=None, help="serve HTTPS with this PEM chain")
+    p.add_argument("--tls-key", type=Path, default=None)
     return p
 
 
@@ -102,4 +106,6 @@ def from_args(argv: Sequence[str], env: Mapping[str, str]) -> ServiceConfig:
         faults=tuple(faults),
         bugs=tuple(bugs),
         tls_mismatch=tls,
+        tls_cert=a.tls_cert,
+        tls_key=a.tls_key,
     )

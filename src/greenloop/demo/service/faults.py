@@ -56,6 +56,10 @@ KINDS: dict[str, FaultKind] = {
         FaultKind("ws-1011", "the WebSocket is accepted, then closed with 1011 internal error"),
         FaultKind("app-bug", "posting or listing messages raises KeyError (HTTP 500)"),
         FaultKind(
+            "wrong-result",
+            "listing messages leaves out the newest one (HTTP 200, nothing logged)",
+        ),
+        FaultKind(
             "missing-event",
             "one of the five agent events is never sent",
             (("event", "tool_completed"),),

@@ -28,6 +28,16 @@ def request_id_from(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
+def trace_id_from(scope: Scope) -> str | None:
+    """The trace id of an incoming W3C ``traceparent`` (``00-<trace id>-<span id>-01``)."""
+    for key, value in scope.get("headers", []):
+        if key == b"traceparent":
+            parts = value.decode("latin-1").strip().split("-")
+            if len(parts) == 4 and len(parts[1]) == 32:
+                return parts[1]
+    return None
+
+
 class Gateway:
     """Wraps the FastAPI app; see the module docstring."""
 
@@ -44,6 +54,9 @@ class Gateway:
         ctx = RequestContext(request_id_from(scope), scope.get("method", "GET"), scope["path"])
         if websocket:
             ctx.extra["websocket"] = True
+        trace = trace_id_from(scope)
+        if trace:
+            ctx.extra["trace_id"] = trace
         token = current_request.set(ctx)
         rid_header = (b"x-request-id", ctx.request_id.encode("latin-1"))
         status = 0

@@ -99,6 +99,7 @@ class JsonLog:
                 error_type=ctx.error_type,
                 error=ctx.error,
                 traceback=ctx.traceback,
+                trace_id=ctx.extra.get("trace_id"),
             )
 
     def close(self) -> None:

@@ -220,6 +220,8 @@ def list_messages(thread_id: str, runtime: Runtime, user: User) -> dict[str, Any
     _owned_thread(runtime, thread_id, user)
     bug = _app_bug(runtime)
     rows = runtime.database.list_messages(thread_id)
+    if runtime.faults.get("wrong-result") is not None:
+        rows = rows[:-1]  # an off-by-one in pagination: a wrong answer, no error anywhere
     return {"thread_id": thread_id, "messages": [message_json(r, bug) for r in rows]}
 
 

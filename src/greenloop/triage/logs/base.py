@@ -23,6 +23,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from greenloop.config import LogSourceConfig
 from greenloop.errors import ConfigError
 
+ERROR_LEVELS = frozenset({"ERROR", "CRITICAL", "FATAL", "ALERT", "EMERGENCY"})
+
 
 @dataclass(frozen=True, slots=True)
 class LogRecord:
@@ -40,12 +42,18 @@ class LogRecord:
     path: str = ""
     status: int | None = None
     error: str = ""
+    trace_id: str | None = None  # W3C trace id, when the line has one beside its request id
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The ids that tie this line to a request: its request id and its trace id."""
+        return tuple(k for k in dict.fromkeys((self.request_id, self.trace_id)) if k)
 
     @property
     def is_error(self) -> bool:
-        return self.level in ("ERROR", "CRITICAL", "FATAL", "ALERT", "EMERGENCY") or bool(
-            self.traceback
-        )
+        """An error-level line. Its level decides, not a traceback: services log handled
+        exceptions at WARNING and INFO too, and those are not the failure."""
+        return self.level in ERROR_LEVELS
 
     @property
     def is_rejection(self) -> bool:
@@ -141,6 +149,7 @@ def _status_of(value: object) -> int | None:
 _TS_KEYS = ("ts", "timestamp", "time", "@timestamp", "receiveTimestamp")
 _LEVEL_KEYS = ("level", "severity", "levelname", "lvl")
 _MESSAGE_KEYS = ("message", "msg", "textPayload", "event")
+_TRACE_KEYS = ("trace_id", "traceId", "trace", "otelTraceID")
 _RID_KEYS = ("request_id", "requestId", "rid", "trace_id", "x_request_id")
 _TEXT_LINE = re.compile(
     r"^\[?(?P<ts>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?)\]?\s+"
@@ -210,6 +219,7 @@ def record_from_json(raw: dict[str, Any], source: str) -> LogRecord:
         path=path if isinstance(path, str) else "",
         status=_status_of(_first(http, _STATUS_KEYS)),
         error=named,
+        trace_id=str(trace) if (trace := _first(merged, _TRACE_KEYS)) is not None else None,
     )
 
 
@@ -253,6 +263,10 @@ def parse_lines(lines: Iterable[str], source: str) -> tuple[list[LogRecord], int
                     request_id=rid.group(1) if rid else None,
                 )
             )
+        elif _LEVEL_PREFIX.match(line):
+            # `INFO:     Uvicorn running on ...`: a line of its own with no time, not the
+            # continuation of the line before.
+            records.append(record_from_line(line, None, source))
         elif records:
             last = records[-1]
             tb = f"{last.traceback}\n{line}" if last.traceback else line
@@ -262,6 +276,8 @@ def parse_lines(lines: Iterable[str], source: str) -> tuple[list[LogRecord], int
     return records, malformed
 
 
+# A level at the very start (Python logging's default format, uvicorn, gunicorn).
+_LEVEL_PREFIX = re.compile(r"^\[?(?:DEBUG|INFO|WARN|WARNING|ERROR|CRITICAL|FATAL)\]?[:\s]")
 _LEVEL_WORD = re.compile(r"\b(DEBUG|INFO|WARN|WARNING|ERROR|CRITICAL|FATAL)\b")
 
 
