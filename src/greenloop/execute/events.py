@@ -233,7 +233,8 @@ def build_result(
     sent: list[SentRequest] = []
     stdout = stderr = log = ""
     for r in reports:
-        sent.extend(_sent_requests(r.get("sent")))
+        # The test's requests so far, like its output: the last report has them all.
+        sent = _sent_requests(r.get("sent")) or sent
         for pair in r.get("connections") or ():
             connections.add((str(pair[0]), int(pair[1])))
         for m in r.get("mocks") or ():
