@@ -28,6 +28,8 @@ from greenloop.probes.conditions import Document
 # latency) goes into the detail, as it does for any 4xx/5xx answer.
 SLOW_MS = 1000.0
 BODY_EXCERPT_CHARS = 400
+# Time spent on greenloop's side (client set-up, its own event loop busy) worth saying apart.
+OVERHEAD_NOTE_MS = 100.0
 
 
 class HttpOptions(ProbeOptions):
@@ -59,6 +61,7 @@ class HttpProbe(ProbeKind):
         import httpx
 
         started = time.perf_counter()
+        clock = _Clock()
         try:
             async with httpx.AsyncClient(
                 verify=_context(options),
@@ -72,13 +75,18 @@ class HttpProbe(ProbeKind):
                     headers=options.headers,
                     content=options.body,
                     json=options.json_body,
+                    extensions={"trace": clock.trace},
                 )
         except httpx.HTTPError as exc:
             return Observation(
                 {"connected": False, "latency_ms": ms(time.perf_counter() - started)},
                 describe_error(exc),
             )
-        latency = ms(time.perf_counter() - started)
+        total_s = time.perf_counter() - started
+        # The target's answer time: from the request's first byte out to its answer's last
+        # byte in. Setting up the client, TLS context and waiting for our own event loop
+        # before sending are greenloop's time, not the target's (shown apart when large).
+        latency = ms(clock.answer_s if clock.answer_s is not None else total_s)
         text = response.text
         parsed = json_or_none(text)
         values = {
@@ -90,6 +98,10 @@ class HttpProbe(ProbeKind):
         }
         reason = f" {response.reason_phrase}" if response.reason_phrase else ""
         summary = f"HTTP {response.status_code}{reason} in {latency:.0f} ms"
+        overhead = ms(total_s) - latency
+        if overhead >= OVERHEAD_NOTE_MS:
+            connect = f"connect {ms(clock.connect_s):.0f} ms, " if clock.connect_s else ""
+            summary += f" ({connect}{overhead:.0f} ms more on greenloop's side)"
         if response.status_code >= 400 or latency >= SLOW_MS:
             # An error or a slow answer: what the body says is the evidence triage cites
             # ("connection refused to cache at ...", a dependency's latency_ms).
@@ -97,6 +109,36 @@ class HttpProbe(ProbeKind):
             if excerpt:
                 summary += f"; body: {excerpt}"
         return Observation(values, summary)
+
+
+class _Clock:
+    """Times one request from httpcore's trace events (perf_counter seconds).
+
+    `answer_s` runs from sending the request headers to the end of the response body
+    (what the target took, plus the wire); `connect_s` is TCP and TLS set-up. Redirects
+    add up.
+    """
+
+    def __init__(self) -> None:
+        self.answer_s: float | None = None
+        self.connect_s = 0.0
+        self._marks: dict[str, float] = {}
+
+    async def trace(self, name: str, info: dict[str, Any]) -> None:
+        now = time.perf_counter()
+        step, _, phase = name.rpartition(".")
+        if phase == "started":
+            self._marks[step] = now
+        elif phase == "complete":
+            begun = self._marks.pop(step, None)
+            if begun is None:
+                return
+            if step.endswith(("connect_tcp", "start_tls")):
+                self.connect_s += now - begun
+            elif step.endswith("send_request_headers"):
+                self._marks["answer"] = begun
+            elif step.endswith("receive_response_body") and "answer" in self._marks:
+                self.answer_s = (self.answer_s or 0.0) + now - self._marks.pop("answer")
 
 
 def body_excerpt(text: str, parsed: Any, limit: int = BODY_EXCERPT_CHARS) -> str:

@@ -94,14 +94,20 @@ class FailureEvidence:
     last_request: str = ""  # the last request the test sent: `GET /threads/<id>/messages`
 
     @cached_property
+    def own_text(self) -> str:
+        """`text` without the source lines of library frames: a docstring or a comment in
+        httpx or asyncio that says "TimeoutError" is not what happened."""
+        return without_library_source(self.text, self.tests_dirs)
+
+    @cached_property
     def exc_types(self) -> tuple[str, ...]:
         """Short names of the exceptions the text names, in order of appearance."""
-        return exception_types(self.text)
+        return exception_types(self.own_text)
 
     @cached_property
     def statuses(self) -> tuple[int, ...]:
         """HTTP statuses the failure reports receiving."""
-        return http_statuses(self.text)
+        return http_statuses(self.own_text)
 
     @cached_property
     def status_assertion(self) -> bool:
@@ -277,6 +283,55 @@ def parse_frames(text: str, tests_dirs: Sequence[str] = ("tests", "test")) -> tu
 
 def _position(item: tuple[int, str, str | None, str]) -> int:
     return item[0]
+
+
+_CPYTHON_FRAME = re.compile(r'^\s*File "(?P<path>[^"\n]+)", line \d+')
+_PYTEST_LOCATION = re.compile(r"^(?P<path>[^\s:\"'<>]+\.py):\d+: ")
+_PYTEST_SEPARATOR = re.compile(r"^(?:_ )+_?\s*$")
+
+
+def without_library_source(text: str, tests_dirs: Sequence[str] = ("tests", "test")) -> str:
+    """The text with the quoted source lines of library frames left out.
+
+    A CPython frame (`File "...", line N, in f`) is followed by its source lines; a
+    pytest frame block ends with `path.py:N: in f` after its source. Library code quoted
+    there (docstrings, comments, other branches) names exceptions and numbers that did
+    not happen; the frame's location and pytest's `E ` lines (what did happen) stay.
+    """
+    if ".py" not in text:
+        return text
+    dirs = tuple(tests_dirs)
+    lines = text.split("\n")
+    keep = [True] * len(lines)
+    # CPython: the indented lines after a library frame's File line.
+    skipping = False
+    for i, line in enumerate(lines):
+        m = _CPYTHON_FRAME.match(line)
+        if m:
+            skipping = _frame_kind(m.group("path"), dirs) in ("library", "pytest")
+            continue
+        if skipping and line.startswith("    "):
+            keep[i] = False
+        else:
+            skipping = False
+    # pytest: a block (between separators) whose location line is a library frame.
+    start = 0
+    for i, line in enumerate([*lines, "_ _"]):
+        if i < len(lines) and not _PYTEST_SEPARATOR.match(line):
+            continue
+        block = range(start, i)
+        where = next((j for j in reversed(block) if _PYTEST_LOCATION.match(lines[j])), None)
+        if where is not None:
+            path = _PYTEST_LOCATION.match(lines[where])
+            assert path is not None
+            if _frame_kind(path.group("path"), dirs) in ("library", "pytest"):
+                for j in range(start, where):  # the frame's quoted source, above its location
+                    if not lines[j].startswith("E "):
+                        keep[j] = False
+        start = i + 1
+    if all(keep):
+        return text
+    return "\n".join(line for line, kept in zip(lines, keep, strict=True) if kept)
 
 
 def exception_types(text: str) -> tuple[str, ...]:
