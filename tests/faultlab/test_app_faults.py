@@ -12,7 +12,6 @@ import os
 import signal
 import tempfile
 import textwrap
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from faultlab_helpers import judge
 
 from greenloop.config import Config, PhaseConfig, config_from_dict
 from greenloop.demo import control
-from greenloop.demo.realdeps import RealDepsError, RealEnvironment, missing
+from greenloop.demo.realdeps import RealDepsError, RealEnvironment, missing, wait_refused
 from greenloop.execute.phase import run_phase
 from greenloop.execute.selection import select_tests
 from greenloop.index import load_index
@@ -221,8 +220,7 @@ def test_a_killed_app_blocks_with_refused(app: App) -> None:
     pid = control.status(app.state_dir).pid
     assert pid is not None
     os.killpg(pid, signal.SIGKILL)
-    while control.status(app.state_dir).running:  # the kernel closes its port as it exits
-        time.sleep(0.01)
+    wait_refused(int(app.base_url.rsplit(":", 1)[1]))  # its port closes a moment after
     try:
         verdict = judge(probes, components=components)
     finally:

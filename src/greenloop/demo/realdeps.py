@@ -95,6 +95,21 @@ def _wait_port(port: int, process: subprocess.Popen[bytes] | None, what: str) ->
     raise RealDepsError(f"{what} did not listen on 127.0.0.1:{port} within {START_TIMEOUT_S} s")
 
 
+def wait_refused(port: int, timeout_s: float = 5.0) -> None:
+    """Return once connections to 127.0.0.1:`port` are refused: a killed process's
+    listening socket can outlive it by a few milliseconds."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                pass
+        except ConnectionRefusedError:
+            return
+        except OSError:
+            pass
+        time.sleep(0.01)
+
+
 def _children(pid: int) -> list[int]:
     """Direct children of `pid` (PostgreSQL's backends of its postmaster), from /proc."""
     out = []
@@ -468,9 +483,11 @@ class RealEnvironment:
             case "app-kill":
                 from greenloop.demo import control
 
-                pid = control.status(state_dir).pid  # only ever the service started there
-                if pid:
-                    os.killpg(pid, signal.SIGKILL)
+                status = control.status(state_dir)  # only ever the service started there
+                if status.pid:
+                    os.killpg(status.pid, signal.SIGKILL)
+                    if status.port:
+                        wait_refused(int(status.port))
             case _:
                 raise RealDepsError(
                     f"unknown real fault {fault!r} (known: {', '.join(REAL_FAULTS)})"
