@@ -17,13 +17,18 @@ Figures are wall clock on a shared machine: print `uptime` beside them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import signal
+import socket
+import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -31,22 +36,25 @@ from pathlib import Path
 from typing import Any
 
 from greenloop.config import PhaseConfig, config_from_dict
-from greenloop.demo.realdeps import PostgresServer, RedisServer
+from greenloop.demo import control
+from greenloop.demo.realdeps import DemoCertificates, PostgresServer, RedisServer, wait_refused
 from greenloop.demo.scenarios import REAL_DEPS_SCENARIOS, SCENARIOS
 from greenloop.gate import check_gate, phase_blocker
 from greenloop.records import Outcome, TestResult
 from greenloop.triage import triage
 
-COMPONENTS = [
+COMPONENTS: list[dict[str, Any]] = [
     {"name": "database"},
     {"name": "cache"},
     {"name": "backend", "depends_on": ["database", "cache"]},
 ]
 
 
-def verdict(probes: list[dict[str, Any]]) -> tuple[str, float]:
+def verdict(
+    probes: list[dict[str, Any]], components: list[dict[str, Any]] = COMPONENTS
+) -> tuple[str, float]:
     """(component / mode / category, seconds) of one gate check and its triage."""
-    config = config_from_dict({"components": COMPONENTS, "probes": probes}, Path("bench.toml"))
+    config = config_from_dict({"components": components, "probes": probes}, Path("bench.toml"))
     started = time.perf_counter()
     gate = check_gate(config, None)
     blocker = phase_blocker(PhaseConfig(name="smoke", needs=["backend"]), gate)
@@ -132,6 +140,69 @@ def lab(repeat: int) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def _tls_server(chain: Path, key: Path, stop: threading.Event) -> int:
+    """A TLS endpoint presenting `chain`: handshakes each connection, then closes it."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(chain, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+
+    def run() -> None:
+        with listener:
+            while not stop.is_set():
+                try:
+                    conn, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                with contextlib.suppress(OSError), context.wrap_socket(conn, server_side=True):
+                    pass
+
+    threading.Thread(target=run, daemon=True).start()
+    return int(listener.getsockname()[1])
+
+
+def tls_and_app(repeat: int) -> None:
+    """Certificate faults on TLS endpoints, and the demo service killed."""
+    folder = Path(tempfile.mkdtemp(prefix="gl-bench-tls-"))
+    certs = DemoCertificates(folder / "tls")
+    stop = threading.Event()
+    edge: list[dict[str, Any]] = [
+        {"name": "load_balancer"},
+        {"name": "backend", "depends_on": ["load_balancer"]},
+    ]
+    try:
+        for name in ("expired", "untrusted", "wrong-host"):
+            chain, key = certs.paths(name)
+            port = _tls_server(chain, key, stop)
+            probe = [{"name": "tls", "component": "load_balancer", "kind": "tls",
+                      "host": "localhost", "port": port,
+                      "ca_file": str(certs.ca_file)}]  # fmt: skip
+            times = []
+            for _ in range(repeat):
+                said, seconds = verdict(probe, edge)
+                times.append(seconds)
+            print(f"{'TLS certificate ' + name:36} {said:48} {statistics.median(times):10.2f}")
+        state = folder / "service"
+        times = []
+        for _ in range(repeat):
+            revision = control.deploy(state)
+            pid = control.status(state).pid
+            assert pid is not None
+            os.killpg(pid, signal.SIGKILL)
+            wait_refused(revision.port)
+            probes = [{"name": "edge", "component": "load_balancer", "kind": "tcp",
+                       "host": "127.0.0.1", "port": revision.port},
+                      {"name": "health", "component": "backend", "kind": "http",
+                       "url": revision.base_url + "/health"}]  # fmt: skip
+            said, seconds = verdict(probes, edge)
+            times.append(seconds)
+        print(f"{'App killed (SIGKILL)':36} {said:48} {statistics.median(times):10.2f}")
+    finally:
+        stop.set()
+        control.stop(folder / "service")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def demo() -> None:
     names = [n for n in REAL_DEPS_SCENARIOS if n not in SCENARIOS]
     print(f"\n{'scenario':18} {'exit':>4} {'verdict':8} {'cluster':10} {'cause':48} {'s':>6}")
@@ -164,6 +235,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"load: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} CPUs")
     lab(args.repeat)
+    tls_and_app(args.repeat)
     if args.demo:
         demo()
 
