@@ -229,10 +229,17 @@ def next_actions(run: RunResult) -> list[str]:
     if run.verdict is Verdict.BLOCKED:
         if last.deploy is not None and not last.deploy.ok:
             return [*actions, f"Fix the deployment ({last.deploy.detail}), then rerun {rerun}."]
+        cause = next((c.root_cause for c in last.clusters if c.root_cause.mode is not None), None)
+        if cause is not None and cause.category is Category.CONFIGURATION:
+            # Restarting a database that rejects the password changes nothing.
+            said = cause.summary.rstrip(".")
+            return [*actions, f"Fix the configuration of {cause.component}: {said}; "
+                    f"then rerun {rerun}."]  # fmt: skip
         down = (last.gate.deepest_failure if last.gate else None) or ", ".join(
             last.gate.unhealthy() if last.gate else ()
         )
-        return [*actions, f"Restore {down or 'the unhealthy components'}, then rerun {rerun}."]
+        how = f" ({cause.mode.value})" if cause is not None and cause.mode is not None else ""
+        return [*actions, f"Restore {down or 'the unhealthy components'}{how}, then rerun {rerun}."]
     keys = {i.fingerprint: i.key for i in distinct_issues(run.iterations) if i.key}
     for cluster in last.clusters:
         actions.append(_cluster_action(cluster, run, keys.get(cluster.fingerprint)))
