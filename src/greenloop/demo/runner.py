@@ -176,7 +176,10 @@ def run_demo(
             max_iterations=max_iterations,
             allow_remediation=allow_remediation,
             force_deploy=bool(deploy_args),
-            command_line=command_line or shlex.join(["greenloop", "demo", "--scenario", name]),
+            command_line=command_line
+            or shlex.join(
+                ["greenloop", "demo", *(["--real-deps"] if real_deps else []), "--scenario", name]
+            ),
         )
         result = execute_run(config, options)
     finally:
