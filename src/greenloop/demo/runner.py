@@ -205,6 +205,7 @@ def _start_real(scenario: Scenario, out_dir: Path, console: Console) -> RealEnvi
     console.print(
         f"real dependencies: PostgreSQL on 127.0.0.1:{pg.port} ({pg.folder}), "
         f"redis-server on 127.0.0.1:{cache.port}, HTTPS with the demo CA {real.certs.ca_file}"
-        f" (certificate: {scenario.certificate})"
+        f" (certificate: {scenario.certificate})",
+        markup=False,
     )
     return real
