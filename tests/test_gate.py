@@ -23,6 +23,7 @@ from greenloop.gate import (
     check_gate,
     debounced_healthy,
     dependencies,
+    describe_gate,
     evaluate_gate,
     histories_from_rows,
     phase_blocker,
@@ -89,6 +90,16 @@ def test_deepest_failure_is_the_dependency_that_explains_the_rest() -> None:
     assert not gate.healthy
     assert gate.deepest_failure == "cache"
     assert set(gate.unhealthy()) == {"backend", "cache", "search"}
+
+
+def test_the_progress_line_names_the_deepest_failure_and_its_probe() -> None:
+    gate = evaluate_gate(make_config(), results(**{**ALL_OK, "backend": False, "cache": False}))
+    line = describe_gate(gate)
+    assert line.startswith("gate: cache unhealthy (cache-probe: connection refused)")
+    assert "backend-probe" not in line and "blocked" in line
+    assert describe_gate(evaluate_gate(make_config(), results(**ALL_OK))).startswith(
+        "gate: healthy (4 probe(s) in "
+    )
 
 
 def test_failure_at_the_top_only() -> None:

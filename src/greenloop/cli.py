@@ -7,6 +7,7 @@ stderr; a bug is a traceback plus the path of the full log.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shlex
@@ -17,17 +18,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from typer.exceptions import Abort, TyperException
 
-from greenloop import __version__
-from greenloop.config import DEFAULT_CONFIG, Config, load_config
+from greenloop import DEFAULT_CONFIG, __version__
 from greenloop.errors import UserError
-from greenloop.records import ExitCode, IndexEntry, RunResult
 
+# Everything else is imported by the verb that needs it: `greenloop --help` and a
+# blocked run should not pay for pydantic, SQLAlchemy, httpx or Rich's renderers
+# they never use (bench/bench_overhead.py measures it).
 if TYPE_CHECKING:
+    from rich.console import Console
+
+    from greenloop.config import Config
     from greenloop.loop import RunOptions
+    from greenloop.records import IndexEntry, RunResult
     from greenloop.store import Store
 
 app = typer.Typer(
@@ -35,17 +39,26 @@ app = typer.Typer(
     help="Deploy, verify, triage and remediate a staging environment until it is green.",
     no_args_is_help=True,
     add_completion=False,
-    rich_markup_mode="markdown",
+    rich_markup_mode=None,  # plain help: Rich's renderers double `--help`'s start-up time
     pretty_exceptions_enable=False,
 )
 issues_app = typer.Typer(help="Read and sync the issues greenloop filed.", no_args_is_help=True)
 app.add_typer(issues_app, name="issues")
 
-# Logs (CI, files) are read later in wide viewers: do not wrap lines at 80 columns there.
-_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120
-out = Console(soft_wrap=True, width=_WIDTH)
-err = Console(stderr=True, soft_wrap=True)
 log = logging.getLogger("greenloop")
+
+
+@functools.cache
+def console(stderr: bool = False) -> Console:
+    """The Rich console of stdout (or stderr), made on first use."""
+    from rich.console import Console
+
+    if stderr:
+        return Console(stderr=True, soft_wrap=True)
+    # Logs (CI, files) are read later in wide viewers: do not wrap lines at 80 columns there.
+    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120
+    return Console(soft_wrap=True, width=width)
+
 
 ConfigOption = Annotated[
     Path, typer.Option("-c", "--config", help="The config file.", show_default=True)
@@ -56,11 +69,15 @@ JsonOption = Annotated[
 
 
 def _config(path: Path) -> Config:
+    from greenloop.config import load_config
+
     return load_config(path)
 
 
 def _read_config(path: Path) -> Config:
     """The config for commands that only read the store: no ${VAR} is required."""
+    from greenloop.config import load_config
+
     return load_config(path, read_only=True)
 
 
@@ -129,6 +146,8 @@ def run(
 
 def execute_run(cfg: Config, options: RunOptions) -> RunResult:
     """Open the store, run the loop, print the summary. Shared by `run` and `demo`."""
+    from rich.markup import escape
+
     from greenloop.execute import make_reporter
     from greenloop.loop import Loop, run
     from greenloop.redact import redactor_for
@@ -143,14 +162,14 @@ def execute_run(cfg: Config, options: RunOptions) -> RunResult:
             options=options,
             store=store,
             index=_index(cfg),
-            reporter=make_reporter(out, redactor),
-            say=lambda line: out.print(f"[dim]greenloop:[/] {escape(redactor.redact(line))}"),
+            reporter=make_reporter(console(), redactor),
+            say=lambda line: console().print(f"[dim]greenloop:[/] {escape(redactor.redact(line))}"),
             redactor=redactor,
         )
         result = run(loop)
     finally:
         store.close()
-    print_summary(out, redactor.redact_obj(result))
+    print_summary(console(), redactor.redact_obj(result))
     return result
 
 
@@ -169,7 +188,10 @@ def probe(config: ConfigOption = Path(DEFAULT_CONFIG), json_path: JsonOption = N
 
     Example: `greenloop probe -c greenloop.toml --json probes.json`
     """
+    from rich.markup import escape
+
     from greenloop.gate import check_gate, probes_json, render_probe_table
+    from greenloop.records import ExitCode
     from greenloop.store import Store, store_url
 
     cfg = _config(config)
@@ -178,11 +200,11 @@ def probe(config: ConfigOption = Path(DEFAULT_CONFIG), json_path: JsonOption = N
         gate = check_gate(cfg, store)
     finally:
         store.close()
-    out.print(render_probe_table(gate))
+    console().print(render_probe_table(gate))
     if gate.healthy:
-        out.print("[bold green]healthy[/]: every probe passed")
+        console().print("[bold green]healthy[/]: every probe passed")
     else:
-        out.print(
+        console().print(
             f"[bold red]blocked[/]: deepest failing component is "
             f"[bold]{escape(str(gate.deepest_failure))}[/]"
         )
@@ -206,12 +228,13 @@ def triage(
 
     Example: `greenloop triage results/*.xml --json triage.json`
     """
+    from greenloop.records import ExitCode
     from greenloop.summary import print_triage
     from greenloop.triage import triage_junit, triage_report
 
     cfg = _config(config) if config else None
     result = triage_junit(files, config=cfg)
-    print_triage(out, result)
+    print_triage(console(), result)
     if json_path:
         _write_json(json_path, triage_report(result, files, cfg))
     failing = any(c.category.value != "skipped_env" for c in result.clusters)
@@ -252,7 +275,7 @@ def demo(
 
     if list_scenarios:
         for line in list_lines(real_deps):
-            out.print(line, markup=False)
+            console().print(line, markup=False)
         raise typer.Exit(0)
     code = run_demo(
         scenario,
@@ -262,7 +285,7 @@ def demo(
         allow_remediation=allow_remediation,
         max_iterations=max_iterations,
         command_line=_command_line(),
-        console=out,
+        console=console(),
         real_deps=real_deps,
     )
     raise typer.Exit(int(code))
@@ -310,8 +333,10 @@ def init(
     )
     output.write_text(text, encoding="utf-8")
     for line in phase_summary(found):
-        out.print(line, markup=False, highlight=False)
-    out.print(f"wrote {output}: check it, then `greenloop probe` and `greenloop run`", markup=False)
+        console().print(line, markup=False, highlight=False)
+    console().print(
+        f"wrote {output}: check it, then `greenloop probe` and `greenloop run`", markup=False
+    )
 
 
 # --------------------------------------------------------------------------- store readers
@@ -330,7 +355,7 @@ def history(
 
     store = _store(config)
     try:
-        out.print(render_history(store.recent_runs(limit)))
+        console().print(render_history(store.recent_runs(limit)))
     finally:
         store.close()
 
@@ -347,7 +372,7 @@ def flaky(config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
     cfg = _read_config(config)
     store = _store(config)
     try:
-        out.print(render_flaky(flaky_report(store, cfg.triage.flaky_window)))
+        console().print(render_flaky(flaky_report(store, cfg.triage.flaky_window)))
     finally:
         store.close()
 
@@ -376,9 +401,9 @@ def report(
         if html is not None:
             from greenloop.serve import write_run_html
 
-            out.print(f"wrote {write_run_html(store, run_id, html, redactor_for(cfg))}")
+            console().print(f"wrote {write_run_html(store, run_id, html, redactor_for(cfg))}")
         else:
-            out.print(render_run_for_terminal(store, run_id))
+            console().print(render_run_for_terminal(store, run_id))
     finally:
         store.close()
 
@@ -410,7 +435,7 @@ def serve(
             host=host,
             port=port,
             token=os.environ.get(token_env) or None,
-            say=lambda line: out.print(line, markup=False, highlight=False),
+            say=lambda line: console().print(line, markup=False, highlight=False),
         )
     finally:
         store.close()
@@ -428,7 +453,7 @@ def issues_list(config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
     cfg = _read_config(config)
     store = _store(config)
     try:
-        out.print(render_issues(list_issues(store, cfg.tracker)))
+        console().print(render_issues(list_issues(store, cfg.tracker)))
     finally:
         store.close()
 
@@ -447,7 +472,7 @@ def issues_show(
     cfg = _config(config)
     store = _store(config)
     try:
-        out.print(show_issue(store, cfg, key, out_dir=cfg.resolve(cfg.report.out_dir)))
+        console().print(show_issue(store, cfg, key, out_dir=cfg.resolve(cfg.report.out_dir)))
     finally:
         store.close()
 
@@ -466,7 +491,7 @@ def issues_sync(config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
         result = sync_outbox(cfg, store, cfg.resolve(cfg.report.out_dir))
     finally:
         store.close()
-    out.print(str(result), markup=False)
+    console().print(str(result), markup=False)
 
 
 def _store(config_path: Path) -> Store:
@@ -494,7 +519,7 @@ def _write_json(path: Path, payload: dict[str, object]) -> None:
 
 def _version(value: bool) -> None:
     if value:
-        out.print(f"greenloop {__version__}")
+        console().print(f"greenloop {__version__}")
         raise typer.Exit(0)
 
 
@@ -532,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"greenloop: {exc}", file=sys.stderr)
         code = exc.exit_code
     except Abort:
-        err.print("aborted")
+        console(stderr=True).print("aborted")
         code = 130
     except UserError as exc:
         print(f"greenloop: {exc}", file=sys.stderr)
@@ -542,6 +567,8 @@ def main(argv: list[str] | None = None) -> int:
         log.error("internal error\n%s", text)
         print(text, file=sys.stderr, end="")
         print(f"greenloop: internal error (a bug); full log: {path}", file=sys.stderr)
+        from greenloop.records import ExitCode
+
         code = ExitCode.INTERNAL
     if argv is None:
         sys.exit(int(code or 0))

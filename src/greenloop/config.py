@@ -21,9 +21,8 @@ from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from greenloop import DEFAULT_CONFIG
 from greenloop.errors import ConfigError
-
-DEFAULT_CONFIG = "greenloop.toml"
 
 # A count of parallel test processes: at least one, or "auto" (per CPU).
 Workers = Annotated[int, Field(ge=1)] | Literal["auto"]

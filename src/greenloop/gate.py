@@ -377,6 +377,19 @@ def wait_for_healthy(
 # --------------------------------------------------------------------------- presentation
 
 
+def describe_gate(gate: GateResult) -> str:
+    """The gate's verdict as one progress line, e.g. `gate: redis unhealthy (redis: timed out)`."""
+    took = f"{gate.duration_s * 1000:.0f} ms"
+    if gate.healthy:
+        return f"gate: healthy ({len(gate.probes)} probe(s) in {took})"
+    down = gate.deepest_failure or ", ".join(gate.unhealthy()) or "a component"
+    failing = [p for p in gate.probes if not p.ok and p.component == down] or [
+        p for p in gate.probes if not p.ok
+    ]
+    why = "; ".join(f"{p.name}: {p.detail}" for p in failing[:2])
+    return f"gate: {down} unhealthy ({why}) in {took}; phases that need it are blocked"
+
+
 def probes_json(gate: GateResult) -> list[dict[str, Any]]:
     """The JSON report's `probes` entries (CONTRACT.md), plus when and how often each ran."""
     return [

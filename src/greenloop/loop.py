@@ -20,8 +20,15 @@ from greenloop.config import Config, PhaseConfig, SelectConfig
 from greenloop.deploy import ensure_deployed
 from greenloop.execute import Reporter, Selection, blocked_phase, run_phase, select_tests
 from greenloop.execute.runners.base import cut_short
+from greenloop.execute.runners.shared import SharedSession
 from greenloop.execute.selection import without_files
-from greenloop.gate import check_gate, phase_blocker, should_expand, wait_for_healthy
+from greenloop.gate import (
+    check_gate,
+    describe_gate,
+    phase_blocker,
+    should_expand,
+    wait_for_healthy,
+)
 from greenloop.records import (
     Action,
     DeployResult,
@@ -237,6 +244,7 @@ def run_iteration(loop: Loop, state: LoopState, number: int) -> IterationResult:
             deploy=deploy,
         )
     gate = check_gate(config, store, run_id=run_id, iteration=number)
+    loop.say(describe_gate(gate))
     phases = execute_phases(loop, state, gate, number)
     evidence = check_authenticity(
         phases, config=config, index=loop.index, history=store.pass_durations()
@@ -313,48 +321,75 @@ def execute_phases(
 ) -> tuple[PhaseResult, ...]:
     """Progressive phases: each runs only when its components are healthy and the last passed."""
     config, results = loop.config, []
+    plan = plan_phases(loop, state, gate)
+    shared = SharedSession.plan(
+        config,
+        [(p, s) for p, s, blocker in plan if not blocker and p.name not in state.resumed],
+        loop.store.durations(),
+    )
     stop_reason = ""
-    ran_whole: set[str] = set()  # files an earlier phase ran without -m/-k filters
-    for phase in config.phases or [DEFAULT_PHASE]:
+    try:
+        for phase, selection, blocker in plan:
+            if interrupt.requested():
+                break
+            if phase.name in state.resumed:
+                result = replace(
+                    state.resumed.pop(phase.name),
+                    note=f"kept from interrupted run {state.resumed_from}",
+                )
+            elif stop_reason:
+                result = PhaseResult(
+                    name=phase.name, status=PhaseStatus.SKIPPED, duration_s=0.0, note=stop_reason
+                )
+            elif blocker:
+                note = f"not run: {blocker} is unhealthy"
+                result = blocked_phase(config, phase, selection, blocker, note, store=loop.store)
+                loop.reporter.on_phase_end(result)
+            else:
+                result = run_phase(
+                    config,
+                    phase,
+                    selection,
+                    store=loop.store,
+                    reporter=loop.reporter,
+                    shared=shared,
+                )
+                expand, why = should_expand(result, phase)
+                if not expand:
+                    stop_reason = why
+            result = loop.redactor.redact_obj(result)
+            loop.store.record_phase(state.run_id, number, result, revision=state.revision)
+            results.append(result)
+            # A phase that ended on its own is completed even if a stop request came right
+            # after (it was printed as such); one the request cut short is re-run by --resume.
+            if not cut_short(result):
+                loop.store.save_progress(
+                    state.run_id,
+                    {"iteration": number, "phases": [phase_to_json(p) for p in results]},
+                )
+    finally:
+        if shared is not None:
+            shared.close()
+    return tuple(results)
+
+
+def plan_phases(
+    loop: Loop, state: LoopState, gate: GateResult
+) -> list[tuple[PhaseConfig, Selection, str | None]]:
+    """Every phase with its selection and what blocks it (None: free to run), in order."""
+    plan = []
+    ran_whole: set[str] = set()  # files an earlier phase runs without -m/-k filters
+    for phase in loop.config.phases or [DEFAULT_PHASE]:
         phase = _with_cli_overrides(phase, loop.options)
         selection = select_tests(
-            config, phase, loop.index, focus=loop.options.focus, store=loop.store
+            loop.config, phase, loop.index, focus=loop.options.focus, store=loop.store
         )
         selection = without_files(selection, ran_whole)
         if phase.runner == "pytest" and not selection.pytest_args:
             ran_whole.update(selection.files)
         state.selections[phase.name] = selection
-        if interrupt.requested():
-            break
-        blocker = phase_blocker(phase, gate)
-        if phase.name in state.resumed:
-            result = replace(
-                state.resumed.pop(phase.name),
-                note=f"kept from interrupted run {state.resumed_from}",
-            )
-        elif stop_reason:
-            result = PhaseResult(
-                name=phase.name, status=PhaseStatus.SKIPPED, duration_s=0.0, note=stop_reason
-            )
-        elif blocker:
-            note = f"not run: {blocker} is unhealthy"
-            result = blocked_phase(config, phase, selection, blocker, note)
-        else:
-            result = run_phase(config, phase, selection, store=loop.store, reporter=loop.reporter)
-            expand, why = should_expand(result, phase)
-            if not expand:
-                stop_reason = why
-        result = loop.redactor.redact_obj(result)
-        loop.store.record_phase(state.run_id, number, result, revision=state.revision)
-        results.append(result)
-        # A phase that ended on its own is completed even if a stop request came right
-        # after (it was printed as such); one the request cut short is re-run by --resume.
-        if not cut_short(result):
-            loop.store.save_progress(
-                state.run_id,
-                {"iteration": number, "phases": [phase_to_json(p) for p in results]},
-            )
-    return tuple(results)
+        plan.append((phase, selection, phase_blocker(phase, gate)))
+    return plan
 
 
 def new_run_id() -> str:

@@ -59,6 +59,33 @@ def test_reopening_applies_no_migration_twice(tmp_path: Path) -> None:
     store.close()
 
 
+def test_a_current_store_opens_without_alembic_and_an_old_one_is_upgraded(
+    tmp_path: Path,
+) -> None:
+    import sqlalchemy
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    from greenloop.store import MIGRATIONS, migration_heads, schema_is_current
+
+    # Exactly one head: every new migration chains onto the newest one before it.
+    assert len(migration_heads()) == 1
+    url = store_url(None, tmp_path)
+    engine = sqlalchemy.create_engine(url)
+    (tmp_path / ".greenloop").mkdir(exist_ok=True)
+    with engine.begin() as conn:  # a store written by the first release
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    assert not schema_is_current(engine)
+    engine.dispose()
+    store = Store.open(url)
+    assert store.cached_collections(["nothing"]) == {}  # a table of a later migration
+    assert schema_is_current(store.engine)
+    store.close()
+
+
 def test_run_lifecycle_and_results(store: Store) -> None:
     store.start_run("r1", environment="staging", focus="all", command_line="gl run", config_path="")
     passed = TestResult("t.py::a", Outcome.PASSED, duration_s=0.5)

@@ -51,3 +51,13 @@ def test_eta_comes_from_historical_durations() -> None:
     assert tally.eta_s() == 4.0  # 4 left x median 2 s / 2 workers
     assert "ETA ~4s" in tally.line()
     assert Tally().eta_s() is None
+
+
+def test_a_blocked_phase_says_by_what() -> None:
+    buffer = io.StringIO()
+    reporter = PlainReporter(Console(file=buffer, width=120))
+    tests = (TestResult("t::a", Outcome.BLOCKED, blocked_by="redis"),)
+    reporter.on_phase_end(
+        PhaseResult("smoke", PhaseStatus.BLOCKED, 0.0, tests=tests, blocked_by="redis")
+    )
+    assert buffer.getvalue().splitlines() == ["phase smoke: blocked by redis in 0.0s (blocked 1)"]

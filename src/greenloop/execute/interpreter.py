@@ -1,14 +1,15 @@
 """`execution.python`: run the suite with the project's own interpreter, plugin included.
 
-greenloop's pytest plugin (`greenloop.execute.plugin`) needs only the standard
-library and pytest, so it can load in any interpreter that has pytest: it is
-copied into a folder of its own (a `greenloop` package holding just the
-plugin) that is put first on the test processes' PYTHONPATH, and loaded with
-the same `-p greenloop.execute.plugin` as always. Node ids, the socket and
-mock records and every authenticity check stay the same whichever
-interpreter runs. pytest-xdist and pytest-timeout are used when that
-interpreter has them; without them the phase runs in one process and only
-the phase deadline bounds a test, and the phase note says so.
+greenloop's pytest plugins (`greenloop.execute.plugin`, `.phased`, and the
+names they share in `.wire`) need only the standard library and pytest, so
+they can load in any interpreter that has pytest: they are copied into a
+folder of their own (a `greenloop` package holding just the plugins) that is
+put first on the test processes' PYTHONPATH, and loaded with the same
+`-p greenloop.execute.plugin` as always. Node ids, the socket and mock
+records and every authenticity check stay the same whichever interpreter
+runs. pytest-xdist and pytest-timeout are used when that interpreter has
+them; without them the phase runs in one process and only the phase deadline
+bounds a test, and the phase note says so.
 """
 
 from __future__ import annotations
@@ -108,8 +109,8 @@ def interpreter_for(config: Config, workdir: Path) -> Interpreter:
 
 
 def plugin_copy(folder: Path) -> Path:
-    """A folder holding `greenloop/execute/plugin.py` and nothing else of greenloop."""
-    from greenloop.execute import plugin
+    """A folder holding greenloop's pytest plugins (`plugin.py`, `phased.py`, `wire.py`) alone."""
+    from greenloop.execute import phased, plugin, wire
 
     package = folder / "greenloop" / "execute"
     package.mkdir(parents=True, exist_ok=True)
@@ -118,7 +119,8 @@ def plugin_copy(folder: Path) -> Path:
         encoding="utf-8",
     )
     (package / "__init__.py").write_text("", encoding="utf-8")
-    shutil.copyfile(plugin.__file__, package / "plugin.py")
+    for module in (plugin, phased, wire):
+        shutil.copyfile(str(module.__file__), package / Path(str(module.__file__)).name)
     return folder
 
 

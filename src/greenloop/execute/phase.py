@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from greenloop.config import Config, PhaseConfig
-from greenloop.execute.events import CollectedItem, EventFold
-from greenloop.execute.interpreter import interpreter_for
-from greenloop.execute.plugin import EVENTS_ENV
+from greenloop.execute.listing import TestListing, collection_keys, list_tests
 from greenloop.execute.progress import NullReporter, Reporter
 from greenloop.execute.runners import runner_for
-from greenloop.execute.runners.base import process_environment, run_process
-from greenloop.execute.runners.pytest import pytest_argv, resolve_settings
+from greenloop.execute.runners.pytest import PytestRunner
 from greenloop.execute.selection import Selection
 from greenloop.records import Outcome, PhaseResult, PhaseStatus, TestResult
 
 if TYPE_CHECKING:
+    from greenloop.execute.runners.shared import SharedSession
     from greenloop.store import Store
-
-COLLECT_TIMEOUT_S = 60.0
 
 
 def run_phase(
@@ -33,9 +27,25 @@ def run_phase(
     store: Store | None = None,
     reporter: Reporter | None = None,
     run_env: Mapping[str, str] | None = None,
+    shared: SharedSession | None = None,
 ) -> PhaseResult:
-    """Run one phase with its runner (`phase.runner`): every selected test gets a result."""
-    return runner_for(phase.runner).run(
+    """Run one phase with its runner (`phase.runner`): every selected test gets a result.
+
+    `shared` (pytest phases only): a pytest session started once for several
+    phases (runners/shared.py); the phase runs there when the session serves it.
+    """
+    runner = runner_for(phase.runner)
+    if shared is not None and isinstance(runner, PytestRunner):
+        return runner.run(
+            config,
+            phase,
+            selection,
+            store=store,
+            reporter=reporter or NullReporter(),
+            run_env=run_env,
+            shared=shared,
+        )
+    return runner.run(
         config,
         phase,
         selection,
@@ -46,14 +56,27 @@ def run_phase(
 
 
 def blocked_phase(
-    config: Config, phase: PhaseConfig, selection: Selection, component: str, note: str
+    config: Config,
+    phase: PhaseConfig,
+    selection: Selection,
+    component: str,
+    note: str,
+    *,
+    store: Store | None = None,
 ) -> PhaseResult:
-    """The phase's tests, each named and recorded BLOCKED by `component`, none run."""
+    """The phase's tests, each named and recorded BLOCKED by `component`, none run.
+
+    The tests are named without running pytest (execute/listing.py): from the
+    collection the store cached for unchanged files, else from the source. The
+    phase note says which.
+    """
     started = time.monotonic()
     if phase.runner == "command":
-        names = [f"{phase.name}::command"]
+        names: tuple[str, ...] = (f"{phase.name}::command",)
     else:
-        names = [item.nodeid for item in collect(config, phase, selection)]
+        listing = blocked_listing(config, selection, store)
+        names = listing.nodeids
+        note = f"{note}; {listing.how}"
     tests = tuple(
         TestResult(
             nodeid=name,
@@ -75,44 +98,9 @@ def blocked_phase(
     )
 
 
-def collect(config: Config, phase: PhaseConfig, selection: Selection) -> list[CollectedItem]:
-    """`pytest --collect-only` through the plugin; files stand in for what fails to collect."""
-    if not selection.files:
-        return []
-    settings = resolve_settings(config, phase, selection)
-    fold = EventFold(phase.name)
-    with tempfile.TemporaryDirectory(prefix="greenloop-collect-") as tmp:
-        interpreter = interpreter_for(config, Path(tmp))
-        argv = pytest_argv(
-            config,
-            selection,
-            settings,
-            list(selection.files),
-            collect_only=True,
-            interpreter=interpreter,
-        )
-        events = Path(tmp) / "events.jsonl"
-        run_process(
-            argv,
-            cwd=Path(selection.tests_dir),
-            env={**process_environment(config), **interpreter.env, EVENTS_ENV: str(events)},
-            deadline=time.monotonic() + min(COLLECT_TIMEOUT_S, settings.phase_timeout_s),
-            output=Path(tmp) / "output.log",
-        )
-        if events.exists():
-            with events.open(encoding="utf-8", errors="replace") as f:
-                fold.feed_lines(f)
-    items = list(fold.collected.values())
-    have = {i.file for i in items}
-    for file in selection.files:
-        rel = _relative(file, selection.tests_dir)
-        if rel not in have and not any(i.file.startswith(rel + "/") for i in items):
-            items.append(CollectedItem(nodeid=rel, file=rel, arg=file))
-    return items
-
-
-def _relative(path: str, tests_dir: str) -> str:
-    try:
-        return Path(path).relative_to(tests_dir).as_posix()
-    except ValueError:
-        return path
+def blocked_listing(config: Config, selection: Selection, store: Store | None) -> TestListing:
+    """A selection's tests named without importing the suite (cache first, then the source)."""
+    extra = tuple(config.execution.pytest_args)
+    keys = collection_keys(selection, extra)
+    cached = store.cached_collections(keys) if store is not None else {}
+    return list_tests(selection, cached, keys, extra)

@@ -40,9 +40,8 @@ from unittest import mock
 
 import pytest
 
-EVENTS_ENV = "GREENLOOP_EVENTS"
-ORDER_ENV = "GREENLOOP_ORDER"
-PARENT_ENV = "GREENLOOP_PARENT_PID"  # greenloop's pid: when it dies, this pytest stops too
+from greenloop.execute.wire import EVENTS_ENV, ORDER_ENV, PARENT_ENV
+
 TRIM_TEXT = 8000  # characters kept of a traceback
 TRIM_OUTPUT = 4000  # characters kept of captured stdout / stderr / log
 

@@ -134,8 +134,9 @@ class PlainReporter:
 
     def on_phase_end(self, phase: PhaseResult) -> None:
         counts = ", ".join(f"{k} {v}" for k, v in phase.counts().items() if v)
+        by = f" by {phase.blocked_by}" if phase.blocked_by else ""
         self.console.print(
-            f"phase {phase.name}: {phase.status.value} in {phase.duration_s:.1f}s"
+            f"phase {phase.name}: {phase.status.value}{by} in {phase.duration_s:.1f}s"
             + (f" ({counts})" if counts else ""),
             highlight=False,
             markup=False,
@@ -198,6 +199,7 @@ class RichReporter:
             Text.assemble(
                 (f"{phase.name} ", "bold"),
                 (phase.status.value, style),
+                f" by {phase.blocked_by}" if phase.blocked_by else "",
                 f" in {phase.duration_s:.1f}s" + (f" ({counts})" if counts else ""),
             )
         )

@@ -12,6 +12,7 @@ all probes run concurrently; so against an environment where nothing answers,
 from __future__ import annotations
 
 import asyncio
+import importlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -183,5 +184,7 @@ async def run_probes(
 ) -> list[ProbeResult]:
     """Check every probe concurrently; results come back in config order, redacted."""
     compiled = [compile_probe(p, i, file) for i, p in enumerate(probes)]
+    for module in sorted({m for p in compiled for m in p.kind.client_modules}):
+        importlib.import_module(module)
     results: list[Any] = await asyncio.gather(*(run_probe(p, redactor) for p in compiled))
     return results

@@ -85,6 +85,9 @@ class ProbeKind(ABC):
     variables: ClassVar[tuple[str, ...]]
     # Used when the probe lists no conditions of its own.
     default_conditions: ClassVar[tuple[str, ...]]
+    # Client libraries `check` imports: loaded before any probe's clock starts, so
+    # an import on a busy machine is never counted as the component's slowness.
+    client_modules: ClassVar[tuple[str, ...]] = ()
 
     def implied_conditions(self, options: Any) -> tuple[str, ...]:
         """Conditions an option asks for (e.g. websocket `expect_type`), always applied."""

@@ -48,6 +48,7 @@ class HttpProbe(ProbeKind):
     options_model = HttpOptions
     variables = ("connected", "status", "latency_ms", "headers", "body")
     default_conditions = ("status < 400",)
+    client_modules = ("httpx",)
 
     def target(self, options: HttpOptions) -> str:
         return f"{options.method} {mask_url(options.url)}"

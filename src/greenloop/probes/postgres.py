@@ -50,6 +50,7 @@ class PostgresProbe(ProbeKind):
     options_model = PostgresOptions
     variables = ("connected", "queried", "result", "latency_ms")
     default_conditions = ("queried",)
+    client_modules = ("psycopg",)
 
     def target(self, options: PostgresOptions) -> str:
         return mask_dsn(options.dsn)

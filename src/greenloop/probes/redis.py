@@ -36,6 +36,7 @@ class RedisProbe(ProbeKind):
     options_model = RedisOptions
     variables = ("connected", "pong", "latency_ms")
     default_conditions = ("pong",)
+    client_modules = ("redis.asyncio",)
 
     def target(self, options: RedisOptions) -> str:
         return mask_url(options.url)

@@ -44,6 +44,7 @@ class TlsProbe(ProbeKind):
     options_model = TlsOptions
     variables = ("connected", "chain_valid", "hostname_matches", "cert_days_left", "latency_ms")
     default_conditions = ("chain_valid", "hostname_matches", "cert_days_left > 0")
+    client_modules = ("cryptography.x509",)
 
     def target(self, options: TlsOptions) -> str:
         return f"tls://{options.host}:{options.port}"

@@ -60,6 +60,7 @@ class WebsocketProbe(ProbeKind):
     options_model = WebsocketOptions
     variables = ("connected", "status", "replied", "reply", "close_code", "latency_ms")
     default_conditions = ("connected",)
+    client_modules = ("websockets.asyncio.client",)
 
     def implied_conditions(self, options: WebsocketOptions) -> tuple[str, ...]:
         implied: tuple[str, ...] = ("replied",) if options.wants_reply else ()

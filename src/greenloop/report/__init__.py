@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TextIO
 
 from rich.console import RenderableType
-from rich.markdown import Markdown
 
 from greenloop.errors import UserError
 from greenloop.records import Outcome, RunResult
@@ -144,6 +143,8 @@ def render_run_for_terminal(
         text = Path(row.worklog).read_text(encoding="utf-8")
     else:
         text = _summary_from_store(store, run_id, row.worklog)
+    from rich.markdown import Markdown  # markdown-it: only for the terminal
+
     return Markdown(redactor.redact(text))
 
 

@@ -10,16 +10,15 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from sqlalchemy import Connection, Engine, create_engine, event, func, select, text, update
+from sqlalchemy import Connection, Engine, create_engine, delete, event, func, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -40,6 +39,7 @@ from greenloop.records import (
 from greenloop.store.schema import (
     ActionRow,
     ClusterRow,
+    CollectionRow,
     DeployRow,
     IssueRow,
     IterationRow,
@@ -186,12 +186,8 @@ class Store:
         if is_sqlite:
             event.listen(engine, "connect", _sqlite_pragmas)
         try:
-            with _migration_file_lock(engine), engine.begin() as conn:
-                _migration_advisory_lock(conn)
-                cfg = AlembicConfig()
-                cfg.set_main_option("script_location", str(MIGRATIONS))
-                cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "head")
+            if not schema_is_current(engine):
+                upgrade(engine)
         except (DBAPIError, OSError) as exc:
             engine.dispose()
             orig = getattr(exc, "orig", None) or exc
@@ -699,6 +695,38 @@ class Store:
             )
             return set(s.scalars(query))
 
+    # ================================================================== collections
+
+    def cached_collections(self, keys: Iterable[str]) -> dict[str, tuple[str, ...]]:
+        """{key: node ids} of the cached collections among `keys` (execute/listing.py)."""
+        wanted = list(keys)
+        if not wanted:
+            return {}
+        with self.session() as s:
+            rows = s.execute(
+                select(CollectionRow.key, CollectionRow.nodeids).where(
+                    CollectionRow.key.in_(wanted)
+                )
+            )
+            return {key: tuple(nodeids) for key, nodeids in rows}
+
+    def save_collections(self, collections: Mapping[str, tuple[str, Sequence[str]]]) -> None:
+        """Keep {key: (file, node ids)}; older entries of the same files are dropped."""
+        if not collections:
+            return
+        now = utcnow()
+        with self.session() as s:
+            files = {file for file, _ in collections.values()}
+            s.execute(
+                delete(CollectionRow).where(
+                    CollectionRow.file.in_(files) | CollectionRow.key.in_(list(collections))
+                )
+            )
+            s.add_all(
+                CollectionRow(key=key, file=file, nodeids=list(nodeids), collected_at=now)
+                for key, (file, nodeids) in collections.items()
+            )
+
     # ================================================================== remediation
     # Named reads for remediate/ (guardrails: attempts and cooldown).
 
@@ -712,6 +740,48 @@ class Store:
                 .limit(1)
             )
             return s.scalars(query).first()
+
+
+def migration_heads() -> set[str]:
+    """The newest revision ids, read from the migration files' `revision =` lines.
+
+    Importing Alembic costs more than the rest of a blocked run; reading the
+    few files tells whether it is needed at all.
+    """
+    revisions: set[str] = set()
+    revised: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        found = re.search(r"^revision\s*=\s*[\"']([^\"']+)", source, re.M)
+        down = re.search(r"^down_revision\s*=\s*(.+)$", source, re.M)
+        if found:
+            revisions.add(found.group(1))
+        if down:
+            revised.update(re.findall(r"[\"']([^\"']+)[\"']", down.group(1)))
+    return revisions - revised
+
+
+def schema_is_current(engine: Engine) -> bool:
+    """True when the database already stands at every migration head."""
+    try:
+        with engine.connect() as conn:
+            versions = set(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+    except DBAPIError:
+        return False  # no table yet (a new store), or it cannot be read: let Alembic decide
+    return bool(versions) and versions == migration_heads()
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the newest migration with Alembic, one migrator at a time."""
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    with _migration_file_lock(engine), engine.begin() as conn:
+        _migration_advisory_lock(conn)
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:

@@ -196,3 +196,19 @@ class DeployRow(Base):
     ok: Mapped[bool] = mapped_column(Boolean)
     detail: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CollectionRow(Base):
+    """A test file's node ids as pytest collected them, under a key over its content.
+
+    The key (execute/listing.py) covers the file, the conftest.py files above it
+    and the filtering pytest arguments; a blocked phase names its tests from here
+    without importing the suite.
+    """
+
+    __tablename__ = "collections"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    file: Mapped[str] = mapped_column(Text, index=True)
+    nodeids: Mapped[list] = mapped_column(JSON)
+    collected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -20,7 +20,6 @@ from typing import Any
 
 from pydantic import ValidationError
 from rich.console import RenderableType
-from rich.markdown import Markdown
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -506,6 +505,8 @@ def show_issue(store: Store, config: Config, key: str, *, out_dir: Path) -> Rend
     row = rows[0]
     redactor = redactor_for(config)
     if config.tracker.kind == "local" and row.location and Path(row.location).is_file():
+        from rich.markdown import Markdown  # markdown-it: only for the terminal
+
         return Markdown(redactor.redact(Path(row.location).read_text(encoding="utf-8")))
     ops = store.outbox_rows(name, pending=False, fingerprint=row.fingerprint)
     lines = [
@@ -525,6 +526,8 @@ def show_issue(store: Store, config: Config, key: str, *, out_dir: Path) -> Rend
             f"| {op.op} | {op.created_at:%Y-%m-%d %H:%M} | {delivered} | {op.attempts} "
             f"| {op.last_error} |"
         )
+    from rich.markdown import Markdown  # markdown-it: only for the terminal
+
     return Markdown(redactor.redact("\n".join(lines)))
 
 

@@ -133,9 +133,25 @@ def run_process(
     while it runs (the pytest runner reads new events there).
     """
     start = time.monotonic()
+    try:
+        proc = start_process(argv, cwd=cwd, env=env, output=output)
+    except OSError:
+        return ProcessEnd(127, False, 0.0)
+    end = watch_process(proc, deadline=deadline, on_poll=on_poll)
+    assert end is not None  # no `until`: it returns only when the process is gone
+    return ProcessEnd(end.returncode, end.timed_out, time.monotonic() - start, end.interrupted)
+
+
+def start_process(
+    argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], output: Path
+) -> subprocess.Popen[bytes]:
+    """Start argv (no shell) in its own process group, stdout and stderr appended to `output`.
+
+    Raises OSError when it cannot start, after writing why to `output`.
+    """
     with output.open("ab") as out:
         try:
-            proc = subprocess.Popen(
+            return subprocess.Popen(
                 list(argv),
                 cwd=cwd,
                 env=dict(env),
@@ -146,24 +162,41 @@ def run_process(
             )
         except OSError as exc:
             out.write(f"greenloop: cannot start {argv[0]}: {exc.strerror or exc}\n".encode())
-            return ProcessEnd(127, False, 0.0)
-        timed_out = stopped = False
-        while True:
-            try:
-                proc.wait(timeout=POLL_S)
-                break
-            except subprocess.TimeoutExpired:
-                pass
-            if on_poll is not None:
-                on_poll()
-            if time.monotonic() >= deadline:
-                timed_out = True
-                kill_group(proc)
-                break
-            if interrupt.requested():
-                stopped = True
-                kill_group(proc)
-                break
+            raise
+
+
+def watch_process(
+    proc: subprocess.Popen[bytes],
+    *,
+    deadline: float,
+    on_poll: Callable[[], object] | None = None,
+    until: Callable[[], bool] | None = None,
+) -> ProcessEnd | None:
+    """Wait for `proc`, calling `on_poll` every few ms; kill its group at `deadline` or on a stop.
+
+    With `until`, also return None (the process still running) as soon as
+    `until()` is true after a poll: a shared pytest session finished a phase.
+    """
+    start = time.monotonic()
+    timed_out = stopped = False
+    while True:
+        try:
+            proc.wait(timeout=POLL_S)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        if on_poll is not None:
+            on_poll()
+        if until is not None and until():
+            return None
+        if time.monotonic() >= deadline:
+            timed_out = True
+            kill_group(proc)
+            break
+        if interrupt.requested():
+            stopped = True
+            kill_group(proc)
+            break
     if on_poll is not None:
         on_poll()
     code = None if timed_out or stopped else proc.returncode

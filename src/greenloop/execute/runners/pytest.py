@@ -24,7 +24,7 @@ from greenloop import interrupt
 from greenloop.config import Config, PhaseConfig
 from greenloop.execute.events import EventFold
 from greenloop.execute.interpreter import Interpreter, interpreter_for
-from greenloop.execute.plugin import EVENTS_ENV, ORDER_ENV, PARENT_ENV
+from greenloop.execute.listing import collection_keys, collections_to_cache
 from greenloop.execute.progress import Reporter
 from greenloop.execute.runners.base import (
     CUT_SHORT,
@@ -37,9 +37,11 @@ from greenloop.execute.runners.base import (
     tail,
 )
 from greenloop.execute.selection import Selection
+from greenloop.execute.wire import EVENTS_ENV, ORDER_ENV, PARENT_ENV
 from greenloop.records import Outcome, PhaseResult, TestResult
 
 if TYPE_CHECKING:
+    from greenloop.execute.runners.shared import SharedSession
     from greenloop.store import Store
 
 PLUGIN = "greenloop.execute.plugin"
@@ -209,6 +211,7 @@ class _Context:
     interpreter: Interpreter
     launches: int = 0
     first_command: str = ""
+    command_shared: bool = False  # the first launch was a shared session's
 
 
 class PytestRunner:
@@ -225,7 +228,9 @@ class PytestRunner:
         store: Store | None,
         reporter: Reporter,
         run_env: Mapping[str, str] | None,
+        shared: SharedSession | None = None,
     ) -> PhaseResult:
+        """Run the phase; in `shared`'s pytest process when it serves this phase."""
         if not selection.files:
             return skipped_phase(phase, selection)
         started = time.monotonic()
@@ -248,12 +253,16 @@ class PytestRunner:
             ctx.env[ORDER_ENV] = str(ctx.workdir / "order.txt")
             fold = EventFold(phase.name, listener=reporter)
             notes = interpreter.notes(settings.workers)
-            notes += run_until_done(ctx, fold, list(selection.files))
+            notes += run_until_done(ctx, fold, list(selection.files), shared)
+            if shared is not None and ctx.command_shared:
+                notes.insert(0, shared.note(phase.name))
             results = dict(fold.results)
             if settings.reruns and time.monotonic() < ctx.deadline and not interrupt.requested():
                 notes += rerun_failures(
                     ctx, fold, results, settings.reruns, config.execution.rerun_max_tests
                 )
+        if store is not None:
+            cache_collection(store, config, selection, fold)
         tests = ordered(fold, results) + skipped_modules(fold, phase.name)
         errors = tuple(f"{n}: {e}" for n, e in fold.collection_errors.items())
         if fold.bad_lines:
@@ -271,6 +280,15 @@ class PytestRunner:
         return result
 
 
+def cache_collection(store: Store, config: Config, selection: Selection, fold: EventFold) -> None:
+    """Keep what this phase collected, per file content, so a blocked phase can name it."""
+    if not fold.collected and not fold.sessions_finished:
+        return  # pytest never got through collection: nothing learnt
+    keys = collection_keys(selection, config.execution.pytest_args)
+    troubled = [*fold.collection_errors, *fold.collection_skips]
+    store.save_collections(collections_to_cache(keys, fold.collected, troubled))
+
+
 def run_order(selection: Selection, history: Mapping[str, float], workers: int) -> list[str]:
     """Serial: the selection's risk order. Parallel: slowest first, so no worker ends last alone."""
     if workers <= 1 or not history:
@@ -280,12 +298,23 @@ def run_order(selection: Selection, history: Mapping[str, float], workers: int) 
     return [*slow, *selection.order]
 
 
-def run_until_done(ctx: _Context, fold: EventFold, targets: list[str]) -> list[str]:
-    """Launch pytest, and again for the tests left when it died, until all have a result."""
+def run_until_done(
+    ctx: _Context, fold: EventFold, targets: list[str], shared: SharedSession | None = None
+) -> list[str]:
+    """Launch pytest, and again for the tests left when it died, until all have a result.
+
+    With `shared` serving this phase, the first launch is the shared session's.
+    """
     notes: list[str] = []
     while targets:
         before = len(fold.results)
-        end, output = launch(ctx, fold, targets)
+        if shared is not None and ctx.launches == 0 and shared.serves(fold.phase):
+            ctx.launches += 1
+            ctx.command_shared = True
+            end = shared.serve(ctx, fold, fold.phase)
+            output = ctx.workdir / f"output-{ctx.launches}.log"
+        else:
+            end, output = launch(ctx, fold, targets)
         if end.interrupted:
             fold.end_running(Outcome.SKIPPED, "interrupted: the run was stopped while it ran")
             fold.end_not_started(Outcome.SKIPPED, "not run: the run was interrupted")

@@ -12,13 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-
-from drain3 import TemplateMiner
-from drain3.masking import MaskingInstruction
-from drain3.memory_buffer_persistence import MemoryBufferPersistence
-from drain3.template_miner_config import TemplateMinerConfig
+from typing import TYPE_CHECKING
 
 from greenloop.triage.logs.base import LogRecord
+
+if TYPE_CHECKING:
+    from drain3.template_miner_config import TemplateMinerConfig
 
 MASKS = (
     (r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?", "TS"),
@@ -49,6 +48,9 @@ class LogTemplate:
 
 
 def miner_config() -> TemplateMinerConfig:
+    from drain3.masking import MaskingInstruction
+    from drain3.template_miner_config import TemplateMinerConfig
+
     config = TemplateMinerConfig()
     config.profiling_enabled = False
     config.snapshot_compress_state = False
@@ -66,6 +68,10 @@ class TemplateCounter:
     """Feed lines, read templates with counts."""
 
     def __init__(self) -> None:
+        # Drain3 (and jsonpickle, cachetools) only when there are log lines to group.
+        from drain3 import TemplateMiner
+        from drain3.memory_buffer_persistence import MemoryBufferPersistence
+
         self.miner = TemplateMiner(MemoryBufferPersistence(), miner_config())
         self.seen: dict[str, int] = {}  # exact line -> cluster id
         self.counts: dict[int, int] = {}
