@@ -25,6 +25,20 @@ SMOKE = PhaseConfig(name="smoke", select=SelectConfig(files=["test_smoke.py"]))
 FULL = PhaseConfig(name="full", select=SelectConfig(files=["test_full.py"]))
 
 
+def run_phases(config, *, second: bool = True):
+    """smoke, then full when `second`, through one SharedSession; the phase results."""
+    smoke, full = (select_tests(config, p, []) for p in (SMOKE, FULL))
+    shared = SharedSession.plan(config, [(SMOKE, smoke), (FULL, full)], {})
+    assert shared is not None
+    try:
+        results = [run_phase(config, SMOKE, smoke, shared=shared)]
+        if second:
+            results.append(run_phase(config, FULL, full, shared=shared))
+    finally:
+        shared.close()  # when not `second`: the loop decided not to expand
+    return results
+
+
 def test_consecutive_phases_run_in_one_pytest_session(tree, make_config) -> None:
     tests = tree(
         {
@@ -33,15 +47,7 @@ def test_consecutive_phases_run_in_one_pytest_session(tree, make_config) -> None
             "test_full.py": "def test_one(): pass\ndef test_two(): assert False, 'broken'\n",
         }
     )
-    config = make_config()
-    smoke, full = (select_tests(config, p, []) for p in (SMOKE, FULL))
-    shared = SharedSession.plan(config, [(SMOKE, smoke), (FULL, full)], {})
-    assert shared is not None
-    try:
-        first = run_phase(config, SMOKE, smoke, shared=shared)
-        second = run_phase(config, FULL, full, shared=shared)
-    finally:
-        shared.close()
+    first, second = run_phases(make_config())
     assert [(t.nodeid, t.outcome) for t in first.tests] == [
         ("test_smoke.py::test_up", Outcome.PASSED)
     ]
@@ -69,14 +75,7 @@ def test_a_phase_not_asked_for_is_never_run(tree, make_config) -> None:
             ),
         }
     )
-    config = make_config()
-    smoke, full = (select_tests(config, p, []) for p in (SMOKE, FULL))
-    shared = SharedSession.plan(config, [(SMOKE, smoke), (FULL, full)], {})
-    assert shared is not None
-    try:
-        first = run_phase(config, SMOKE, smoke, shared=shared)
-    finally:
-        shared.close()  # the loop decided not to expand: the session stops
+    [first] = run_phases(make_config(), second=False)
     assert [t.outcome for t in first.tests] == [Outcome.FAILED]
     assert not (tests / "full.ran").exists()
 
@@ -94,15 +93,7 @@ def test_a_crash_ends_the_shared_session_and_later_phases_run_on_their_own(
             "test_full.py": "def test_one(): pass\n",
         }
     )
-    config = make_config()
-    smoke, full = (select_tests(config, p, []) for p in (SMOKE, FULL))
-    shared = SharedSession.plan(config, [(SMOKE, smoke), (FULL, full)], {})
-    assert shared is not None
-    try:
-        first = run_phase(config, SMOKE, smoke, shared=shared)
-        second = run_phase(config, FULL, full, shared=shared)
-    finally:
-        shared.close()
+    first, second = run_phases(make_config())
     assert {t.nodeid: t.outcome for t in first.tests} == {
         "test_smoke.py::test_before": Outcome.PASSED,
         "test_smoke.py::test_dies": Outcome.CRASHED,
@@ -133,15 +124,7 @@ def test_collection_errors_reach_the_phase_that_owns_the_file(tree, make_config)
             "test_full.py": "import not_a_module_anywhere\ndef test_one(): pass\n",
         }
     )
-    config = make_config()
-    smoke, full = (select_tests(config, p, []) for p in (SMOKE, FULL))
-    shared = SharedSession.plan(config, [(SMOKE, smoke), (FULL, full)], {})
-    assert shared is not None
-    try:
-        first = run_phase(config, SMOKE, smoke, shared=shared)
-        second = run_phase(config, FULL, full, shared=shared)
-    finally:
-        shared.close()
+    first, second = run_phases(make_config())
     assert first.status is PhaseStatus.PASSED and not first.collection_errors
     assert second.status is PhaseStatus.FAILED
     assert "not_a_module_anywhere" in " ".join(second.collection_errors)

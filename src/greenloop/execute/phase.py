@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -35,17 +36,10 @@ def run_phase(
     phases (runners/shared.py); the phase runs there when the session serves it.
     """
     runner = runner_for(phase.runner)
+    run = runner.run
     if shared is not None and isinstance(runner, PytestRunner):
-        return runner.run(
-            config,
-            phase,
-            selection,
-            store=store,
-            reporter=reporter or NullReporter(),
-            run_env=run_env,
-            shared=shared,
-        )
-    return runner.run(
+        run = functools.partial(runner.run, shared=shared)
+    return run(
         config,
         phase,
         selection,
