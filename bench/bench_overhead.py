@@ -6,8 +6,11 @@ Generates a small E2E subject in a temporary folder and runs, interleaved,
 median of N rounds, in each state:
 
 - plain `python -m pytest tests` (what a person runs by hand), and
-- `python -m greenloop.cli run -c greenloop.toml` as a whole process
-  (start-up, gate, three progressive phases, verify, triage, reports).
+- `python -m greenloop.cli run -c run.toml` as a whole process
+  (start-up, gate, three progressive phases, verify, triage, reports), the
+  probes' `timeout_s` set per state (`--probe-timeout` in outages: what a hung
+  dependency costs the gate; `--healthy-probe-timeout`, which costs nothing
+  unless the machine is so busy that a healthy probe needs it).
 
 The subject: an ASGI app under uvicorn on 127.0.0.1 whose requests use a
 THROWAWAY redis-server this script starts on a free port (never the shared
@@ -128,7 +131,7 @@ name = "redis"
 component = "redis"
 kind = "redis"
 url = "redis://127.0.0.1:{redis_port}/0"
-timeout_s = 0.5
+timeout_s = {probe_timeout}
 
 [[probes]]
 name = "health"
@@ -136,7 +139,7 @@ component = "app"
 kind = "http"
 url = "{base_url}/health"
 conditions = ["status == 200"]
-timeout_s = 0.5
+timeout_s = {probe_timeout}
 
 [[phases]]
 name = "smoke"
@@ -263,7 +266,12 @@ def write_subject(root: Path, tests: int, delay: float, redis_port: int, app_por
         index.append(f'[[index.files]]\npath = "tests/{name}"\npriority = {priority}\n')
     base_url = f"http://127.0.0.1:{app_port}"
     (root / "greenloop.toml").write_text(
-        CONFIG.format(base_url=base_url, redis_port=redis_port, index="\n".join(index)),
+        CONFIG.format(
+            base_url=base_url,
+            redis_port=redis_port,
+            index="\n".join(index),
+            probe_timeout="{probe_timeout}",  # set per state by `compare`
+        ),
         encoding="utf-8",
     )
 
@@ -313,9 +321,14 @@ def timed(argv: list[str], s: Subject, expect: set[int]) -> float:
     return took
 
 
-def compare(s: Subject, name: str, rounds: int, expect: set[int]) -> tuple[float, float]:
+def compare(
+    s: Subject, name: str, rounds: int, expect: set[int], probe_timeout: float
+) -> tuple[float, float]:
     plain = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"]
-    loop = [sys.executable, "-m", "greenloop.cli", "run", "-c", "greenloop.toml"]
+    loop = [sys.executable, "-m", "greenloop.cli", "run", "-c", "run.toml"]
+    template = (s.root / "greenloop.toml").read_text(encoding="utf-8")
+    text = template.replace("{probe_timeout}", f"{probe_timeout:g}")
+    (s.root / "run.toml").write_text(text, encoding="utf-8")
     times: dict[str, list[float]] = {"plain": [], "loop": []}
     with state(s, name):
         for _ in range(rounds):
@@ -344,6 +357,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--states", default="healthy,app-down,redis-down,redis-hung")
     parser.add_argument("--minute", action="store_true", help="add the ~1 minute suite")
+    parser.add_argument(
+        "--probe-timeout",
+        type=float,
+        default=1.0,
+        help="probes' timeout_s in outage states (what a hung dependency costs the gate)",
+    )
+    parser.add_argument(
+        "--healthy-probe-timeout",
+        type=float,
+        default=3.0,
+        help="probes' timeout_s when healthy (costs nothing unless a busy machine needs it)",
+    )
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPU(s)")
     print(f"load average before: {os.getloadavg()[0]:.2f}")
@@ -352,16 +377,21 @@ def main() -> None:
         f"{'greenloop --help':34} {helped:6.2f} s   (python -c pass {bare:.2f} s; target < 0.30 s)"
     )
     expect = {"healthy": {0}, "app-down": {3}, "redis-down": {3}, "redis-hung": {3}}
+    print(
+        f"probes' timeout_s: {args.healthy_probe_timeout:g} s healthy, "
+        f"{args.probe_timeout:g} s in outages"
+    )
     print(f"{'state':22} {'plain pytest':>12} {'greenloop run':>14} {'diff':>8} {'ratio':>7}")
     with subject(tests=24, delay=0.04) as s:
         for name in args.states.split(","):
-            p, g = compare(s, name, args.rounds, expect[name])
+            limit = args.healthy_probe_timeout if name == "healthy" else args.probe_timeout
+            p, g = compare(s, name, args.rounds, expect[name], limit)
             print(
                 f"{'~2 s suite, ' + name:22} {p:10.2f} s {g:12.2f} s {g - p:+7.2f}s {g / p:6.2f}x"
             )
     if args.minute:
         with subject(tests=240, delay=0.2) as s:
-            p, g = compare(s, "healthy", max(1, args.rounds // 2), {0})
+            p, g = compare(s, "healthy", max(1, args.rounds // 2), {0}, args.healthy_probe_timeout)
             print(
                 f"{'~1 min suite, healthy':22} {p:10.2f} s {g:12.2f} s {g - p:+7.2f}s {g / p:6.2f}x"
             )
