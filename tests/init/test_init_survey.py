@@ -196,3 +196,15 @@ def test_init_with_a_yaml_index_and_ci_settings(tmp_path: Path) -> None:
     assert raw["environment"]["env"]["DATABASE_URL"].startswith("${secret:DATABASE_URL:-postgresql")
     assert raw["phases"][0]["select"] == {"priorities": [1]}
     assert re.search(r"P1: 1 files, 1 tests", text)
+
+
+def test_init_says_why_an_index_could_not_be_read(tmp_path: Path) -> None:
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    (tests / "test_a.py").write_text("def test_a():\n    pass\n")
+    (tests / "INDEX.md").write_text("| File | Priority |\n|---|---|\n| test_a.py | someday |\n")
+    found = survey(tests, tmp_path, run_collection=False)
+    assert found.index_file is None and found.index_problem
+    text = render_config(found)
+    assert "No test index read:" in text and "line 3" in text and "priority" in text
+    assert [p["name"] for p in tomllib.loads(text)["phases"]] == ["all"]

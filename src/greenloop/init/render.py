@@ -137,7 +137,10 @@ def url_expression(target: Target) -> str:
 
 def _var(setting: Setting) -> str:
     """`${NAME:-value}` (`${NAME}` when there is no value to fall back to)."""
-    secret = "secret:" if urlsplit(setting.value).password else ""
+    try:
+        secret = "secret:" if urlsplit(setting.value).password else ""
+    except ValueError:  # not a URL we can read: treat it as a credential
+        secret = "secret:"
     if not setting.value:
         return f"${{{secret}{setting.name}}}"
     return f"${{{secret}{setting.name}:-{setting.value}}}"

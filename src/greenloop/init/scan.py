@@ -208,7 +208,7 @@ def scan_suite(tests_dir: Path, extra_test_files: tuple[str, ...] = ()) -> Suite
 def find_index_files(tests_dir: Path, root: Path) -> list[Path]:
     """Candidate test index files: markdown, TOML or YAML named like an index, near the tests."""
     seen: list[Path] = []
-    folders = [tests_dir, *(p for p in tests_dir.rglob("*") if p.is_dir() and _kept(p, tests_dir))]
+    folders = [tests_dir, *_folders(tests_dir, depth=2)]
     if root != tests_dir:
         folders.append(root)
         folders.append(root / "docs")
@@ -227,9 +227,15 @@ def find_index_files(tests_dir: Path, root: Path) -> list[Path]:
     return seen
 
 
-def _kept(path: Path, base: Path) -> bool:
-    parts = path.relative_to(base).parts
-    return len(parts) <= 2 and not any(p in SKIPPED_DIRS or p.startswith(".") for p in parts)
+def _folders(base: Path, depth: int) -> list[Path]:
+    """Sub-folders of base down to `depth` levels, without virtualenvs, caches, hidden ones."""
+    if depth == 0:
+        return []
+    found = []
+    for child in sorted(base.iterdir()):
+        if child.is_dir() and child.name not in SKIPPED_DIRS and not child.name.startswith("."):
+            found += [child, *_folders(child, depth - 1)]
+    return found
 
 
 # --------------------------------------------------------------------------- Python code
