@@ -1,4 +1,6 @@
-"""From `pip install` to a trusted first run, on two real open-source suites (slow).
+"""Helpers for the real-suite tests: greenloop pip-installed, sdists, venvs, servers.
+
+From `pip install` to a trusted first run, on two real open-source suites (slow).
 
 As a new user would: greenloop is pip-installed from this checkout into a virtualenv
 of its own; each suite gets its own virtualenv with its own dependencies (so
@@ -39,8 +41,6 @@ import pytest
 
 from greenloop.config import load_config
 from greenloop.index import load_index
-
-pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("GREENLOOP_TEST_CACHE", "~/.cache/greenloop-tests")).expanduser()
@@ -116,8 +116,7 @@ def venv(name: str, requirements: list[str]) -> Path:
     return python
 
 
-@pytest.fixture(scope="module")
-def greenloop_cli() -> Path:
+def install_greenloop() -> Path:
     """greenloop pip-installed from this checkout into a virtualenv of its own."""
     # Dependencies once per pyproject.toml; this checkout's own code every session.
     deps = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()[:8]
@@ -132,7 +131,6 @@ def greenloop_cli() -> Path:
     return python.parent / "greenloop"
 
 
-@pytest.fixture
 def redis_server() -> Iterator[int]:
     if shutil.which("redis-server") is None:
         unavailable("redis-server is not installed")
@@ -178,7 +176,6 @@ class PostgresCluster:
         self.as_postgres("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
 
 
-@pytest.fixture
 def postgres_server() -> Iterator[PostgresCluster]:
     cluster = PostgresCluster()
     cluster.start()
@@ -199,10 +196,14 @@ def wait_for_port(port: int, timeout_s: float = 30) -> None:
 
 
 def collected(python: Path, tests_dir: Path, file: str, env: dict[str, str]) -> int:
-    """pytest's own count for one file, independently of greenloop."""
-    argv = [str(python), "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"]
+    """pytest's own count for one file, independently of greenloop.
+
+    The suite's addopts may hold -v: -qqq still leaves pytest's "file: count" line.
+    """
+    argv = [str(python), "-m", "pytest", "--collect-only", "-qqq", "-p", "no:cacheprovider"]
     done = run([*argv, "--rootdir", str(tests_dir), file], cwd=tests_dir, env=env, timeout=300)
-    return sum(1 for line in done.stdout.splitlines() if line.startswith(file + "::"))
+    counts = [line.rsplit(": ", 1) for line in done.stdout.splitlines() if line.startswith(file)]
+    return sum(int(n) for _, n in counts if n.isdigit())
 
 
 def passes_alone(python: Path, tests_dir: Path, nodeids: list[str], env: dict[str, str]) -> bool:
@@ -244,108 +245,3 @@ def check_index(project: Path, env: dict[str, str], expected: dict[str, tuple[in
 def not_real(report: dict) -> list[str]:  # type: ignore[type-arg]
     """Node ids the run judged not real (`authenticity_warnings` decide nothing)."""
     return sorted(f["nodeid"] for f in report["authenticity"])
-
-
-# --------------------------------------------------------------------------- the suites
-
-
-DOGPILE_INDEX = """\
-# What our cache tests guard
-
-| File | Priority | Revenue at risk | Area |
-|------|----------|-----------------|------|
-| cache/test_redis_backend.py | P1 | $12,000/mo | cache |
-| cache/test_valkey_backend.py | P2 | 3k | cache |
-"""
-
-
-def test_dogpile_cache_redis_suite_from_install_to_green(
-    tmp_path: Path, greenloop_cli: Path, redis_server: int
-) -> None:
-    project = sdist("dogpile.cache", "1.5.0", tmp_path)
-    (project / "tests" / "INDEX.md").write_text(DOGPILE_INDEX)
-    python = venv("dogpile", ["dogpile.cache==1.5.0", "redis>=5", "valkey", "pytest",
-                              "pytest-xdist"])  # fmt: skip
-    env = {**os.environ, "DOGPILE_REDIS_PORT": str(redis_server),
-           "DOGPILE_VALKEY_PORT": str(redis_server)}  # fmt: skip
-
-    raw = greenloop_init(greenloop_cli, project, "tests", python, env)
-    text = (project / "greenloop.toml").read_text()
-    assert [p["kind"] for p in raw["probes"]] == ["redis"]
-    active = [line for line in text.splitlines() if not line.startswith("#")]
-    assert not any("example.com" in line or "min_duration_ms" in line for line in active)
-    assert raw["execution"]["python"].endswith("/bin/python")
-    check_index(project, env, {"cache/test_redis_backend.py": (1, 12000.0),
-                               "cache/test_valkey_backend.py": (2, 3000.0)})  # fmt: skip
-    smoke = collected(python, project / "tests", "cache/test_redis_backend.py", env)
-    assert f"P1: 1 files, {smoke} tests" in text and smoke > 50
-
-    # The first run, as init wrote the config (P1 only, to keep this test short; the
-    # suite shares one Redis database between tests, so it runs in one worker).
-    first = greenloop_run(greenloop_cli, project, "out", env, "--focus", "p1")
-    flagged = not_real(first)
-    failed = [t["nodeid"] for t in first["tests"] if t["outcome"] not in ("passed", "skipped")]
-    assert not failed, failed
-    # Each test it calls not real is in the class init named as patching a client with a
-    # mock, with a ready keyword to leave it out (docs/getting-started.md uses it).
-    assert flagged and {n.split("::")[1] for n in flagged} == {"RedisConnectionTest"}
-    assert first["exit_code"] == 4 and first["verdict"] == "not_real"
-    assert '# select = { priorities = [1], keyword = "not RedisConnectionTest" }' in text
-    checks = {f["check"] for f in first["authenticity"]}
-    assert checks == {"no_connection"}, checks
-
-    # Trusted, checked without greenloop: what it flagged passes with no Redis there,
-    # what it trusted does not.
-    gone = {**env, "DOGPILE_REDIS_PORT": str(free_port())}
-    tests_dir = project / "tests"
-    assert passes_alone(python, tests_dir, flagged, gone)
-    trusted = [t["nodeid"] for t in first["tests"] if "::RedisTest::" in t["nodeid"]][:3]
-    assert len(trusted) == 3 and not passes_alone(python, tests_dir, trusted, gone)
-
-
-PG8000_INDEX = """\
-| Test file | Priority | MRR at risk | Category |
-|-----------|----------|-------------|----------|
-| native/test_copy.py | P1 | $20,000/mo | copy |
-| native/test_prepared_statement.py | P1 | $4,000/mo | statements |
-| dbapi/test_copy.py | P2 | $5k/mo | dbapi |
-| legacy/test_prepared_statement.py | P3 | 1.5k | legacy |
-"""
-
-
-def test_pg8000_suite_first_run_is_trusted(
-    tmp_path: Path, greenloop_cli: Path, postgres_server: PostgresCluster
-) -> None:
-    project = sdist("pg8000", "1.31.6", tmp_path)
-    (project / "test" / "INDEX.md").write_text(PG8000_INDEX)
-    python = venv("pg8000", ["pg8000==1.31.6", "pytest", "pytest-mock", "pytz"])
-    env = {**os.environ, "PGHOST": "127.0.0.1", "PGPORT": str(postgres_server.port)}
-
-    raw = greenloop_init(greenloop_cli, project, "test", python, env)
-    text = (project / "greenloop.toml").read_text()
-    assert [p["kind"] for p in raw["probes"]] == ["postgres"]
-    assert raw["environment"]["env"] == {"PGHOST": "${PGHOST:-127.0.0.1}",
-                                         "PGPORT": "${PGPORT:-5432}"}  # fmt: skip
-    check_index(project, env, {
-        "native/test_copy.py": (1, 20000.0),
-        "native/test_prepared_statement.py": (1, 4000.0),
-        "dbapi/test_copy.py": (2, 5000.0),
-        "legacy/test_prepared_statement.py": (3, 1500.0),
-    })  # fmt: skip
-    assert [p["select"] for p in raw["phases"]] == [{"priorities": [1]}, {"priorities": [2, 3]}]
-    p1 = sum(collected(python, project / "test", f, env)
-             for f in ("native/test_copy.py", "native/test_prepared_statement.py"))  # fmt: skip
-    assert f"P1: 2 files, {p1} tests" in text
-
-    first = greenloop_run(greenloop_cli, project, "out", env)
-    assert first["exit_code"] == 0 and first["verdict"] == "green", not_real(first)
-    ran = {t["nodeid"].split("::")[0] for t in first["tests"]}
-    # The P3 phase did not sweep in the 40-odd files the index does not list.
-    assert ran == {"native/test_copy.py", "native/test_prepared_statement.py",
-                   "dbapi/test_copy.py", "legacy/test_prepared_statement.py"}  # fmt: skip
-
-    # Trusted, checked without greenloop: with PostgreSQL stopped these tests fail.
-    postgres_server.stop()
-    sample = [t["nodeid"] for t in first["tests"] if t["outcome"] == "passed"][:3]
-    assert not passes_alone(python, project / "test", sample, env)
-    postgres_server.start()  # the fixture stops it again
