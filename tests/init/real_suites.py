@@ -100,9 +100,9 @@ def sdist(name: str, version: str, into: Path) -> Path:
     return next(p for p in into.iterdir() if p.is_dir())
 
 
-def venv(name: str, requirements: list[str]) -> Path:
-    """A cached virtualenv with `requirements`; returns its python."""
-    key = hashlib.sha256("\n".join(requirements).encode()).hexdigest()[:12]
+def venv(name: str, requirements: list[str], key: str | None = None) -> Path:
+    """A cached virtualenv with `requirements` (cached by `key`, else by them); its python."""
+    key = key or hashlib.sha256("\n".join(requirements).encode()).hexdigest()[:12]
     folder = CACHE / "venvs" / f"{name}-{key}"
     python = folder / "bin" / "python"
     with Locked(f"venv-{name}"):
@@ -120,8 +120,8 @@ def install_greenloop() -> Path:
     """greenloop pip-installed from this checkout into a virtualenv of its own."""
     # Dependencies once per pyproject.toml; this checkout's own code every session.
     deps = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()[:8]
-    python = venv(f"greenloop-{deps}", [str(REPO)])
-    with Locked(f"venv-greenloop-{deps}"):
+    python = venv("greenloop", [str(REPO)], key=deps)  # any checkout with this pyproject
+    with Locked("venv-greenloop"):
         got = run(
             [str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall",
              str(REPO)],
