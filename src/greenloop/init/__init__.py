@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from greenloop.errors import ConfigError
@@ -144,8 +144,6 @@ def _read_index(
 
 
 def _with_path(row: IndexRow, path: str) -> IndexRow:
-    from dataclasses import replace
-
     return replace(row, path=path)
 
 
