@@ -367,6 +367,8 @@ def yaml_rows(text: str, file: str) -> list[IndexRow]:
         tree = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(file, "", f"not valid YAML: {_first_line(str(exc))}") from None
+    except RecursionError:
+        raise ConfigError(file, "", "nested too deeply to be a test index") from None
     return tree_rows(tree, file, "")
 
 

@@ -139,3 +139,14 @@ def test_load_index_resolves_rows_from_the_index_file_then_the_config(tmp_path: 
     entries = {e.path: e for e in load_index(config)}
     assert entries["test_checkout.py"].priority == 1
     assert entries["api/test_search.py"].mrr_at_risk_usd == 1000.0
+
+
+def test_hostile_yaml_is_one_clear_error(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("[" * 5000 + "]" * 5000)
+    with pytest.raises(ConfigError, match=r"deep\.yaml"):
+        read_index_file(deep)
+    broken = tmp_path / "broken.yml"
+    broken.write_text("- file: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        read_index_file(broken)
