@@ -320,7 +320,7 @@ def init(
     Example: `greenloop init tests/e2e`
     """
     from greenloop.init.render import phase_summary
-    from greenloop.starter import starter_config
+    from greenloop.starter import starter_survey
 
     if output.exists() and not force:
         raise UserError(f"{output}: already exists (use --force to overwrite)")
@@ -328,7 +328,7 @@ def init(
         raise UserError(f"{tests_dir}: not a folder of tests")
     if index is not None and not index.is_file():
         raise UserError(f"{index}: no such index file")
-    text, found = starter_config(
+    text, found = starter_survey(
         tests_dir, output.parent, python=python, index=index, run_collection=collect
     )
     output.write_text(text, encoding="utf-8")

@@ -12,7 +12,12 @@ from greenloop.init import Survey, survey
 from greenloop.init.render import render_config
 
 
-def starter_config(
+def starter_config(tests_dir: Path, config_dir: Path, **options: object) -> str:
+    """The text of a starter config for `tests_dir` (options: see `starter_survey`)."""
+    return starter_survey(tests_dir, config_dir, **options)[0]  # type: ignore[arg-type]
+
+
+def starter_survey(
     tests_dir: Path,
     config_dir: Path,
     *,

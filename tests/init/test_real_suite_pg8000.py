@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import real_suites as rs
 
-pytestmark = pytest.mark.slow
+# Minutes on a loaded machine: installs, a real suite, its own server.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 
 @pytest.fixture(scope="module")
