@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 from greenloop.config import Config, parse_duration
+from greenloop.deadline import get_within
 from greenloop.errors import ConfigError
 from greenloop.gate import wait_for_healthy
 from greenloop.probes.base import checked_url
@@ -194,7 +195,7 @@ def read_revision_detail(config: Config, timeout_s: float = READ_TIMEOUT_S) -> R
     timeout_s = max(0.1, min(timeout_s, READ_TIMEOUT_S))
     if deploy.version_url:
         try:
-            response = httpx.get(deploy.version_url, timeout=timeout_s, verify=_tls_context())
+            response = get_within(deploy.version_url, timeout_s, verify=_tls_context())
         except httpx.HTTPError as exc:
             return RevisionReading(
                 None, None, f"GET {deploy.version_url}: {exc or type(exc).__name__}"

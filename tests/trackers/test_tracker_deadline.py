@@ -128,3 +128,27 @@ def test_a_dripping_tracker_is_cut_at_its_deadline_and_never_locks_the_store(
     assert dripper.finished_bodies == 0, "the call waited for the whole drip"
     assert writer and writer[0].returncode == 0, writer[0].stderr if writer else "no writer"
     assert sqlite_store.run("concurrent") is not None
+
+
+def test_every_outgoing_call_has_the_same_total_deadline(tmp_path: Path, dripper: Dripper) -> None:
+    """The deploy stage's version read and a Loki log source against the same dripper."""
+    from datetime import UTC, datetime, timedelta
+
+    from greenloop.config import Config, LogSourceConfig
+    from greenloop.deploy import read_revision_detail
+    from greenloop.triage.logs.loki import LokiSource
+
+    url = f"http://127.0.0.1:{dripper.port}"
+    config = Config.model_validate(
+        {"deploy": {"version_url": f"{url}/version"}, "source": tmp_path / "greenloop.toml"}
+    )
+    reading = read_revision_detail(config, timeout_s=1)
+    assert reading.revision is None and reading.problem, reading
+    loki = LokiSource(
+        LogSourceConfig(name="loki", kind="loki", url=url, query='{app="x"}', timeout_s=1),
+        tmp_path,
+    )
+    now = datetime.now(UTC)
+    batch = loki.read(now - timedelta(minutes=1), now)
+    assert batch.error and not batch.records, batch
+    assert dripper.finished_bodies == 0, "a call waited for the whole drip"

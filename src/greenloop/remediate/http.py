@@ -10,6 +10,7 @@ import httpx
 from pydantic import Field
 
 from greenloop.config import Config
+from greenloop.deadline import request_within
 from greenloop.remediate.base import (
     ActionContext,
     ActionKind,
@@ -72,8 +73,12 @@ class HttpAction(ActionKind):
         started = time.perf_counter()
         try:
             with httpx.Client(timeout=context.timeout_s, verify=options.verify) as client:
-                response = client.request(
-                    options.method, self.url(options, context.config), **kwargs
+                response = request_within(
+                    client,
+                    options.method,
+                    self.url(options, context.config),
+                    context.timeout_s,
+                    **kwargs,
                 )
         except httpx.HTTPError as exc:
             reason = str(exc) or type(exc).__name__

@@ -9,13 +9,14 @@ can never succeed, e.g. the issue was deleted: drop it and flag the issue).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 import httpx
 from pydantic import BaseModel, ConfigDict
+
+from greenloop.deadline import request_within
 
 MARKER = "<!-- greenloop:fingerprint={} -->"
 OP_MARKER = "<!-- greenloop:op={} -->"
@@ -102,7 +103,7 @@ class HttpTracker:
     ) -> httpx.Response:
         """One call; every failure becomes TrackerUnavailable or IssueRejected, never raw httpx."""
         try:
-            response = self._within_deadline(method, path, **kwargs)
+            response = request_within(self.client, method, path, self.timeout_s, **kwargs)
         except httpx.TimeoutException:
             raise TrackerUnavailable(
                 f"{self.kind}: no reply from {self.base_url} within {self.timeout_s:g}s"
@@ -129,29 +130,6 @@ class HttpTracker:
         raise TrackerUnavailable(
             f"{self.kind}: {method} {path} answered {status}: {_message(response)}"
         )
-
-    def _within_deadline(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """The whole exchange (connect, headers, every byte of the body) within `timeout_s`.
-
-        httpx's timeouts are per read: a server dripping a byte a second would never trip
-        them. The body is read chunk by chunk against one deadline instead; the worst
-        case is the deadline plus one read timeout.
-        """
-        deadline = time.monotonic() + self.timeout_s
-        with self.client.stream(method, path, **kwargs) as streamed:
-            body = bytearray()
-            for chunk in streamed.iter_raw():
-                body += chunk
-                if time.monotonic() > deadline:
-                    raise httpx.ReadTimeout(
-                        "the whole reply took too long", request=streamed.request
-                    )
-            return httpx.Response(
-                streamed.status_code,
-                headers=streamed.headers,
-                content=bytes(body),
-                request=streamed.request,
-            )
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.request(method, path, **kwargs)

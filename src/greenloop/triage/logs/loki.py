@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import httpx
 from pydantic import Field
 
+from greenloop.deadline import get_within
 from greenloop.triage.logs.base import (
     LogBatch,
     LogRecord,
@@ -46,7 +47,7 @@ class LokiSource(LogSource):
         headers = {"X-Scope-OrgID": self.options.org_id} if self.options.org_id else {}
         url = self.options.url.rstrip("/") + "/loki/api/v1/query_range"
         try:
-            reply = httpx.get(url, params=params, headers=headers, timeout=self.options.timeout_s)
+            reply = get_within(url, self.options.timeout_s, params=params, headers=headers)
         except httpx.HTTPError as exc:
             return LogBatch(self.name, error=f"loki {url}: {type(exc).__name__}: {exc}")
         if reply.status_code != 200:
