@@ -51,11 +51,14 @@ def _fail_with(exc: BaseException) -> Any:
     return fail
 
 
-@pytest.mark.parametrize("stage", STAGES)
+# Every stage with a bug (exit 70); a user's mistake (exit 2) where one can happen late.
+CASES = [(stage, RuntimeError("a bug in a stage"), 70) for stage in STAGES] + [
+    (stage, UserError("the tracker said no"), 2) for stage in ("file_issues", "remediate")
+]
+
+
 @pytest.mark.parametrize(
-    ("error", "code"),
-    [(UserError("the tracker said no"), 2), (RuntimeError("a bug in a stage"), 70)],
-    ids=["user-error", "bug"],
+    ("stage", "error", "code"), CASES, ids=[f"{c[0]}-exit{c[2]}" for c in CASES]
 )
 def test_a_failing_stage_still_leaves_worklog_json_and_a_closed_run(
     tmp_path: Path,

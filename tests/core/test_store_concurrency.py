@@ -32,7 +32,7 @@ def _open_together(url: str, openers: int) -> None:
         assert proc.returncode == 0, err
 
 
-@pytest.mark.parametrize("round_", range(3))
+@pytest.mark.parametrize("round_", range(2))
 def test_concurrent_first_opens_of_a_fresh_sqlite_store(tmp_path: Path, round_: int) -> None:
     db = tmp_path / f"fresh-{round_}.db"
     _open_together(f"sqlite:///{db}", 4)
@@ -44,7 +44,7 @@ def test_concurrent_first_opens_of_a_fresh_sqlite_store(tmp_path: Path, round_: 
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("round_", range(3))
+@pytest.mark.parametrize("round_", range(2))
 def test_concurrent_first_opens_of_a_fresh_postgres_store(pg_database: str, round_: int) -> None:
     _open_together(pg_database, 4)
     import psycopg
