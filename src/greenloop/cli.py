@@ -401,7 +401,8 @@ def report(
         if html is not None:
             from greenloop.serve import write_run_html
 
-            console().print(f"wrote {write_run_html(store, run_id, html, redactor_for(cfg))}")
+            written = write_run_html(store, run_id, html, redactor_for(cfg))
+            console().print(f"wrote {written}", markup=False)
         else:
             console().print(render_run_for_terminal(store, run_id))
     finally:
