@@ -35,6 +35,7 @@ from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
 from greenloop.config import Config
+from greenloop.envskip import is_env_skip
 from greenloop.records import (
     AuthenticityFinding,
     Connection,
@@ -109,29 +110,6 @@ LADDER: tuple[Rung, ...] = (
         WEAK,
         "a command phase's JUnit reports 0.000 s for passing tests: nothing shows they ran",
     ),
-)
-
-# Skip reasons that mean "the environment was not there", so the test never ran. A missing
-# feature ("SSL not available", "libpq not available") is not the environment: the reason
-# must name the environment (or a connection failing), not just something being absent.
-_ENV_NOUN = (
-    r"(staging|environment|env|server|service|backend|api|host|database|db|endpoint|target|"
-    r"base[_ ]url|deployment|stack)"
-)
-_ABSENT = (
-    r"(unavailable|unreachable|offline|down|missing|"
-    r"not\s+(available|reachable|running|up|responding|deployed|configured|set))"
-)
-ENV_SKIP_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
-    re.compile(p, re.IGNORECASE)
-    for p in (
-        rf"\b{_ENV_NOUN}\b[^.;:\n]{{0,30}}\b{_ABSENT}\b",
-        r"\bconnection\s+(refused|reset|error|failed)\b",
-        r"\b(could\s+not|cannot|can't|unable\s+to)\s+(connect|reach|resolve)\b",
-        r"\bno\s+(staging|environment|server|network|connection|base[_ ]url)\b",
-        r"\btimed?\s*out\s+(connecting|waiting\s+for)\b",
-        r"\b[A-Z_]*(URL|HOST|ENDPOINT|DSN)\b.{0,20}\b(not set|missing|unset|empty)\b",
-    )
 )
 UNAWAITED = re.compile(r"coroutine .* was never awaited")
 HISTORY_MIN_RUNS = 5  # a usual duration is learned from this many real passing runs, never one
@@ -327,8 +305,8 @@ def _zero_duration_passes(phase: PhaseResult) -> list[AuthenticityFinding]:
 
 
 def env_skip(reason: str) -> bool:
-    """Does a skip reason say the environment was not there?"""
-    return any(p.search(reason) for p in ENV_SKIP_PATTERNS)
+    """Does a skip reason say the environment was not there? (greenloop.envskip)"""
+    return is_env_skip(reason)
 
 
 def target_hosts(config: Config) -> tuple[str, ...]:

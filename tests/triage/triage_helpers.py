@@ -13,11 +13,14 @@ LABELLED = Path(__file__).resolve().parents[1] / "data" / "triage_labelled.jsonl
 T0 = datetime(2025, 3, 1, 12, 0, 1, tzinfo=UTC)
 
 
-def labelled_text(item_id: str) -> str:
-    """One real failure text from the labelled set (the rules never see ids)."""
+def labelled_text(item_id: str, split: str | None = None) -> str:
+    """One real failure text from the labelled set (the rules never see ids); with `split`,
+    the item must belong to that part (unit tests pin development items only)."""
     for line in LABELLED.read_text(encoding="utf-8").splitlines():
         raw = json.loads(line)
         if raw["id"] == item_id:
+            if split is not None and raw.get("split") != split:
+                raise KeyError(f"{item_id} is not in the {split} part")
             return str(raw["text"])
     raise KeyError(item_id)
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from greenloop.envskip import is_skipped_env
 from greenloop.records import Category, Classification, Outcome
 from greenloop.triage.evidence import FailureEvidence
 from greenloop.triage.rules import BUILTIN_RULES, FALLBACK, Rule
-from greenloop.verify import env_skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,11 +23,6 @@ class Decision:
     reason: str
     rule: Rule | None
     evidence: FailureEvidence
-
-
-def is_env_skip(reason: str) -> bool:
-    """A skip whose reason says the environment was not there (verify's rule, one place)."""
-    return env_skip(reason)
 
 
 def classify(ev: FailureEvidence, rules: Sequence[Rule] = BUILTIN_RULES) -> Decision:
@@ -49,7 +44,7 @@ def classify(ev: FailureEvidence, rules: Sequence[Rule] = BUILTIN_RULES) -> Deci
         )
     if ev.outcome is Outcome.SKIPPED:
         reason = ev.skip_reason or ev.message or "no reason given"
-        if is_env_skip(reason):
+        if is_skipped_env(reason):
             return Decision(
                 Classification(
                     ev.nodeid, Category.SKIPPED_ENV, 0.9, "skipped-env", reason[:240], None

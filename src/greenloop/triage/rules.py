@@ -22,9 +22,18 @@ from urllib.parse import urlsplit
 from greenloop.config import RuleConfig
 from greenloop.errors import ConfigError
 from greenloop.records import Category, Outcome, ProbeResult
-from greenloop.triage.evidence import FailureEvidence
+from greenloop.triage.evidence import FailureEvidence, frame_kind
+from greenloop.triage.vocab import (
+    PLUGIN_FIXTURES,
+    REMOVED_MODULES,
+    TEST_API_MISUSE,
+    TEST_TREE_MODULES,
+)
 
 Matcher = Callable[[FailureEvidence], str | None]
+# Every pattern rx() compiled, with its flags: the literal check in the test suite splits
+# each into its alternatives and counts the labelled items each one matches.
+RX_PATTERNS: list[tuple[str, int]] = []
 ComponentOf = Callable[[FailureEvidence], str | None]
 Answer = TypeVar("Answer")
 
@@ -59,6 +68,7 @@ def rx(pattern: str, *needles: str, flags: int = 0) -> Matcher:
     `Connection refused|connection refused` rather than `[Cc]onnection refused`, and
     `401(?<!\\w401)` rather than `\\b401`: see PLAIN_START in evidence.py for why."""
     compiled = re.compile(pattern, flags)
+    RX_PATTERNS.append((pattern, flags))
 
     def match(ev: FailureEvidence) -> str | None:
         text = ev.text
@@ -255,15 +265,15 @@ def once_per_text(
 # was failing) refused-probes-green or refused-loopback, and connection-refused.
 _REFUSED = once_per_text(
     rx(
-        r"Connection refused|connection refused|ECONNREFUSED|Errno 111\]|Error 111 connecting|"
-        r"WinError 10061|actively refused|All connection attempts failed|"
+        r"Connection refused|connection refused|ECONNREFUSED|"
+        r"(?:Errno|WinError|Error) (?:111|61|10061)\b|All connection attempts failed|"
         r"Could not connect to server|could not connect to server|Connect call failed|"
-        r"Failed to connect to|failed to connect to|HttpHostConnectException|"
-        r"httpx\.ConnectError|Cannot connect to host|No connection could be made",
+        r"Failed to connect to|failed to connect to|"
+        r"httpx\.ConnectError|Cannot connect to host",
         "efused",
         "ECONNREFUSED",
         "111",
-        "10061",
+        "61",
         "ttempts failed",
         "onnect",
     )
@@ -469,9 +479,10 @@ def _server_rejected_credentials(ev: FailureEvidence) -> str | None:
 
 
 _TIMEOUT = rx(
-    r"ReadTimeout|ConnectTimeout|PoolTimeout|WriteTimeout|TimeoutError|TimeoutException|"
-    r"Read timed out|read timed out|timed out|Timeout of \d+ms|ETIMEDOUT|deadline exceeded|"
-    r"DeadlineExceeded",
+    # the timeout exception family: ReadTimeout, ConnectTimeout, TimeoutError, ...
+    r"(?:Read|Connect|Pool|Write)?Timeout(?:Error|Exception)?\b|(?:Read |read )?timed out|"
+    r"ETIMEDOUT|"
+    r"(?i:deadline ?exceeded)",
     "Timeout",
     "timed out",
     "ETIMEDOUT",
@@ -580,6 +591,151 @@ def _has_failing(ev: FailureEvidence) -> bool:
     return bool(ev.failing_probes)
 
 
+# --------------------------------------------------------------------------- kinds
+
+
+def _raised_in_test(ev: FailureEvidence) -> bool:
+    frame = ev.raising_frame
+    return frame is not None and frame.kind == "test"
+
+
+_TEST_API_MISUSE = once_per_text(
+    rx("|".join(TEST_API_MISUSE), "valid assertion", "attribute", "Warning", "directly", "nose")
+)
+
+_FIXTURE_NOT_FOUND = re.compile(r"fixture '(?P<name>[^']+)' not found")
+_AVAILABLE = re.compile(r"available fixtures: (?P<names>[^\n]*)")
+
+
+def _plugin_fixture_missing(ev: FailureEvidence) -> str | None:
+    """A fixture a pytest plugin provides is not found and not listed as available: the
+    plugin is not installed where the tests run."""
+    if "not found" not in ev.text:
+        return None
+    m = _FIXTURE_NOT_FOUND.search(ev.text)
+    if m is None or m.group("name") not in PLUGIN_FIXTURES:
+        return None
+    available = _AVAILABLE.search(ev.text)
+    if available and re.search(rf"\b{re.escape(m.group('name'))}\b", available.group("names")):
+        return None  # provided, yet not found: the test's own fixture graph
+    return f"{excerpt(ev.text, m.start(), m.end())} (a fixture the plugin provides)"
+
+
+_NO_MODULE = re.compile(r"No module named '(?P<mod>[\w.]+)'")
+
+
+def _missing_module(ev: FailureEvidence) -> tuple[str, str] | None:
+    """(root module, excerpt) of a module that could not be imported."""
+    if "No module named" not in ev.text:
+        return None
+    m = _NO_MODULE.search(ev.text)
+    if m is None:
+        return None
+    return m.group("mod").split(".")[0], excerpt(ev.text, m.start(), m.end())
+
+
+def _raised_in_library(ev: FailureEvidence) -> bool:
+    """The traceback ends in an installed library, past any code of our own."""
+    return bool(ev.frames) and ev.frames[-1].kind == "library" and not _raised_in_test(ev)
+
+
+def _test_tree_import(ev: FailureEvidence) -> str | None:
+    found = _missing_module(ev)
+    if found and found[0] in TEST_TREE_MODULES:
+        return f"{found[1]} (the test tree's own package)"
+    return None
+
+
+def _removed_module(where: str) -> Matcher:
+    """A removed module imported by `where`: test code, a library or the code under test."""
+
+    def match(ev: FailureEvidence) -> str | None:
+        found = _missing_module(ev)
+        if not found or found[0] not in REMOVED_MODULES:
+            return None
+        if _raised_in_test(ev) != (where == "test code"):
+            return None
+        if where != "test code" and _raised_in_library(ev) != (where == "a library"):
+            return None
+        return f"{found[1]} (a removed module, imported by {where})"
+
+    return match
+
+
+def _missing_dependency(ev: FailureEvidence) -> str | None:
+    """A module imported by the code under test or a library is not installed. (A test
+    file importing a module nobody has is left to the collection rule: most often a
+    helper of the test tree.)"""
+    found = _missing_module(ev)
+    if not found or found[0] in REMOVED_MODULES or found[0] in TEST_TREE_MODULES:
+        return None
+    if _raised_in_test(ev):
+        return None
+    return f"{found[1]} (not installed where the tests run)"
+
+
+_REMOVED_API = once_per_text(
+    rx(
+        r"was removed in (?:the )?\w+|module '[\w.]+' has no attribute '[A-Z]\w*'|"
+        r"cannot import name '\w+' from '[\w.]+'",
+        "removed",
+        "has no attribute",
+        "cannot import name",
+    )
+)
+
+
+def _removed_api(in_test: bool) -> Matcher:
+    def match(ev: FailureEvidence) -> str | None:
+        found = _REMOVED_API(ev)
+        if found is None or _raised_in_test(ev) != in_test:
+            return None
+        return found
+
+    return match
+
+
+_CERT_EXPIRED = once_per_text(rx(r"(?i:cert\w*[ _]?(?:has[ _])?expired)", "xpired", "XPIRED"))
+_TEST_PATH = re.compile(r"(?:^|[\s/\"'(])tests?/")
+
+
+def _fixture_certificate_expired(ev: FailureEvidence) -> str | None:
+    """An expired certificate the test tree carries (a fixture), not a server's."""
+    found = _CERT_EXPIRED(ev)
+    if found is None:
+        return None
+    if _raised_in_test(ev) or _TEST_PATH.search(ev.text):
+        return f"{found} (a certificate in the test tree)"
+    return None
+
+
+_SETUP_ERROR = re.compile(r"ERROR at setup of \S+")
+
+
+def _setup_error_without_cause(ev: FailureEvidence) -> str | None:
+    """pytest's setup phase failed and the text names no exception of the code under
+    test: the fixture or harness itself."""
+    if "ERROR at setup of" not in ev.text:
+        return None
+    others = [e for e in ev.exc_types if e not in ("Failed", "Exit")]
+    if others:
+        return None
+    m = _SETUP_ERROR.search(ev.text)
+    return excerpt(ev.text, m.start(), m.end()) if m else None
+
+
+_UNAWAITED_AT = re.compile(r"(?P<path>[^\s:]+\.py):\d+: RuntimeWarning: coroutine")
+
+
+def _unawaited_in_app(ev: FailureEvidence) -> str | None:
+    if "never awaited" not in ev.text:
+        return None
+    m = _UNAWAITED_AT.search(ev.text)
+    if m is None or frame_kind(m.group("path")) != "app":
+        return None
+    return f"{excerpt(ev.text, m.start(), m.end())} (in application code)"
+
+
 # --------------------------------------------------------------------------- the table
 
 INFRA, P, T, C, F, U = (
@@ -628,12 +784,102 @@ BUILTIN_RULES: tuple[Rule, ...] = (
     ),
     # -- unambiguous test and configuration faults
     Rule(
-        "wrong-interpreter",
+        "test-api-misuse",
+        T,
+        "TEST-API-MISUSE",
+        0.9,
+        "test code uses a testing API the way a removed or misspelt version allowed "
+        "(mock assertions, unittest aliases, pytest.warns(None), nose setup, patch targets)",
+        _TEST_API_MISUSE,
+    ),
+    Rule(
+        "pytest-usage-error",
         C,
-        "WRONG-INTERPRETER",
+        "PLUGIN-MISSING",
+        0.85,
+        "pytest rejects options the configuration passes: the plugin providing them is missing",
+        rx(
+            r"error: unrecognized arguments: -|ERROR: usage: \S+ \[options\]",
+            "unrecognized arguments",
+            "usage:",
+        ),
+    ),
+    Rule(
+        "test-tree-import",
+        T,
+        "IMPORT-ERROR",
+        0.85,
+        "the test tree's own package cannot be imported: the test layout or import mode",
+        _test_tree_import,
+    ),
+    Rule(
+        "removed-module-in-test",
+        T,
+        "REMOVED-API",
         0.8,
-        "a SyntaxError while a Python 2 interpreter imports the test: wrong interpreter",
-        both(rx(r"SyntaxError", "SyntaxError"), rx(r"python2\.\d|Python 2\.\d", "ython")),
+        "test code imports a module the standard library or setuptools removed",
+        _removed_module("test code"),
+    ),
+    Rule(
+        "removed-module",
+        P,
+        "REMOVED-API",
+        0.7,
+        "the code under test imports a module the standard library or setuptools removed",
+        _removed_module("the code under test"),
+    ),
+    Rule(
+        "removed-module-in-library",
+        C,
+        "DEPENDENCY-MISSING",
+        0.7,
+        "an installed library imports a removed module: a dependency too old for the environment",
+        _removed_module("a library"),
+    ),
+    Rule(
+        "missing-dependency",
+        C,
+        "DEPENDENCY-MISSING",
+        0.75,
+        "a module the code needs is not installed where the tests run",
+        _missing_dependency,
+    ),
+    Rule(
+        "removed-api-in-test",
+        T,
+        "REMOVED-API",
+        0.75,
+        "test code uses a library API that a new release removed",
+        _removed_api(in_test=True),
+    ),
+    Rule(
+        "removed-api",
+        P,
+        "REMOVED-API",
+        0.7,
+        "the code under test uses a library API that a new release removed",
+        _removed_api(in_test=False),
+    ),
+    Rule(
+        "shared-library-missing",
+        C,
+        "SYSTEM-LIBRARY-MISSING",
+        0.85,
+        "a system library a binary module loads is missing from the environment",
+        rx(
+            r"cannot open shared object file|Library not loaded|DLL load failed",
+            "shared object",
+            "not loaded",
+            "DLL load",
+        ),
+    ),
+    Rule(
+        "locale-codec",
+        C,
+        "LOCALE",
+        0.7,
+        "text decoded with the ASCII codec: the environment runs without a UTF-8 locale",
+        rx(r"'ascii' codec can't (?:de|en)code", "'ascii' codec"),
     ),
     Rule(
         "collection-error",
@@ -642,15 +888,22 @@ BUILTIN_RULES: tuple[Rule, ...] = (
         0.9,
         "the test module cannot be imported or collected",
         rx(
-            r"ImportError while importing test module|ERROR collecting|import file mismatch|"
+            r"ImportError while importing test module|ERROR collecting|"
             r"errors? during collection|CollectError|Test suite failed to run",
             "ImportError while",
             "ERROR collecting",
-            "import file mismatch",
             "during collection",
             "CollectError",
             "Test suite failed to run",  # jest: the test file cannot load
         ),
+    ),
+    Rule(
+        "plugin-fixture-missing",
+        C,
+        "PLUGIN-MISSING",
+        0.85,
+        "a fixture a pytest plugin provides is not found: the plugin is not installed",
+        _plugin_fixture_missing,
     ),
     Rule(
         "missing-fixture",
@@ -669,20 +922,20 @@ BUILTIN_RULES: tuple[Rule, ...] = (
         rx(r"ScopeMismatch", "ScopeMismatch"),
     ),
     Rule(
+        "unawaited-in-app",
+        P,
+        "UNAWAITED-COROUTINE",
+        0.7,
+        "application code created a coroutine without awaiting it",
+        _unawaited_in_app,
+    ),
+    Rule(
         "unawaited-coroutine",
         T,
         "UNAWAITED-COROUTINE",
         0.9,
         "test code called a coroutine without awaiting it",
         rx(r"coroutine '[^']+' was never awaited|was never awaited", "never awaited"),
-    ),
-    Rule(
-        "unknown-marker",
-        T,
-        "UNKNOWN-MARKER",
-        0.8,
-        "a marker whose plugin is not installed: the test does not run as written",
-        rx(r"PytestUnknownMarkWarning|Unknown pytest\.mark\.\w+", "nknown"),
     ),
     Rule(
         "missing-env-var",
@@ -693,12 +946,26 @@ BUILTIN_RULES: tuple[Rule, ...] = (
         rx(
             r"os\.environ\[|os\.py\", line \d+, in __getitem__|"
             r"environment variable \S+ (?:is )?(?:not set|missing|undefined)|"
-            r"Set the \w+ environment variable|set the \w+ environment variable|"
+            r"set the \w+ environment variable|"
             r"Missing (?:required )?environment variable|"
             r"missing (?:required )?environment variable",
             "environ",
             "__getitem__",
             "nvironment variable",
+        ),
+    ),
+    Rule(
+        "setting-not-set",
+        C,
+        "MISSING-ENV",
+        0.75,
+        "the failure names an environment setting (ALL_CAPS) that is not set",
+        rx(
+            # one kind: an ALL_CAPS setting the text says to set, or says is not set
+            r"(?:\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b[^\n]{0,60}\b(?:are|is) not set\b|"
+            r"\bset [A-Z][A-Z0-9]*_[A-Z0-9_]+\b)",
+            "not set",
+            "set ",
         ),
     ),
     Rule(
@@ -722,7 +989,7 @@ BUILTIN_RULES: tuple[Rule, ...] = (
         0.9,
         "the database rejected the user or password the config supplies",
         rx(
-            r"password authentication failed|no password supplied|role \"[^\"]+\" does not exist|"
+            r"password authentication failed|role \"[^\"]+\" does not exist|"
             r"Access denied for user|NOAUTH|WRONGPASS|invalid username-password|"
             r"database \"[^\"]+\" does not exist",
             "password",
@@ -744,7 +1011,6 @@ BUILTIN_RULES: tuple[Rule, ...] = (
             rx(
                 r"Token (?:has )?expired|token (?:has )?expired|Expired (?:token|signature)|"
                 r"expired (?:token|signature)|ExpiredSignature|"
-                r"Unable to decode(?: or validate)? token|unable to decode(?: or validate)? token|"
                 r"jwt expired",
                 "xpired",
                 "decode",
@@ -758,9 +1024,9 @@ BUILTIN_RULES: tuple[Rule, ...] = (
         0.8,
         "credentials, API key or token from the config were rejected",
         rx(
-            r"401(?<!\w401)\b.{0,40}(?:Unauthori[sz]ed|error)|Unauthori[sz]ed|Bad credentials|"
-            r"invalid[_ ]api[_ ]key|Incorrect API key|incorrect API key|Invalid API key|"
-            r"invalid API key|Invalid (?:access )?token|invalid (?:access )?token|"
+            r"401(?<!\w401)\b.{0,40}(?:Unauthori[sz]ed|error)|Unauthori[sz]ed|"
+            r"(?i:(?:invalid|incorrect)[_ ]api[_ ]key)|"
+            r"Invalid (?:access )?token|invalid (?:access )?token|"
             r"AuthenticationError|authentication failed|403(?<!\w403) Forbidden",
             # Every alternative holds one: 'nvalid' the invalid key and token ones,
             # 'ncorrect' the incorrect keys (not 'api' or 'oken': most texts have those).
@@ -790,13 +1056,35 @@ BUILTIN_RULES: tuple[Rule, ...] = (
         0.9,
         "the certificate is valid but not for the host name the config uses",
         rx(
-            r"Hostname mismatch|hostname mismatch|doesn't match|does not match|not valid for|"
+            r"Hostname mismatch|hostname mismatch|doesn't match|not valid for|"
             r"ERR_TLS_CERT_ALTNAME_INVALID|CertificateError",
             "match",
             "not valid for",
             "ALTNAME",
             "CertificateError",
         ),
+    ),
+    Rule(
+        "tls-untrusted-ca",
+        C,
+        "TLS-UNTRUSTED-CA",
+        0.8,
+        "a certificate chain ends in a CA the client was not configured to trust "
+        "(a self-signed or corporate proxy CA)",
+        rx(
+            r"self[- ]signed certificate in certificate chain|"
+            r"unable to get local issuer certificate",
+            "self",
+            "local issuer",
+        ),
+    ),
+    Rule(
+        "tls-fixture-expired",
+        T,
+        "TLS-FIXTURE-EXPIRED",
+        0.75,
+        "a certificate the test tree carries has expired",
+        _fixture_certificate_expired,
     ),
     Rule(
         "tls-certificate",
@@ -861,6 +1149,15 @@ BUILTIN_RULES: tuple[Rule, ...] = (
         target_component,
     ),
     Rule(
+        "service-starting",
+        INFRA,
+        "SERVICE-UNAVAILABILITY",
+        0.8,
+        "the service refused connections while still starting up",
+        rx(r"system is starting up", "starting up"),
+        target_component,
+    ),
+    Rule(
         "database-slow",
         INFRA,
         "DATABASE-SLOW",
@@ -893,13 +1190,12 @@ BUILTIN_RULES: tuple[Rule, ...] = (
         rx(
             r"gaierror|Name or service not known|Temporary failure in name resolution|"
             r"temporary failure in name resolution|nodename nor servname|"
-            r"getaddrinfo (?:failed|ENOTFOUND)|ENOTFOUND|NameResolution|Could not resolve host|"
-            r"could not resolve host|Unknown error: 11001|No address associated with hostname",
+            r"getaddrinfo (?:failed|ENOTFOUND)|ENOTFOUND|Could not resolve host|"
+            r"could not resolve host|No address associated with hostname",
             "gaierror",
             "ame",
             "ENOTFOUND",
             "esolv",
-            "11001",
             "address associated",
         ),
     ),
@@ -925,6 +1221,35 @@ BUILTIN_RULES: tuple[Rule, ...] = (
         "the WebSocket handshake was answered with 502/503/504",
         _websocket_rejected,
         target_component,
+    ),
+    Rule(
+        "rate-limited",
+        INFRA,
+        "RATE-LIMITED",
+        0.8,
+        "a remote service throttled the run (429 / rate limit)",
+        rx(
+            r"(?i:too ?many ?requests|rate limit)",
+            "oomanyrequests",
+            "oo many",
+            "OO MANY",
+            "ate limit",
+        ),
+    ),
+    Rule(
+        "remote-status",
+        INFRA,
+        "GATEWAY-ERROR",
+        0.75,
+        "a remote service answered 502/503/504, as a client or monitor reports it",
+        rx(
+            r"(?:HTTP code|[Rr]esponse code|HTTP/[\d.]+):? 50[234]\b|"
+            r"URL returned error: (?:429|5\d\d)\b",
+            "HTTP code",
+            "esponse code",
+            "HTTP/",
+            "returned error",
+        ),
     ),
     Rule(
         "gateway-status",
@@ -980,9 +1305,9 @@ BUILTIN_RULES: tuple[Rule, ...] = (
         0.7,
         "the remote side reset the connection",
         rx(
-            r"Connection reset|connection reset|ConnectionResetError|Connection aborted|"
+            r"Connection reset|connection reset|ConnectionResetError|"
             r"forcibly closed|"
-            r"Connection broken|RemoteDisconnected|Server disconnected|ECONNRESET|"
+            r"RemoteDisconnected|Server disconnected|ECONNRESET|"
             r"EOF occurred in violation",
             "onnection",
             "forcibly",
@@ -1029,26 +1354,13 @@ BUILTIN_RULES: tuple[Rule, ...] = (
     ),
     # -- the product misbehaves
     Rule(
-        "schema-missing",
-        C,
-        "SCHEMA-MISSING",
-        0.6,
-        "a table the code expects does not exist: migrations not applied",
-        rx(
-            r"UndefinedTable|relation \"[^\"]+\" does not exist|no such table",
-            "UndefinedTable",
-            "does not exist",
-            "no such table",
-        ),
-    ),
-    Rule(
         "data-integrity",
         P,
         "DATA-INTEGRITY",
         0.8,
         "the application violated a database constraint",
         rx(
-            r"IntegrityError|UniqueViolation|duplicate key value violates|ForeignKeyViolation|"
+            r"IntegrityError|duplicate key value violates|ForeignKeyViolation|"
             r"NotNullViolation|UNIQUE constraint failed",
             "Integrity",
             "Violation",
@@ -1151,12 +1463,18 @@ BUILTIN_RULES: tuple[Rule, ...] = (
         0.5,
         "a UI or async wait timed out with no probe failing: a timing assumption",
         rx(
-            r"TimeoutException|Timeout of \d+ms exceeded|Expected condition failed|"
             r"waiting for (?:selector|locator)|TimeoutError: page\.",
             "Timeout",
-            "Expected condition",
             "waiting for",
         ),
+    ),
+    Rule(
+        "setup-error",
+        T,
+        "FIXTURE-ERROR",
+        0.5,
+        "pytest's setup phase failed and nothing names an error of the code under test",
+        _setup_error_without_cause,
     ),
     Rule(
         "test-code-error",
