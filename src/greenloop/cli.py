@@ -378,6 +378,64 @@ def flaky(config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
 
 
 @app.command()
+def label(
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="A cluster id (or 8+ characters of its fingerprint) or a test node id."
+        ),
+    ],
+    category: Annotated[
+        str,
+        typer.Argument(
+            help="infrastructure, product, test, configuration, flaky, skipped_env or unknown."
+        ),
+    ],
+    note: Annotated[str, typer.Option("--note", help="Why; shown as triage evidence.")] = "",
+    config: ConfigOption = Path(DEFAULT_CONFIG),
+) -> None:
+    """Record a person's verdict on a cluster or a test; later triage of a similar failure
+    uses it first and says so.
+
+    Example: `greenloop label tests/test_api.py::test_login configuration --note "key rotated"`
+    """
+    from greenloop.redact import redactor_for
+    from greenloop.triage.labels import categories
+
+    if category not in categories():
+        raise UserError(f"category {category!r}: expected one of {', '.join(categories())}")
+    cfg = _config(config)
+    store = _store(config)
+    try:
+        found = store.label_target(target)
+        if found is None:
+            raise UserError(
+                f"{target!r}: no cluster or failed test of that name in the store "
+                "(see `greenloop history` and `greenloop report RUN_ID`)"
+            )
+        kind, text = found
+        redact = redactor_for(cfg).redact
+        store.record_label(
+            target, kind, category, redact(text), note=redact(note), by=_who_labels()
+        )
+    finally:
+        store.close()
+    out.print(
+        f"labelled {kind} [bold]{target}[/] {category}: the next triage of a similar "
+        "failure uses it"
+    )
+
+
+def _who_labels() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return ""
+
+
+@app.command()
 def report(
     run_id: Annotated[str, typer.Argument(help="A run id from `greenloop history`.")],
     config: ConfigOption = Path(DEFAULT_CONFIG),

@@ -43,6 +43,7 @@ from greenloop.store.schema import (
     DeployRow,
     IssueRow,
     IterationRow,
+    LabelRow,
     OutboxRow,
     PhaseRow,
     ProbeResultRow,
@@ -740,6 +741,76 @@ class Store:
                 .limit(1)
             )
             return s.scalars(query).first()
+
+    # ------------------------------------------------------------------ labels
+
+    def label_target(self, target: str) -> tuple[str, str] | None:
+        """(kind, failure text) of what `greenloop label TARGET` names: a cluster (its id or
+        a fingerprint prefix of 8+ characters) or a test node id; None when the store has
+        neither. The text is the cluster's title and its tests' messages, or the test's
+        latest non-passing message."""
+        with self.session() as s:
+            cluster = s.scalars(
+                select(ClusterRow)
+                .where(
+                    (ClusterRow.cluster_id == target)
+                    | (
+                        ClusterRow.fingerprint.startswith(target, autoescape=True)
+                        if len(target) >= 8
+                        else ClusterRow.cluster_id == target
+                    )
+                )
+                .order_by(ClusterRow.id.desc())
+                .limit(1)
+            ).first()
+            if cluster is not None:
+                messages = s.scalars(
+                    select(TestResultRow.message).where(
+                        TestResultRow.run_id == cluster.run_id,
+                        TestResultRow.iteration == cluster.iteration,
+                        TestResultRow.nodeid.in_(list(cluster.tests)),
+                    )
+                ).all()
+                return "cluster", "\n".join([cluster.title, *dict.fromkeys(messages)])
+            row = s.scalars(
+                select(TestResultRow)
+                .where(TestResultRow.nodeid == target, TestResultRow.outcome != "passed")
+                .order_by(TestResultRow.finished_at.desc(), TestResultRow.id.desc())
+                .limit(1)
+            ).first()
+            if row is not None:
+                return "test", row.message
+        return None
+
+    def record_label(
+        self,
+        target: str,
+        kind: str,
+        category: str,
+        text: str,
+        *,
+        note: str = "",
+        by: str = "",
+        at: datetime | None = None,
+    ) -> LabelRow:
+        """Store a person's verdict; later triage compares failures with `text`."""
+        row = LabelRow(
+            target=target,
+            target_kind=kind,
+            category=category,
+            note=note,
+            text=text,
+            labelled_by=by,
+            labelled_at=at or datetime.now(UTC),
+        )
+        with self.session() as s:
+            s.add(row)
+        return row
+
+    def labels(self) -> list[LabelRow]:
+        """Every label, newest first (a newer verdict on the same failure wins)."""
+        with self.session() as s:
+            return list(s.scalars(select(LabelRow).order_by(LabelRow.id.desc())))
 
 
 def migration_heads() -> set[str]:

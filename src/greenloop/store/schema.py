@@ -212,3 +212,22 @@ class CollectionRow(Base):
     file: Mapped[str] = mapped_column(Text, index=True)
     nodeids: Mapped[list] = mapped_column(JSON)
     collected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LabelRow(Base):
+    """A person's verdict on a cluster or a test (`greenloop label`): what triage learns from.
+
+    `text` is the labelled failure as stored at labelling time (messages, redacted), the
+    signature later failures are compared with.
+    """
+
+    __tablename__ = "labels"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    target: Mapped[str] = mapped_column(Text)  # cluster id or test node id, as given
+    target_kind: Mapped[str] = mapped_column(String(16))  # cluster | test
+    category: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str] = mapped_column(Text, default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+    labelled_by: Mapped[str] = mapped_column(String(200), default="")
+    labelled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -41,6 +41,7 @@ from greenloop.triage.cluster import build_clusters
 from greenloop.triage.evidence import FailureEvidence, gather_evidence, index_components
 from greenloop.triage.flaky import history_facts
 from greenloop.triage.impact import test_file, total_impact_usd
+from greenloop.triage.labels import Label, labels_from_rows, team_rules
 from greenloop.triage.logs import LogRecord, read_logs
 from greenloop.triage.logs.base import normalize_path
 from greenloop.triage.logs.templates import LogTemplate, mine_templates
@@ -72,11 +73,13 @@ class TriageResult:
         return any(c.category is not Category.SKIPPED_ENV for c in self.clusters)
 
 
-def rules_for(config: Config | None) -> tuple[Rule, ...]:
-    """User rules first, then the built-in table."""
+def rules_for(config: Config | None, labels: Sequence[Label] = ()) -> tuple[Rule, ...]:
+    """User rules first, then the team's labels (nearest labelled failure), then the
+    built-in table."""
+    team = team_rules(labels)
     if config is None or not config.triage.rules:
-        return BUILTIN_RULES
-    return user_rules(config.triage.rules, str(config.source)) + BUILTIN_RULES
+        return team + BUILTIN_RULES
+    return user_rules(config.triage.rules, str(config.source)) + team + BUILTIN_RULES
 
 
 def triage(
@@ -96,7 +99,7 @@ def triage(
     `workers` caps the processes that classify a large batch (default: one per CPU; 1 keeps
     everything in this process); see parallel.py. The result does not depend on it.
     """
-    rules = rules_for(config)
+    rules = rules_for(config, labels_from_rows(store.labels()) if store else ())
     tests_dir = Path(config.execution.tests_dir).name if config else "tests"
     tests_dirs = tuple(dict.fromkeys((tests_dir, "tests", "test")))
     window = config.triage.flaky_window if config else 20

@@ -60,6 +60,7 @@ PHRASES: dict[str, str] = {
     "TLS-FIXTURE-EXPIRED": "A test certificate has expired",
     "RATE-LIMITED": "Rate limited by a remote service",
     "FIXTURE-ERROR": "Fixture setup failed",
+    "TEAM-LABEL": "Labelled by the team",
     "BLOCKED": "Blocked by an unhealthy component",
     "SKIPPED-ENV": "Skipped because the environment was unavailable",
     "SKIPPED": "Skipped by the test itself",
