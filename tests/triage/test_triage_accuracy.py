@@ -15,8 +15,9 @@ from triage_helpers import LABELLED
 
 from greenloop.triage.evaluate import CATEGORIES, LABELS, load_labelled, score, split_of
 
-# The figure before the rules were reworked (docs/triage.md): a floor, never lowered.
-TEST_PART_FLOOR = 0.57
+# The target on the frozen test part (docs/triage.md quotes the measured figure).
+TARGET = 0.80
+MIN_RECALL = 0.6
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +44,8 @@ def test_split_is_frozen_by_repository_hash(corpus) -> None:  # type: ignore[no-
         assert any(i.label == label for i in test_part), label
 
 
-def test_frozen_test_part_accuracy(corpus) -> None:  # type: ignore[no-untyped-def]
+def test_frozen_test_part_meets_the_target(corpus) -> None:  # type: ignore[no-untyped-def]
     scores = score([i for i in corpus if i.split == "test"])
-    assert scores.accuracy >= TEST_PART_FLOOR, f"{scores.accuracy:.1%}"
+    assert scores.accuracy >= TARGET, f"{scores.accuracy:.1%}"
+    assert scores.min_recall >= MIN_RECALL, scores.per_label
+    assert scores.apart["flaky"][1] > 0  # flaky items exist and are reported apart

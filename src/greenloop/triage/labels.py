@@ -16,7 +16,6 @@ verdict a person gave on a near-identical failure outranks the built-in text rul
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,19 +23,13 @@ from datetime import datetime
 
 from greenloop.records import Category
 from greenloop.triage.evidence import FailureEvidence
+from greenloop.triage.normalise import tokens
 from greenloop.triage.rules import Rule
 
 # A labelled failure this similar (cosine, 0..1) or more decides the category.
 MIN_SIMILARITY = 0.75
 # Fewer distinct tokens than this is too little text to compare with.
 MIN_TOKENS = 3
-
-_MASKS = (
-    (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I), " "),
-    (re.compile(r"\b0x[0-9a-f]+\b|\b[0-9a-f]{10,}\b", re.I), " "),
-    (re.compile(r"\d+"), " "),
-)
-_TOKEN = re.compile(r"[A-Za-z_][A-Za-z_]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,13 +42,6 @@ class Label:
     note: str = ""
     by: str = ""
     at: datetime | None = None
-
-
-def tokens(text: str) -> Counter[str]:
-    """Normalised word counts of a failure text: ids, numbers and hex masked, lower-cased."""
-    for pattern, repl in _MASKS:
-        text = pattern.sub(repl, text)
-    return Counter(t.lower() for t in _TOKEN.findall(text))
 
 
 class LabelIndex:

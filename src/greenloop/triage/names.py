@@ -61,6 +61,7 @@ PHRASES: dict[str, str] = {
     "RATE-LIMITED": "Rate limited by a remote service",
     "FIXTURE-ERROR": "Fixture setup failed",
     "TEAM-LABEL": "Labelled by the team",
+    "MODEL-GUESS": "Learned model's guess",
     "BLOCKED": "Blocked by an unhealthy component",
     "SKIPPED-ENV": "Skipped because the environment was unavailable",
     "SKIPPED": "Skipped by the test itself",

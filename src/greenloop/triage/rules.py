@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from greenloop.config import RuleConfig
 from greenloop.errors import ConfigError
 from greenloop.records import Category, Outcome, ProbeResult
+from greenloop.triage import model as learned
 from greenloop.triage.evidence import FailureEvidence, frame_kind
 from greenloop.triage.vocab import (
     PLUGIN_FIXTURES,
@@ -734,6 +735,27 @@ def _unawaited_in_app(ev: FailureEvidence) -> str | None:
     if m is None or frame_kind(m.group("path")) != "app":
         return None
     return f"{excerpt(ev.text, m.start(), m.end())} (in application code)"
+
+
+_PREDICTION = once_per_text(learned.predict)
+
+
+def _model_says(category: str) -> Matcher:
+    """The learned model (model.py) names `category` with enough probability: asked only
+    when every rule above abstained."""
+
+    def match(ev: FailureEvidence) -> str | None:
+        p = _PREDICTION(ev)
+        if p is None or p.category != category or p.probability < learned.MIN_PROBABILITY:
+            return None
+        model = learned.shipped()
+        trained = f"; trained on the {model.trained_on}" if model and model.trained_on else ""
+        return (
+            f"learned model: {category} with probability {p.probability:.2f} "
+            f"(weighed most: {', '.join(p.words)}{trained})"
+        )
+
+    return match
 
 
 # --------------------------------------------------------------------------- the table
@@ -1523,6 +1545,19 @@ BUILTIN_RULES: tuple[Rule, ...] = (
         0.6,
         "an assertion on the response while every probe was green",
         _assertion_green,
+    ),
+    # -- no rule decided: the learned model, when it is confident enough
+    *(
+        Rule(
+            f"model-{category.value}",
+            category,
+            "MODEL-GUESS",
+            0.5,
+            f"the learned model names {category.value} (probability >= "
+            f"{learned.MIN_PROBABILITY}); no rule decided",
+            _model_says(category.value),
+        )
+        for category in (INFRA, P, T, C)
     ),
 )
 
