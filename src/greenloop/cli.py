@@ -416,7 +416,7 @@ def label(
         kind, text = found
         redact = redactor_for(cfg).redact
         store.record_label(
-            target, kind, category, redact(text), note=redact(note), by=_who_labels()
+            target, category, kind=kind, text=redact(text), note=redact(note), by=_who_labels()
         )
     finally:
         store.close()

@@ -5,6 +5,7 @@ Real stores (SQLite and PostgreSQL), the real command line in a subprocess.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -55,6 +56,15 @@ def configured(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple
         url = f"sqlite:///{tmp_path / 'store.db'}"
     else:
         url = request.getfixturevalue("pg_database")
+    yield from _configured(url, tmp_path)
+
+
+@pytest.fixture
+def configured_sqlite(tmp_path: Path) -> Iterator[tuple[Path, Store]]:
+    yield from _configured(f"sqlite:///{tmp_path / 'store.db'}", tmp_path)
+
+
+def _configured(url: str, tmp_path: Path) -> Iterator[tuple[Path, Store]]:
     config = tmp_path / "greenloop.toml"
     config.write_text(f'[store]\nurl = "{url}"\n')
     store = Store.open(store_url(url, tmp_path))
@@ -101,9 +111,9 @@ def test_a_label_decides_the_next_triage_of_a_similar_failure(
 
 
 def test_bad_category_and_unknown_target_are_one_line_exit_2(
-    configured: tuple[Path, Store],
+    configured_sqlite: tuple[Path, Store],
 ) -> None:
-    config, store = configured
+    config, store = configured_sqlite
     bad = greenloop("label", NODE, "weather", "-c", str(config))
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
     assert "expected one of" in bad.stderr
@@ -149,3 +159,22 @@ def test_the_migrations_have_exactly_one_head() -> None:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     assert len(ScriptDirectory.from_config(cfg).get_heads()) == 1
+
+
+def test_junit_triage_with_a_config_uses_the_stores_labels(
+    configured_sqlite: tuple[Path, Store], tmp_path: Path
+) -> None:
+    config, _store = configured_sqlite
+    xml = tmp_path / "ci.xml"
+    xml.write_text(
+        '<testsuite name="ci" tests="1" failures="1">'
+        '<testcase classname="tests.test_refunds" name="test_refund_partial">'
+        f'<failure message="RuntimeError">{SIMILAR}</failure>'
+        "</testcase></testsuite>"
+    )
+    labelled = greenloop("label", NODE, "configuration", "-c", str(config))
+    assert labelled.returncode == 0, labelled.stderr
+    report = tmp_path / "triage.json"
+    greenloop("triage", str(xml), "-c", str(config), "--json", str(report))
+    (test,) = json.loads(report.read_text())["tests"]
+    assert test["category"] == "configuration"

@@ -785,15 +785,22 @@ class Store:
     def record_label(
         self,
         target: str,
-        kind: str,
         category: str,
-        text: str,
         *,
+        kind: str | None = None,
+        text: str | None = None,
         note: str = "",
         by: str = "",
         at: datetime | None = None,
     ) -> LabelRow:
-        """Store a person's verdict; later triage compares failures with `text`."""
+        """Store a person's verdict; later triage compares failures with `text`. Without
+        `kind` and `text`, both come from what the store holds for `target`
+        (`label_target`); a target the store does not know is kept with no text (it can
+        decide nothing until labelled again)."""
+        if kind is None or text is None:
+            found = self.label_target(target)
+            kind = kind or (found[0] if found else "unknown")
+            text = text if text is not None else (found[1] if found else "")
         row = LabelRow(
             target=target,
             target_kind=kind,

@@ -93,13 +93,16 @@ def triage(
     previous_revision: str | None = None,
     logs: Sequence[LogRecord] | None = None,
     workers: int | None = None,
+    labels: Sequence[Label] | None = None,
 ) -> TriageResult:
     """Classify every non-passing test, cluster the failures, explain and price each cluster.
 
     `workers` caps the processes that classify a large batch (default: one per CPU; 1 keeps
     everything in this process); see parallel.py. The result does not depend on it.
     """
-    rules = rules_for(config, labels_from_rows(store.labels()) if store else ())
+    if labels is None:
+        labels = labels_from_rows(store.labels()) if store else ()
+    rules = rules_for(config, labels)
     tests_dir = Path(config.execution.tests_dir).name if config else "tests"
     tests_dirs = tuple(dict.fromkeys((tests_dir, "tests", "test")))
     window = config.triage.flaky_window if config else 20
@@ -323,7 +326,26 @@ def triage_junit(paths: Sequence[str | Path], config: Config | None = None) -> T
     for path in paths:
         tests.extend(parse_junit(path, phase="junit"))
     index = load_index(config) if config else ()
-    return triage(tests, gate=None, index=index, config=config)
+    return triage(tests, gate=None, index=index, config=config, labels=_stored_labels(config))
+
+
+def _stored_labels(config: Config | None) -> tuple[Label, ...]:
+    """The team's labels from the config's store, when it has one (`greenloop label`);
+    nothing when no store was ever created beside the config."""
+    import os
+
+    from greenloop.store import STORE_URL_ENV, store_url
+
+    if config is None:
+        return ()
+    configured = os.environ.get(STORE_URL_ENV) or config.store.url
+    if not configured and not (config.base_dir / ".greenloop" / "store.db").exists():
+        return ()
+    store = Store.open(store_url(config.store.url, config.base_dir))
+    try:
+        return labels_from_rows(store.labels())
+    finally:
+        store.close()
 
 
 def triage_report(
