@@ -420,9 +420,10 @@ def label(
         )
     finally:
         store.close()
-    out.print(
-        f"labelled {kind} [bold]{target}[/] {category}: the next triage of a similar "
-        "failure uses it"
+    console().print(
+        f"labelled {kind} {target} {category}: the next triage of a similar failure uses it",
+        markup=False,
+        highlight=False,
     )
 
 

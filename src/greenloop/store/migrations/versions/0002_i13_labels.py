@@ -1,7 +1,7 @@
 """labels: a person's verdict on a cluster or a test (greenloop label)
 
 Revision ID: 0002_i13_labels
-Revises: 0002_i19_runs_started_at
+Revises: 0003_i16_collections
 Create Date: 2026-11-30 13:10:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0002_i13_labels"
-down_revision = "0002_i19_runs_started_at"
+down_revision = "0003_i16_collections"
 branch_labels = None
 depends_on = None
 
