@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import MakeConfig, Tree
 
-from greenloop.config import PhaseConfig
+from greenloop.config import Config, PhaseConfig
 from greenloop.errors import ConfigError
 from greenloop.execute import run_phase, select_tests
 from greenloop.records import Outcome
+
+# The shapes of tests/execute/conftest.py's `tree` and `make_config` fixtures (a conftest
+# is never imported by name: under xdist another folder's conftest may own that name).
+Tree = Callable[[dict[str, str]], Path]
+MakeConfig = Callable[..., Config]
 
 # pytest and what it imports, linked from greenloop's own venv into the project's.
 PYTEST_PARTS = ("pytest", "_pytest", "pluggy", "iniconfig", "packaging", "pygments", "py.py")

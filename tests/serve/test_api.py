@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import get_json, running_dashboard
+from dashboard_helpers import get_json, running_dashboard
 from dashboard_seed import CACHE_FP, ENV_BOUND, FLAKY, SECRET, START, seed_history
 
 from greenloop.redact import Redactor

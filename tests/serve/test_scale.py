@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import get_json, running_dashboard
+from dashboard_helpers import get_json, running_dashboard
 from dashboard_seed import seed_history
 
 from greenloop.store import Store

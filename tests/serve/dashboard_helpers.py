@@ -1,4 +1,4 @@
-"""Dashboard fixtures: a real uvicorn server on a free loopback port, per store."""
+"""Dashboard test helpers: a dashboard served in a thread, JSON reads (not a conftest)."""
 
 from __future__ import annotations
 
