@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 from greenloop.config import PhaseConfig, SelectConfig
@@ -135,3 +136,39 @@ def test_blocked_phase_uses_the_collection_of_the_last_run_until_a_file_changes(
         assert "3 file(s) read from the source" in blocked.note
     finally:
         store.close()
+
+
+def test_the_source_scan_follows_unittest_cases_and_inherited_methods() -> None:
+    source = textwrap.dedent(
+        """
+        import unittest
+
+        class Base(unittest.TestCase):
+            def test_a(self): pass
+            def helper(self): pass
+
+        class Redis(Base):
+            def test_b(self): pass
+
+        class Mixin:
+            def test_m(self): pass
+
+        class TestX(Mixin):
+            def test_x(self): pass
+            class TestInner:
+                def test_i(self): pass
+
+        class NotATest:
+            def test_no(self): pass
+        """
+    )
+    found = static_tests(source, "t.py")
+    assert found is not None
+    assert sorted(t.nodeid for t in found) == [
+        "t.py::Base::test_a",
+        "t.py::Redis::test_a",
+        "t.py::Redis::test_b",
+        "t.py::TestX::TestInner::test_i",
+        "t.py::TestX::test_m",
+        "t.py::TestX::test_x",
+    ]

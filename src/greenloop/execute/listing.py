@@ -50,19 +50,70 @@ class TestListing:
 
 
 def static_tests(source: str, rel: str) -> list[StaticTest] | None:
-    """The tests pytest would collect from a file by default names; None if it does not parse."""
+    """The tests pytest would collect from a file by default names; None if it does not parse.
+
+    Classes count when named ``Test*`` or when they derive from a ``*TestCase`` (unittest's
+    rule: any name); test methods a class inherits from a class of the same module count
+    for it too. Bases from other modules are not followed.
+    """
     try:
         tree = ast.parse(source)
     except SyntaxError:
         return None
     module_marks = _pytestmark(tree.body)
+    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
     found: list[StaticTest] = []
-    _scan(tree.body, rel, module_marks, found)
+    _scan(tree.body, rel, module_marks, found, classes)
     return found
 
 
+def _base_names(node: ast.ClassDef) -> list[str]:
+    return [
+        base.id if isinstance(base, ast.Name) else base.attr
+        for base in node.bases
+        if isinstance(base, ast.Name | ast.Attribute)
+    ]
+
+
+def _is_unittest_case(node: ast.ClassDef, classes: dict[str, ast.ClassDef], seen: set[str]) -> bool:
+    for name in _base_names(node):
+        if name.endswith("TestCase"):
+            return True
+        base = classes.get(name)
+        if (
+            base is not None
+            and name not in seen
+            and _is_unittest_case(base, classes, seen | {name})
+        ):
+            return True
+    return False
+
+
+def _class_body(node: ast.ClassDef, classes: dict[str, ast.ClassDef]) -> list[ast.stmt]:
+    """The class's own statements, then the test methods it inherits from this module's classes."""
+    body = list(node.body)
+    own = {s.name for s in body if isinstance(s, ast.FunctionDef | ast.AsyncFunctionDef)}
+    pending, seen = _base_names(node), {node.name}
+    while pending:
+        name = pending.pop(0)
+        base = classes.get(name)
+        if base is None or name in seen:
+            continue
+        seen.add(name)
+        for stmt in base.body:
+            if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef) and stmt.name not in own:
+                own.add(stmt.name)
+                body.append(stmt)
+        pending.extend(_base_names(base))
+    return body
+
+
 def _scan(
-    body: Sequence[ast.stmt], prefix: str, marks: frozenset[str], out: list[StaticTest]
+    body: Sequence[ast.stmt],
+    prefix: str,
+    marks: frozenset[str],
+    out: list[StaticTest],
+    classes: dict[str, ast.ClassDef],
 ) -> None:
     for node in body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith(
@@ -76,9 +127,16 @@ def _scan(
                     parametrized="parametrize" in own,
                 )
             )
-        elif isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
+        elif isinstance(node, ast.ClassDef) and (
+            node.name.startswith("Test") or _is_unittest_case(node, classes, {node.name})
+        ):
             inner = marks | _decorator_marks(node.decorator_list) | _pytestmark(node.body)
-            _scan(node.body, f"{prefix}::{node.name}", inner, out)
+            members = [
+                stmt
+                for stmt in _class_body(node, classes)
+                if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+            ]
+            _scan(members, f"{prefix}::{node.name}", inner, out, classes)
 
 
 def _mark_name(node: ast.expr) -> str | None:
