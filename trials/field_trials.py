@@ -268,6 +268,7 @@ class Suite:
     index: tuple[str, ...] = ()  # test modules not named test_*.py (listed in the index)
     deps: tuple[str, ...] = ()  # test-time packages greenloop's environment lacks
     install: bool = False  # a src layout whose tests need the package installed (metadata)
+    pytest_args: tuple[str, ...] = ()
     env: Callable[[Target], dict[str, str]] = field(default=lambda t: {})
     count_hint: str = ""
 
@@ -328,8 +329,19 @@ SUITES = {
             server="postgres",
             # The auth/ folders need users and pg_hba rules set up for each auth method.
             files=("test/dbapi/test_*.py", "test/native/test_*.py", "test/legacy/test_*.py"),
-            # its tests also use pytz, pytest-mock's `mocker` and pytest-benchmark's `benchmark`
-            deps=("pytz", "pytest-mock", "pytest-benchmark"),
+            # Its own dependencies, and its tests' (pytz, pytest-mock's `mocker`,
+            # pytest-benchmark's `benchmark`), without a second pytest beside greenloop's.
+            deps=(
+                "scramp==1.5.0",
+                "asn1crypto",
+                "python-dateutil",
+                "six",
+                "pytz",
+                "pytest-mock",
+                "pytest-benchmark",
+                "py-cpuinfo",
+            ),
+            pytest_args=("--benchmark-disable",),  # run each benchmark once, as a test
             install=True,
             env=_pg8000_env,
         ),
@@ -378,7 +390,17 @@ def site_packages(suite: Suite, cache: Path) -> Path | None:
     if not done.exists() or done.read_text() != "\n".join(packages):
         shutil.rmtree(site, ignore_errors=True)
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "-q", "--target", str(site), *packages],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-deps",
+                "--target",
+                str(site),
+                *packages,
+            ],
             check=True,
         )
         done.write_text("\n".join(packages))
@@ -448,6 +470,7 @@ target_hosts = ["{target.host}:{target.port}"]
 test_timeout_s = 60
 phase_timeout_s = {90 if state == "hung" and not gate else 300}
 reruns = 1
+pytest_args = [{", ".join(toml_str(a) for a in suite.pytest_args)}]
 
 {gate_tables if gate else ""}
 [[phases]]
@@ -543,7 +566,16 @@ def run_plain_pytest(
     files = sorted({str(p.relative_to(src)) for f in suite.files for p in src.glob(f)})
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *files],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            *suite.pytest_args,
+            *files,
+        ],
         cwd=src,
         env=env,
         capture_output=True,
