@@ -60,3 +60,19 @@ def test_missing_binaries_are_named_in_one_line(tmp_path: Path) -> None:
     said = (done.stdout + done.stderr).strip()
     assert "redis-server not found" in said and "SQLite" in said
     assert "Traceback" not in said
+
+
+def test_every_real_deps_scenario_names_a_fault_and_a_cause_greenloop_knows() -> None:
+    from greenloop.demo.realdeps import CERTIFICATES, REAL_FAULTS
+    from greenloop.demo.scenarios import REAL_DEPS_SCENARIOS, SCENARIOS
+    from greenloop.records import Category, FailureMode
+
+    real_only = [s for name, s in REAL_DEPS_SCENARIOS.items() if name not in SCENARIOS]
+    assert real_only and all(s.name not in SCENARIOS for s in real_only)
+    for scenario in real_only:
+        assert scenario.real_fault is None or scenario.real_fault in REAL_FAULTS
+        assert scenario.certificate in CERTIFICATES
+        if scenario.expected_cause is not None:
+            _, mode, category = scenario.expected_cause
+            FailureMode(mode), Category(category)  # raise on a name greenloop does not know
+            assert scenario.expected_exit == 3

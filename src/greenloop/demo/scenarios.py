@@ -147,8 +147,17 @@ SCENARIOS: Mapping[str, Scenario] = MappingProxyType({s.name: s for s in _TABLE}
 
 
 def _blocked(
-    name: str, what: str, component: str, mode: str, category: str, **kw: object
+    name: str,
+    what: str,
+    component: str,
+    mode: str,
+    category: str,
+    *,
+    real_fault: str | None = None,
+    certificate: str = "good",
+    database_host: str = "127.0.0.1",
 ) -> Scenario:
+    """A real-deps scenario whose run is blocked, with the cause it must name."""
     return Scenario(
         name,
         what,
@@ -156,8 +165,10 @@ def _blocked(
         expected_conclusion=(
             f"blocked by {component}: mode {mode}, category {category} (the tests stay blocked)"
         ),
+        real_fault=real_fault,
+        certificate=certificate,
+        database_host=database_host,
         expected_cause=(component, mode, category),
-        **kw,  # type: ignore[arg-type]
     )
 
 
