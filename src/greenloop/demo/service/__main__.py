@@ -64,11 +64,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     ssl: dict[str, str] = {}
-    if config.tls_cert and config.tls_key:
-        ssl = {"ssl_certfile": str(config.tls_cert), "ssl_keyfile": str(config.tls_key)}
-    elif config.tls_mismatch:
+    if config.tls_mismatch:  # the fault wins over the certificate the revision has
         cert, key = wrong_host_certificate(config.state_dir)
         ssl = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+    elif config.tls_cert and config.tls_key:
+        ssl = {"ssl_certfile": str(config.tls_cert), "ssl_keyfile": str(config.tls_key)}
     uvicorn.run(
         create_app(config),
         host=config.host,
