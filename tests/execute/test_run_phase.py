@@ -511,3 +511,35 @@ def test_a_shared_fixture_that_talked_to_the_target_makes_its_users_real(tree, m
     assert {(f.check, f.nodeid.split("::")[-1]) for f in declared} == {
         ("no_connection", "test_offline_data_only")
     }
+
+
+def test_a_test_package_named_like_a_stdlib_module_does_not_hide_it(tree, make_config) -> None:
+    # A test tree that is a package (tests/__init__.py), as in many projects: plain pytest
+    # imports tests.types. python -m pytest runs in the tests folder; without PYTHONSAFEPATH
+    # that folder comes first on sys.path and tests/types/ hides the standard library's.
+    tree(
+        {
+            "__init__.py": "",
+            "types/__init__.py": "",
+            "types/test_types.py": "import typing\n\ndef test_uses_typing():\n    assert typing\n",
+        }
+    )
+    config = make_config()
+    result = run_phase(config, PHASE, select_tests(config, PHASE, []))
+    assert [(t.nodeid, t.outcome) for t in result.tests] == [
+        ("types/test_types.py::test_uses_typing", Outcome.PASSED)
+    ]
+
+
+def test_a_pytest_that_fails_to_start_is_a_collection_error_with_its_output(
+    tree, make_config
+) -> None:
+    # A broken module shadowing one pytest imports: python exits 1 before pytest starts.
+    tree({"test_a.py": "def test_x():\n    pass\n"})
+    shadow = make_config().resolve("shadow")
+    shadow.mkdir()
+    (shadow / "pluggy.py").write_text("raise ImportError('broken pluggy xyz')\n", "utf-8")
+    config = make_config(environment={"env": {"PYTHONPATH": str(shadow)}})
+    result = run_phase(config, PHASE, select_tests(config, PHASE, []))
+    assert result.tests == ()
+    assert any("broken pluggy xyz" in error for error in result.collection_errors)

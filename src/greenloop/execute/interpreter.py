@@ -50,11 +50,18 @@ class Interpreter:
 
     @property
     def env(self) -> dict[str, str]:
-        """Environment entries the test processes need to load greenloop's plugin."""
-        if not self.plugin_path:
-            return {}
-        rest = os.environ.get("PYTHONPATH", "")
-        return {"PYTHONPATH": os.pathsep.join(p for p in (self.plugin_path, rest) if p)}
+        """Environment entries the test processes need: greenloop's plugin on the path.
+
+        PYTHONSAFEPATH=1 makes ``python -m pytest`` import like the ``pytest`` command: the
+        working directory (the tests folder) is not put first on sys.path, where a test
+        package such as ``tests/types/`` would hide the standard library's ``types``.
+        pytest still puts each test's own root on sys.path (its import mode).
+        """
+        env = {"PYTHONSAFEPATH": "1"}
+        if self.plugin_path:
+            rest = os.environ.get("PYTHONPATH", "")
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (self.plugin_path, rest) if p)
+        return env
 
     def notes(self, workers: int) -> list[str]:
         """What this interpreter cannot do, in words for the phase note."""

@@ -335,8 +335,10 @@ def run_until_done(
         for r in crashed:
             if not r.longrepr:
                 fold.results[r.nodeid] = replace(r, longrepr=tail(output))
-        if code not in (0, 1, 5) and not fold.collected:
-            why = PYTEST_EXIT.get(code or 0, f"exit code {code}")
+        # Exit 1 with nothing collected is a pytest that failed to start (an import error
+        # before collection): say so with its output, never "nothing collected".
+        if code not in (0, 5) and not fold.collected:
+            why = PYTEST_EXIT.get(code or 0, f"exited with code {code} before collecting a test")
             fold.collection_errors.setdefault("pytest", f"pytest {why}:\n{tail(output)}")
         remaining = fold.not_started()
         if not remaining:
