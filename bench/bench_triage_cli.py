@@ -1,7 +1,7 @@
 """`greenloop triage FILE.xml --json out.json` as a whole process, over N failures.
 
     .venv/bin/python bench/bench_triage_cli.py [--failures 100000] [--before REV]
-        [--before-failures 4000,8000,16000] [--before-timeout 300]
+        [--sizes 10000,50000] [--before-failures 2000,4000,8000] [--before-timeout 300]
 
 Writes one pytest-style JUnit file of N failing test cases (texts from the labelled
 set in tests/data plus live-captured shapes, with varied ports, ids, UUIDs, line numbers
@@ -11,7 +11,9 @@ with this working tree's code. With `--before REV` the same is timed with the co
 git revision REV (`git archive` into a temporary folder, run by the same interpreter) on
 the `--before-failures` sizes, each stopped after `--before-timeout` seconds, so the
 earlier figure prints beside the new one in the same run. Also prints the report's size
-per failure at each size, which must stay flat (a linear report).
+per failure at each size, which must stay flat (a linear report), and the CPU seconds
+(the process and its workers): on a shared machine wall time depends on the load, CPU
+time much less.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -63,35 +66,44 @@ def write_config(path: Path) -> None:
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
+def children_cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
 def run_triage(
     src: Path, junit: Path, config: Path, report: Path, timeout: float
-) -> tuple[float | None, int]:
-    """Seconds the whole process took (None when stopped at `timeout`), and its exit code."""
+) -> tuple[float | None, float]:
+    """Wall seconds the whole process took (None when stopped at `timeout`), and the CPU
+    seconds it and its worker processes used."""
     env = {**os.environ, "PYTHONPATH": str(src), "COLUMNS": "120"}
     code = "import sys; from greenloop.cli import main; sys.exit(main(sys.argv[1:]))"
     argv = [sys.executable, "-c", code, "triage", str(junit), "-c", str(config)]
     argv += ["--json", str(report)]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), children_cpu()
     try:
         done = subprocess.run(
             argv, env=env, capture_output=True, timeout=timeout, check=False, cwd=junit.parent
         )
     except subprocess.TimeoutExpired:
-        return None, -1
+        return None, 0.0
     elapsed = time.perf_counter() - start
     if done.returncode not in (0, 1):
         tail = done.stderr.decode("utf-8", "replace")[-800:]
         raise SystemExit(f"greenloop triage exited {done.returncode}:\n{tail}")
-    return elapsed, done.returncode
+    return elapsed, children_cpu() - cpu
 
 
-def describe(label: str, n: int, elapsed: float | None, report: Path, timeout: float) -> str:
+def describe(
+    label: str, n: int, elapsed: float | None, cpu: float, report: Path, timeout: float
+) -> str:
     if elapsed is None:
         return f"{label}: {n:,} failures: not finished in {timeout:g} s"
     size = report.stat().st_size
     data = json.loads(report.read_text(encoding="utf-8"))  # must be valid JSON
     return (
-        f"{label}: {n:,} failures in {elapsed:.2f} s = {n / elapsed:,.0f} failures/s; "
+        f"{label}: {n:,} failures in {elapsed:.2f} s wall ({cpu:.2f} s CPU) = "
+        f"{n / elapsed:,.0f} failures/s; "
         f"report {size / 1e6:.1f} MB = {size / n:,.0f} bytes/failure, "
         f"{len(data['tests']):,} tests, {len(data['clusters']):,} clusters"
     )
@@ -102,7 +114,7 @@ def main() -> None:
     parser.add_argument("--failures", type=int, default=100_000)
     parser.add_argument("--sizes", default="", help="extra sizes for the linearity check")
     parser.add_argument("--before", default="", help="a git revision to time beside")
-    parser.add_argument("--before-failures", default="4000,8000,16000")
+    parser.add_argument("--before-failures", default="2000,4000,8000")
     parser.add_argument("--before-timeout", type=float, default=300.0)
     args = parser.parse_args()
 
@@ -130,8 +142,9 @@ def main() -> None:
             junit = work / f"junit_{n}.xml"
             write_junit(junit, n)
             mb = junit.stat().st_size / 1e6
-            elapsed, _ = run_triage(ROOT / "src", junit, config, report, 600)
-            print(describe(f"now ({mb:.0f} MB JUnit)", n, elapsed, report, 600))
+            elapsed, cpu = run_triage(ROOT / "src", junit, config, report, 600)
+            print(describe(f"now ({mb:.0f} MB JUnit)", n, elapsed, cpu, report, 600), flush=True)
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":

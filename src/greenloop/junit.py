@@ -201,9 +201,13 @@ def _parse(stream: BinaryIO, source: str, phase: str) -> list[TestResult]:
             if not content:
                 continue
             parser.feed(text)
-            for event, node in cast(Iterator[tuple[str, object]], parser.read_events()):
-                elem = cast(ET.Element, node)  # "start" and "end" events carry elements
-                tag = elem.tag.rsplit("}", 1)[-1] if isinstance(elem.tag, str) else ""
+            events = cast(Iterator[tuple[str, ET.Element]], parser.read_events())
+            for event, elem in events:  # "start" and "end" events carry elements
+                tag = elem.tag
+                if not isinstance(tag, str):
+                    tag = ""
+                elif "}" in tag:
+                    tag = tag.rsplit("}", 1)[-1]  # {namespace}testsuite -> testsuite
                 if event == "start":
                     if not seen_root:
                         seen_root = True
@@ -380,6 +384,12 @@ def _seconds(value: str | None) -> float:
     """
     if not value:
         return 0.0
+    if "," not in value:
+        try:  # the common case: '0.123'
+            seconds = float(value)
+            return seconds if 0 < seconds < math.inf else 0.0
+        except ValueError:
+            pass
     text = value.strip().replace(" ", "").replace("\u00a0", "")
     comma, dot = text.rfind(","), text.rfind(".")
     if comma != -1 and dot != -1:
@@ -424,19 +434,22 @@ def _identify(records: list[_Record], pytest_file: bool, phase: str) -> list[Tes
     """Apply the identity rules: name tests, tell suites apart, join attempts."""
     pytest_file = pytest_file or any(r.file.endswith(".py") for r in records)
     if pytest_file:
+        modules: dict[tuple[str, str], tuple[str, str]] = {}
         for r in records:
-            _pytest_nodeid(r)
+            _pytest_nodeid(r, modules)
     # The same name under suites that differ (by host, else by name) is several tests.
-    places: dict[str, set[tuple[str, str, str]]] = {}
+    by_name: dict[str, list[_Record]] = {}
     for r in records:
-        places.setdefault(r.nodeid, set()).add((r.suite.host, r.suite.name, "/".join(r.suite.path)))
+        by_name.setdefault(r.nodeid, []).append(r)
     groups: dict[str, list[_Record]] = {}
-    for r in records:
-        key = r.nodeid
-        where = places[key]
-        if len(where) > 1:
-            key = f"{key}[{_suite_tag(r.suite, where)}]"
-        groups.setdefault(key, []).append(r)
+    for nodeid, same in by_name.items():
+        if len(same) == 1:
+            groups[nodeid] = same
+            continue
+        places = {(r.suite.host, r.suite.name, "/".join(r.suite.path)) for r in same}
+        for r in same:
+            key = f"{nodeid}[{_suite_tag(r.suite, places)}]" if len(places) > 1 else nodeid
+            groups.setdefault(key, []).append(r)
     return [
         attempts[0].result(nodeid, phase)
         if len(attempts) == 1
@@ -454,10 +467,11 @@ def _suite_tag(suite: _Suite, places: set[tuple[str, str, str]]) -> str:
     return "/".join(suite.path)
 
 
-def _pytest_nodeid(record: _Record) -> None:
+def _pytest_nodeid(record: _Record, modules: dict[tuple[str, str], tuple[str, str]]) -> None:
     """pytest's `classname` is the module's dotted path plus classes: make it the node id
     pytest itself uses (`tests/test_x.py::TestY::test_z`), guided by the `file` attribute
-    when pytest wrote one (junit_family=xunit1)."""
+    when pytest wrote one (junit_family=xunit1). `modules` remembers each (classname,
+    file) -> (path, node id prefix) already worked out."""
     if record.when == "collect":
         return
     if "::" not in record.nodeid:
@@ -466,8 +480,20 @@ def _pytest_nodeid(record: _Record) -> None:
             record.nodeid = record.file = record.nodeid.replace(".", "/") + ".py"
         return
     classname, name = record.nodeid.rsplit("::", 1)
+    known = modules.get((classname, record.file))
+    if known is None:
+        known = modules[(classname, record.file)] = _pytest_module(classname, record.file)
+    path, prefix = known
+    record.nodeid = f"{prefix}::{name}"
+    record.file = path
+
+
+def _pytest_module(classname: str, file: str) -> tuple[str, str]:
+    """(file path, node id prefix) for a pytest classname such as `tests.test_x.TestY`:
+    the module ends where the `file` attribute says, else before the first segment that
+    starts with a capital (pytest collects classes named `Test*`)."""
     parts = classname.split(".")
-    file = record.file.replace("\\", "/")
+    file = file.replace("\\", "/")
     if file.endswith(".py"):
         module = file.removesuffix(".py").split("/")
         classes = parts[len(module) :] if parts[: len(module)] == module else []
@@ -476,8 +502,7 @@ def _pytest_nodeid(record: _Record) -> None:
         cut = next((i for i, p in enumerate(parts) if i and p[:1].isupper()), len(parts))
         path = "/".join(parts[:cut]) + ".py"
         classes = parts[cut:]
-    record.nodeid = "::".join([path, *classes, name])
-    record.file = path
+    return path, "::".join([path, *classes])
 
 
 def _join(nodeid: str, attempts: list[_Record], pytest_file: bool, phase: str) -> TestResult:
