@@ -134,8 +134,9 @@ def main() -> None:
             for n in [int(s) for s in args.before_failures.split(",") if s]:
                 junit = work / f"junit_{n}.xml"
                 write_junit(junit, n)
-                elapsed, _ = run_triage(old / "src", junit, config, report, args.before_timeout)
-                print(describe(f"before ({args.before})", n, elapsed, report, args.before_timeout))
+                elapsed, cpu = run_triage(old / "src", junit, config, report, args.before_timeout)
+                label = f"before ({args.before})"
+                print(describe(label, n, elapsed, cpu, report, args.before_timeout), flush=True)
                 if elapsed is None:
                     break
         for n in sizes:

@@ -108,3 +108,71 @@ def test_malformed_files_are_one_clear_error(tmp_path: Path, text: str, expected
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"missing\.xml: JUnit XML file not found"):
         parse_junit(tmp_path / "missing.xml")
+
+
+def test_times_in_any_notation(tmp_path: Path) -> None:
+    times = ["0.5", "0,5", "1,234.5", "1.234,5", "1,234,567", "1.234.567", "150ms", "2.5s"]
+    cases = "".join(f'<testcase name="t{i}" time="{t}"/>' for i, t in enumerate(times))
+    results = parse_junit(write(tmp_path, f"<testsuite>{cases}</testsuite>"))
+    assert [r.duration_s for r in results] == [
+        0.5,
+        0.5,
+        1234.5,
+        1234.5,
+        1234567,
+        1234567,
+        0.15,
+        2.5,
+    ]
+
+
+def test_same_names_in_different_files_are_different_tests(tmp_path: Path) -> None:
+    """jest-junit names a suite after its file; the describe/test names repeat across files."""
+    text = """<testsuites>
+<testsuite name="src/a.test.ts"><testcase classname="cart adds" name="cart adds"/></testsuite>
+<testsuite name="src/b.test.ts"><testcase classname="cart adds" name="cart adds">
+<failure>boom</failure></testcase></testsuite>
+</testsuites>"""
+    results = parse_junit(write(tmp_path, text))
+    assert [(r.nodeid, r.outcome) for r in results] == [
+        ("cart adds[src/a.test.ts]", Outcome.PASSED),
+        ("cart adds[src/b.test.ts]", Outcome.FAILED),
+    ]
+
+
+def test_greenloops_own_junit_reads_back_to_the_same_tests(tmp_path: Path) -> None:
+    """`report/junit_out.py` writes what `parse_junit` reads: node ids, outcomes, reruns."""
+    from datetime import UTC, datetime
+
+    from greenloop.records import (
+        IterationResult,
+        PhaseResult,
+        PhaseStatus,
+        RunResult,
+        TestResult,
+        Verdict,
+    )
+    from greenloop.report.junit_out import junit_xml
+
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    tests = (
+        TestResult("tests/test_a.py::test_ok", Outcome.PASSED, 0.2, file="tests/test_a.py"),
+        TestResult(
+            "tests/test_a.py::TestCart::test_total",
+            Outcome.FAILED,
+            0.3,
+            file="tests/test_a.py",
+            message="assert 1 == 2",
+            reruns=(Outcome.PASSED,),
+        ),
+        TestResult("tests/test_b.py::test_native", Outcome.CRASHED, 1.0, file="tests/test_b.py"),
+        TestResult("tests/test_b.py::test_slow", Outcome.TIMEOUT, 5.0, file="tests/test_b.py"),
+        TestResult("tests/test_b.py::test_env", Outcome.SKIPPED, file="tests/test_b.py"),
+    )
+    phase = PhaseResult("api", PhaseStatus.FAILED, 7.0, tests)
+    iteration = IterationResult(1, Verdict.FAILING, 7.0, now, phases=(phase,))
+    run = RunResult("r1", Verdict.FAILING, now, now, "staging", None, (iteration,))
+    back = parse_junit(write(tmp_path, junit_xml(run)))
+    assert [(r.nodeid, r.outcome, r.reruns) for r in back] == [
+        (t.nodeid, t.outcome, t.reruns) for t in tests
+    ]

@@ -379,8 +379,8 @@ def _seconds(value: str | None) -> float:
 
     '1.5', '1,234.5' (grouped), '1.234,5' and '0,160' (decimal comma): when both marks
     appear the last one is the decimal mark; a lone comma is a decimal mark unless it
-    repeats ('1,234,567'), and so are repeated dots. Infinite, NaN and negative values
-    read as 0.
+    repeats ('1,234,567'), and so are repeated dots; a trailing 's' or 'ms' is a unit.
+    Infinite, NaN and negative values read as 0.
     """
     if not value:
         return 0.0
@@ -390,7 +390,12 @@ def _seconds(value: str | None) -> float:
             return seconds if 0 < seconds < math.inf else 0.0
         except ValueError:
             pass
-    text = value.strip().replace(" ", "").replace("\u00a0", "")
+    text = value.strip().replace(" ", "").replace("\u00a0", "").lower()
+    scale = 1.0
+    if text.endswith("ms"):  # some reporters add the unit: '150ms', '1.5s'
+        text, scale = text[:-2], 0.001
+    elif text.endswith("s"):
+        text = text[:-1]
     comma, dot = text.rfind(","), text.rfind(".")
     if comma != -1 and dot != -1:
         thousands = "," if dot > comma else "."
@@ -400,7 +405,7 @@ def _seconds(value: str | None) -> float:
     elif text.count(".") > 1:  # '1.234.567': dots that group thousands
         text = text.replace(".", "")
     try:
-        seconds = float(text)
+        seconds = float(text) * scale
     except ValueError:
         return 0.0
     return seconds if math.isfinite(seconds) and seconds > 0 else 0.0

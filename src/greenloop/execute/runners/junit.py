@@ -11,7 +11,6 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -82,7 +81,7 @@ class CommandRunner:
             problem = problem or f"the command wrote no JUnit report at {junit}"
         else:
             try:
-                tests = tuple(replace(t, phase=phase.name) for t in parse_junit(junit))
+                tests = tuple(parse_junit(junit, phase=phase.name))
             except InputError as exc:
                 problem = str(exc)
         if problem:
