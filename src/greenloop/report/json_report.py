@@ -85,10 +85,12 @@ def json_text(payload: dict[str, Any]) -> str:
     def dump(value: Any, indent: int | None = None) -> str:
         return json.dumps(value, indent=indent, default=str, allow_nan=False)
 
+    compact = json.JSONEncoder(default=str, allow_nan=False).encode  # one encoder, reused
     parts = []
     for key, value in payload.items():
         if isinstance(value, list) and len(value) > LONG_LIST:
-            items = ",\n".join(f"    {dump(item)}" for item in value)
+            items = ",\n    ".join(map(compact, value))
+            items = f"    {items}"
             parts.append(f"  {dump(key)}: [\n{items}\n  ]")
         else:
             parts.append(f"  {dump(key)}: " + dump(value, 2).replace("\n", "\n  "))

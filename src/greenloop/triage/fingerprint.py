@@ -194,7 +194,8 @@ def signature(ev: FailureEvidence, category: Category | None = None) -> str:
     if category in (Category.INFRASTRUCTURE, Category.CONFIGURATION):
         # The environment is the fault: the path a test took to meet it does not matter.
         return f"{ev.exc_type or ''}|{normalize(exception_line(ev))}"
-    statement = normalize_values(failure_statement(ev))
+    stated = failure_statement(ev)
+    statement = normalize_values(stated)
     expression = normalize_values(failing_expression(ev))
     test_function = ev.nodeid.rsplit("::", 1)[-1].split("[", 1)[0]
     frames = [
@@ -202,6 +203,12 @@ def signature(ev: FailureEvidence, category: Category | None = None) -> str:
         for f in ev.frames
         if f.kind == "app" or (f.kind == "test" and f.function != test_function)
     ]
+    if not ev.exc_type and not frames and not expression:
+        # No exception, no frame, no marked line: the message alone may be generic
+        # ("Test failed"); the text's first line tells such failures apart.
+        lines = (line.strip() for line in ev.text[:2000].splitlines())
+        first = next((line for line in lines if line and line != stated.strip()), "")
+        expression = normalize_values(first[:300])
     # One field a line (statements and expressions are single lines): `random_id_shapes`
     # reads the statement back as the second line.
     return f"{ev.exc_type or ''}\n{statement}\n{expression}\n{';'.join(frames[-8:])}"
