@@ -81,6 +81,8 @@ def test_encodings_and_bad_values_are_read(data: bytes, expected: list[tuple[obj
     ("data", "message"),
     [
         (b'<?xml version="1.0" encoding="x-no-such"?><testsuite/>', "unknown encoding 'x-no-such'"),
+        (b'<?xml version="1.0" encoding="hex"?><testsuite/>', "unknown encoding 'hex'"),
+        (b'<?xml version="1.0" encoding="idna"?><testsuite name="' + b"a" * 70 + b'"/>', "decode"),
         (
             b'<?xml version="1.0"?><!DOCTYPE t [<!ENTITY a "aaaaaaaaaa">'
             + b"".join(
@@ -169,6 +171,8 @@ TOKENS = [
     b'hostname="webkit"',
     b'<?xml version="1.0" encoding="x-unknown"?>',
     b'<?xml version="1.0" encoding="utf-32"?>',
+    b'<?xml version="1.0" encoding="base64"?>',
+    b'<?xml version="1.0" encoding="cp1252"?>',
     b"<!DOCTYPE x>",
     b"&amp;",
     b"&undefined;",

@@ -48,11 +48,10 @@ _WORKER_CRASH = re.compile(
 _NOT_RUN = frozenset({"notrun", "skipped", "suppressed", "disabled"})
 # jest-junit's classname for a test file that could not load (import/syntax error)
 _SUITE_FAILED = "Test suite failed to run"
-_TEARDOWN = "failed on teardown with"
-_FAILURES = frozenset(
-    o for o in Outcome if o.is_failure
-)  # pytest's message for a teardown error record
-_DECLARED = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([^"']{1,40})["']""")
+_TEARDOWN = "failed on teardown with"  # pytest's message for a teardown error record
+_FAILURES = frozenset(o for o in Outcome if o.is_failure)
+# XML's EncName: a letter, then letters, digits, '.', '_', '-'
+_DECLARED = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z][\w.-]{0,39})["']""")
 PYTEST_XFAIL = "pytest.xfail"  # the <skipped type> pytest gives an expected failure
 
 
@@ -107,10 +106,12 @@ def _encoding(head: bytes, source: str) -> str:
     name = declared.group(1).decode("ascii", "replace").strip()
     try:
         codec = codecs.lookup(name)
-    except LookupError:
+    except (LookupError, ValueError):
+        codec = None
+    if codec is None or not getattr(codec, "_is_text_encoding", True):  # 'hex', 'base64'
         raise InputError(
             f"{source}: line 1: the XML declaration names an unknown encoding {name!r}"
-        ) from None
+        )
     if codec.name in ("utf-16", "utf-32"):  # declared, but no mark and no shape: guess LE
         return codec.name + "-le"
     return codec.name
@@ -127,15 +128,18 @@ def _chunks(stream: BinaryIO, source: str) -> Iterator[str]:
     decoder = codecs.getincrementaldecoder(_encoding(head[:1024], source))(errors="replace")
     total = len(head)
     chunk = head
-    while chunk:
-        yield decoder.decode(chunk)
-        chunk = stream.read(CHUNK)
-        total += len(chunk)
-        if total > MAX_BYTES:
-            raise InputError(
-                f"{source}: larger than {MAX_BYTES >> 20} MiB; not read (split the report)"
-            )
-    yield decoder.decode(b"", final=True)
+    try:
+        while chunk:
+            yield decoder.decode(chunk)
+            chunk = stream.read(CHUNK)
+            total += len(chunk)
+            if total > MAX_BYTES:
+                raise InputError(
+                    f"{source}: larger than {MAX_BYTES >> 20} MiB; not read (split the report)"
+                )
+        yield decoder.decode(b"", final=True)
+    except UnicodeError as exc:  # a codec that refuses even with errors="replace" (idna)
+        raise InputError(f"{source}: cannot decode the file ({exc})") from None
 
 
 @dataclass(slots=True)
