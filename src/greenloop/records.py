@@ -255,6 +255,9 @@ class TestResult:
     skip_reason: str = ""
     when: str = "call"  # setup | call | teardown: where it ended
     connections: tuple[Connection, ...] = ()
+    # Endpoints of TCP connections on this machine that closed while the test ran, seen
+    # only when the test itself showed none (a client in C); not attributable: weak.
+    ended_connections: tuple[Connection, ...] = ()
     mocks: tuple[str, ...] = ()  # network clients found patched during the test
     reruns: tuple[Outcome, ...] = ()  # outcomes of re-runs after a failure, in order
     request_id: str | None = None

@@ -132,6 +132,7 @@ def check_authenticity(
     runs, newest first (`Store.pass_durations`). Split with `strong` / `weak`.
     """
     targets = target_hosts(config)
+    endpoints = target_endpoints(config)
     command_phases = {p.name for p in config.phases if p.runner == "command"}
     findings: list[AuthenticityFinding] = []
     for phase in phases:
@@ -168,6 +169,7 @@ def check_authenticity(
             findings += judge_test(
                 test,
                 targets=targets,
+                endpoints=endpoints,
                 observable=observable,
                 expects_traffic=not phase_reached or bool(entry and entry.components),
                 min_ms=min_duration_ms(test.nodeid, test.file, index, config),
@@ -206,6 +208,7 @@ def judge_test(
     min_ms: float | None,
     usual_s: float | None,
     expects_traffic: bool = True,
+    endpoints: Sequence[tuple[str, int]] = (),
 ) -> list[AuthenticityFinding]:
     """The findings about one test.
 
@@ -213,7 +216,9 @@ def judge_test(
     configured floor (None: none); `usual_s` its robust usual duration (`usual_duration`).
     `expects_traffic` is False for a test whose phase-mates reached the target (or failed)
     while its index entry names no component (a unit test among E2E tests): its lack of
-    traffic is no finding, and what else is seen about it is only a warning.
+    traffic is no finding, and what else is seen about it is only a warning. `endpoints`
+    are the targets' (host, port): a connection to one that the kernel saw close while the
+    test ran (`TestResult.ended_connections`) turns "no connection" into a warning.
     """
     out: list[AuthenticityFinding] = []
 
@@ -244,11 +249,16 @@ def judge_test(
             found("mocked", mock + also, vouched)
         if targets and not reached and expects_traffic:
             seen = ", ".join(f"{c.host}:{c.port}" for c in test.connections) or "none"
-            found(
-                "no_connection",
-                f"opened no connection to {', '.join(targets)}; connections: {seen}",
-                STRONG,
-            )
+            evidence = f"opened no connection to {', '.join(targets)}; connections: {seen}"
+            closed = ended_at(test.ended_connections, endpoints)
+            if closed:
+                # Absence of evidence is not evidence when the kernel saw a connection to the
+                # target close meanwhile (a client in C, whose socket lived inside the test).
+                evidence += (
+                    f"; but the kernel saw {len(closed)} connection(s) to {closed[0]} close"
+                    " while it ran (not attributable to this test's process)"
+                )
+            found("no_connection", evidence, WEAK if closed else STRONG)
     if reached:
         return out
     shared_s = sum(f.setup_s for f in test.shared_fixtures)
@@ -319,6 +329,47 @@ def target_hosts(config: Config) -> tuple[str, ...]:
                 hosts.append(f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname)
     hosts += config.execution.target_hosts
     return tuple(dict.fromkeys(hosts))
+
+
+DEFAULT_PORTS = {
+    "http": 80,
+    "ws": 80,
+    "https": 443,
+    "wss": 443,
+    "postgres": 5432,
+    "postgresql": 5432,
+    "redis": 6379,
+    "rediss": 6379,
+    "mysql": 3306,
+    "amqp": 5672,
+    "mongodb": 27017,
+}
+
+
+def target_endpoints(config: Config) -> tuple[tuple[str, int], ...]:
+    """(host, port) of base_url and urls, the port defaulted from the scheme; loopback as IPs."""
+    out: list[tuple[str, int]] = []
+    for url in (config.environment.base_url, *config.environment.urls.values()):
+        if not url or "://" not in url:
+            continue
+        parts = urlsplit(url)
+        try:
+            port = parts.port or DEFAULT_PORTS.get(parts.scheme.split("+")[0].lower())
+        except ValueError:
+            continue
+        if parts.hostname and port:
+            host = parts.hostname.lower()
+            hosts = (
+                sorted(LOOPBACK - {"localhost", "ip6-localhost"}) if host in LOOPBACK else [host]
+            )
+            out += [(h, port) for h in hosts]
+    return tuple(dict.fromkeys(out))
+
+
+def ended_at(ended: Sequence[Connection], endpoints: Sequence[tuple[str, int]]) -> list[str]:
+    """The target endpoints among connections the kernel saw close, as host:port."""
+    wanted = set(endpoints)
+    return sorted({f"{c.host}:{c.port}" for c in ended if (c.host.lower(), c.port) in wanted})
 
 
 def talked_to(connections: Sequence[Connection], targets: Sequence[str]) -> bool:

@@ -543,3 +543,44 @@ def test_a_pytest_that_fails_to_start_is_a_collection_error_with_its_output(
     result = run_phase(config, PHASE, select_tests(config, PHASE, []))
     assert result.tests == ()
     assert any("broken pluggy xyz" in error for error in result.collection_errors)
+
+
+C_CLIENT = {
+    "test_c_client.py": """
+        import _socket, os
+        from urllib.parse import urlsplit
+
+        TARGET = urlsplit(os.environ["GREENLOOP_BASE_URL"])
+
+        def test_nothing_sent():
+            assert True
+
+        def test_through_a_client_below_python():
+            # _socket is the C socket type: like libpq, it bypasses Python's socket methods.
+            sock = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+            sock.connect((TARGET.hostname, TARGET.port))
+            sock.sendall(b"GET / HTTP/1.0\\r\\nHost: x\\r\\n\\r\\n")
+            answer = b""
+            while chunk := sock.recv(4096):  # read to the end: a driver closes cleanly
+                answer += chunk
+            sock.close()
+            assert answer.startswith(b"HTTP/1.")
+    """
+}
+
+
+def test_a_connection_the_kernel_saw_close_makes_no_connection_only_a_warning(
+    tree, make_config
+) -> None:
+    tree(C_CLIENT)
+    config = make_config()
+    result = run_phase(config, PHASE, select_tests(config, PHASE, []))
+    findings = {
+        f.nodeid.split("::")[-1]: f
+        for f in check_authenticity([result], config=config, index=[], history={})
+    }
+    through_c = findings["test_through_a_client_below_python"]
+    assert through_c.check == "no_connection" and through_c.strength.value == "weak"
+    assert "the kernel saw 1 connection(s)" in through_c.evidence
+    silent = findings["test_nothing_sent"]
+    assert silent.check == "no_connection" and silent.strength.value == "strong"

@@ -227,6 +227,7 @@ def build_result(
     if forced is not None:
         outcome = forced
     connections: set[tuple[str, int]] = set()
+    ended: set[tuple[str, int]] = set()
     mocks: list[str] = []
     shared: dict[str, SharedFixture] = {}
     request_id = None
@@ -237,6 +238,8 @@ def build_result(
         sent = _sent_requests(r.get("sent")) or sent
         for pair in r.get("connections") or ():
             connections.add((str(pair[0]), int(pair[1])))
+        for pair in r.get("ended") or ():
+            ended.add((str(pair[0]), int(pair[1])))
         for m in r.get("mocks") or ():
             if m not in mocks:
                 mocks.append(str(m))
@@ -282,6 +285,7 @@ def build_result(
         skip_reason=skip_reason,
         when=str(decisive.get("when") or "call") if decisive else "call",
         connections=tuple(Connection(h, p) for h, p in sorted(connections)),
+        ended_connections=tuple(Connection(h, p) for h, p in sorted(ended)),
         mocks=tuple(mocks),
         request_id=str(request_id) if request_id else None,
         started_at=started_at,
