@@ -8,6 +8,9 @@ from typing import Any
 
 import pytest
 
+from greenloop.probes.modes import mode_category
+from greenloop.records import Category, FailureMode
+
 
 @pytest.mark.postgres
 def test_real_postgres_select_1(check: Any) -> None:
@@ -80,3 +83,12 @@ def test_stopped_server_is_connection_refused(postgres_cluster: Any, check: Any)
     assert not result.ok
     assert result.detail.startswith("connection refused")
     assert check("postgres", dsn=postgres_cluster.dsn()).ok
+
+
+@pytest.mark.postgres
+def test_a_role_the_server_does_not_know_is_rejected_credentials(check: Any) -> None:
+    result = check("postgres", dsn="postgresql://no_such_role_gl@127.0.0.1:5432/postgres")
+    assert not result.ok
+    assert 'role "no_such_role_gl" does not exist' in result.detail
+    assert result.mode is FailureMode.CREDENTIALS
+    assert mode_category(result.mode) is Category.CONFIGURATION

@@ -22,7 +22,9 @@ _PATTERNS: tuple[tuple[FailureMode, re.Pattern[str]], ...] = (
         re.compile(
             r"password authentication failed|authentication failed|authentication required|"
             r"\bNOAUTH\b|\bWRONGPASS\b|invalid (?:username-)?password|"
-            r"no password supplied|access denied for user|AuthenticationError",
+            r"no password supplied|access denied for user|AuthenticationError|"
+            # The server refused who we are, not the password: still the credentials given.
+            r"role \"[^\"]*\" does not exist|no pg_hba\.conf entry|\bNOPERM\b",
             re.I,
         ),
     ),
