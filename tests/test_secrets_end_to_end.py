@@ -198,14 +198,7 @@ def _everything(tmp_path: Path, proc: subprocess.CompletedProcess[str]) -> dict[
     texts["stdout"] = proc.stdout
     texts["stderr"] = proc.stderr
     store = sqlite3.connect(tmp_path / ".greenloop" / "store.db")
-    # Every table but `collections`: a cache of the node ids pytest collected, keyed by the
-    # test file's content, used to select tests again; masking would break selection.
-    # (Known gap, reported: a secret in a test *name* is stored there.)
-    tables = [
-        r[0]
-        for r in store.execute("SELECT name FROM sqlite_master WHERE type='table'")
-        if r[0] != "collections"
-    ]
+    tables = [r[0] for r in store.execute("SELECT name FROM sqlite_master WHERE type='table'")]
     texts["store"] = "\n".join(
         str(row) for table in tables for row in store.execute(f'SELECT * FROM "{table}"')
     )

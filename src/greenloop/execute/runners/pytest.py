@@ -39,6 +39,7 @@ from greenloop.execute.runners.base import (
 from greenloop.execute.selection import Selection
 from greenloop.execute.wire import EVENTS_ENV, ORDER_ENV, PARENT_ENV
 from greenloop.records import Outcome, PhaseResult, TestResult
+from greenloop.redact import redactor_for
 
 if TYPE_CHECKING:
     from greenloop.execute.runners.shared import SharedSession
@@ -286,7 +287,13 @@ def cache_collection(store: Store, config: Config, selection: Selection, fold: E
         return  # pytest never got through collection: nothing learnt
     keys = collection_keys(selection, config.execution.pytest_args)
     troubled = [*fold.collection_errors, *fold.collection_skips]
-    store.save_collections(collections_to_cache(keys, fold.collected, troubled))
+    collections = collections_to_cache(keys, fold.collected, troubled)
+    # Node ids as every other table holds them: a secret in a test's name is masked. The
+    # cache only names blocked tests, which the reports show redacted anyway.
+    redact = redactor_for(config).redact
+    store.save_collections(
+        {key: (file, [redact(n) for n in nodeids]) for key, (file, nodeids) in collections.items()}
+    )
 
 
 def run_order(selection: Selection, history: Mapping[str, float], workers: int) -> list[str]:
