@@ -8,6 +8,7 @@ tied to the service's own evidence, and an app that was killed must block, not f
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import tempfile
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from faultlab_helpers import judge
@@ -25,7 +27,9 @@ from greenloop.demo import control
 from greenloop.demo.realdeps import RealDepsError, RealEnvironment, missing, wait_refused
 from greenloop.execute.phase import run_phase
 from greenloop.execute.selection import select_tests
+from greenloop.gate import evaluate_gate
 from greenloop.index import load_index
+from greenloop.probes import run_probes
 from greenloop.records import Category, Cluster
 from greenloop.triage import triage
 
@@ -147,7 +151,12 @@ def app() -> Iterator[App]:
         for name, text in SUITE.items():
             (tests / name).parent.mkdir(parents=True, exist_ok=True)
             (tests / name).write_text(textwrap.dedent(text), encoding="utf-8")
+        served = urlsplit(revision.base_url)
         raw: dict[str, Any] = {
+            # The gate a real run has: a green probe is evidence the service answered.
+            "probes": [{"name": "backend-tcp", "component": "backend", "kind": "tcp",
+                        "host": served.hostname, "port": served.port,
+                        "conditions": ["connected"], "timeout_s": 5}],
             "environment": {
                 "base_url": revision.base_url,
                 "env": {"SSL_CERT_FILE": str(real.certs.ca_file)},
@@ -174,7 +183,8 @@ def clusters_with(app: App, fault: str) -> tuple[Cluster, ...]:
     finally:
         control.clear_fault(app.state_dir, fault)
     index = load_index(app.config)
-    return triage(result.tests, gate=None, index=index, config=app.config).clusters
+    gate = evaluate_gate(app.config, asyncio.run(run_probes(app.config.probes)))
+    return triage(result.tests, gate=gate, index=index, config=app.config).clusters
 
 
 def only(clusters: tuple[Cluster, ...], test: str) -> Cluster:
@@ -202,9 +212,9 @@ def test_websocket_1011_cites_the_server_side_exception(app: App) -> None:
 
 def test_a_wrong_result_with_no_log_line_names_the_component_from_the_index(app: App) -> None:
     cluster = only(clusters_with(app, "wrong-result"), "::test_listing_returns_every_message")
-    # Nothing in the log, nothing but an assertion: the rules may not call it a product bug,
-    # but the component is named from the index (backend runs the code; database stores).
-    assert cluster.category in (Category.PRODUCT, Category.UNKNOWN)
+    # Nothing in the log, only an assertion on the answer while the gate was green: a product
+    # bug, its component named from the index (backend runs the code; database stores).
+    assert cluster.category is Category.PRODUCT
     assert cluster.root_cause.component == "backend"
     assert not any(w.verified and "ERROR" in w.evidence for w in cluster.root_cause.whys)
 
