@@ -228,15 +228,20 @@ def triage(
 
     Example: `greenloop triage results/*.xml --json triage.json`
     """
+    from dataclasses import replace
+
     from greenloop.records import ExitCode
+    from greenloop.redact import Redactor, redactor_for
     from greenloop.summary import print_triage
     from greenloop.triage import triage_junit, triage_report
 
     cfg = _config(config) if config else None
     result = triage_junit(files, config=cfg)
-    print_triage(console(), result)
+    # Test output may hold secrets: what is printed or written passes the one redactor.
+    redactor = redactor_for(cfg) if cfg else Redactor()
+    print_triage(console(), replace(result, clusters=redactor.redact_obj(result.clusters)))
     if json_path:
-        _write_json(json_path, triage_report(result, files, cfg))
+        _write_json(json_path, redactor.redact_obj(triage_report(result, files, cfg)))
     failing = any(c.category.value != "skipped_env" for c in result.clusters)
     raise typer.Exit(int(ExitCode.FAILING if failing else ExitCode.GREEN))
 
