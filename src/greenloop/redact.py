@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import enum
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -136,11 +137,23 @@ class Redactor:
         # decides, for each of the three alignments it can have.
         cores = {core for secret in known for core in _base64_cores(secret)}
         self.base64_cores = sorted(cores, key=len, reverse=True)
+        self._memo: dict[str, str] = {}
 
     def redact(self, text: str) -> str:
         """The text with every recognised secret replaced by `***`."""
         if not text:
             return text
+        # Reports repeat the same short strings (files, categories, messages) many times.
+        if len(text) <= _MEMO_LENGTH:
+            done = self._memo.get(text)
+            if done is None:
+                done = self._memo[text] = self._redact(text)
+                if len(self._memo) > _MEMO_ENTRIES:
+                    self._memo.clear()
+            return done
+        return self._redact(text)
+
+    def _redact(self, text: str) -> str:
         text = self._plain(text)
         if len(text) >= _MIN_BASE64:
             text = _BASE64_RUN.sub(self._base64_run, text)
@@ -197,17 +210,18 @@ class Redactor:
         return obj
 
     def _value(self, key: Any, value: Any) -> Any:
-        if (
-            isinstance(key, str)
-            and isinstance(value, str)
-            and value
-            and re.fullmatch(_SECRET_KEY, key, re.I)
-            and not _NAMING_SUFFIX.search(key)
-        ):
+        if isinstance(key, str) and isinstance(value, str) and value and _secret_key(key):
             return MASK
         return self._walk(value)
 
 
+@functools.lru_cache(maxsize=4096)
+def _secret_key(key: str) -> bool:
+    """Does a dict key name a secret (`password`, `api_token`), not a naming (`token_name`)?"""
+    return bool(re.fullmatch(_SECRET_KEY, key, re.I)) and not _NAMING_SUFFIX.search(key)
+
+
+_MEMO_LENGTH, _MEMO_ENTRIES = 512, 50_000  # strings remembered, and how many at most
 _WRAP = r"(?:\r?\n[ \t>|#*/-]*)?"
 _MIN_BASE64 = 16
 _BASE64_RUN = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{16,}={0,2}")
