@@ -52,3 +52,43 @@ def test_concurrent_first_opens_of_a_fresh_postgres_store(pg_database: str, roun
     with psycopg.connect(pg_database) as conn:
         assert conn.execute("SELECT count(*) FROM runs").fetchone() == (4,)
         assert len(conn.execute("SELECT * FROM alembic_version").fetchall()) == 1
+
+
+RUN_CONFIG = """
+[environment]
+name = "staging"
+
+[execution]
+tests_dir = "suite"
+reruns = 0
+
+[report]
+out_dir = "out"
+
+[store]
+url = "sqlite:///{store}"
+"""
+
+
+def test_two_whole_runs_started_together_on_a_fresh_store_both_report(tmp_path: Path) -> None:
+    # Two `greenloop run` processes at once: both migrate the same fresh store, both finish,
+    # and runs started in the same second still write their own worklog and JSON.
+    (tmp_path / "suite").mkdir()
+    (tmp_path / "suite" / "test_a.py").write_text("def test_a():\n    assert True\n")
+    config = tmp_path / "greenloop.toml"
+    config.write_text(RUN_CONFIG.format(store=tmp_path / "store.db"), encoding="utf-8")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "greenloop.cli", "run", "-c", str(config)],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [proc.communicate(timeout=300)[0] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], outputs
+    worklogs = sorted((tmp_path / "out").glob("*.md"))
+    reports = sorted((tmp_path / "out").glob("*.json"))
+    assert len(worklogs) == 2 and len(reports) == 2, (worklogs, reports)
