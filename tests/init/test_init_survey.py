@@ -208,3 +208,22 @@ def test_init_says_why_an_index_could_not_be_read(tmp_path: Path) -> None:
     text = render_config(found)
     assert "No test index read:" in text and "line 3" in text and "priority" in text
     assert [p["name"] for p in tomllib.loads(text)["phases"]] == ["all"]
+
+
+def test_init_reads_a_root_conftest_and_variables_named_after_a_driver(tmp_path: Path) -> None:
+    # As in SQLAlchemy-Utils (variables read in the project's root conftest.py) and psycopg2
+    # (host and port in PSYCOPG2_TESTDB_*): a PostgreSQL server, probed and needed.
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    (tmp_path / "setup.py").write_text("")
+    (tmp_path / "conftest.py").write_text(
+        "import os\n\n"
+        "HOST = os.environ.get('PSYCOPG2_TESTDB_HOST', '127.0.0.1')\n"
+        "PORT = os.environ.get('PSYCOPG2_TESTDB_PORT', '5432')\n"
+    )
+    (tests / "test_db.py").write_text("def test_db():\n    pass\n")
+    found = survey(tests, tmp_path)
+    assert [(t.kind, t.port) for t in found.targets] == [("postgres", 5432)]
+    raw = tomllib.loads(render_config(found))
+    assert [p["kind"] for p in raw["probes"]] == ["postgres"]
+    assert raw["environment"]["env"].keys() >= {"PSYCOPG2_TESTDB_HOST", "PSYCOPG2_TESTDB_PORT"}

@@ -11,6 +11,7 @@ the project's own settings files (tox.ini, CI workflows, compose files,
 from __future__ import annotations
 
 import ast
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -200,9 +201,29 @@ def scan_suite(tests_dir: Path, extra_test_files: tuple[str, ...] = ()) -> Suite
             markers = sorted({m for m in _markers(tree) if m not in BUILTIN_MARKERS})
             scan.files.append(TestFile(rel, tests, tuple(markers)))
             scan.mocking += [(rel, name) for name in mocking_tests(tree)]
+    _read_upper_conftests(scan)
     _read_settings(scan)
     scan.index_files = find_index_files(tests_dir, scan.root)
     return scan
+
+
+def _read_upper_conftests(scan: SuiteScan) -> None:
+    """conftest.py files above the tests folder, up to the project root: pytest loads them
+    too, and suites often read their servers' variables there."""
+    root = scan.root.resolve()
+    folder = scan.tests_dir.resolve().parent
+    while folder == root or root in folder.parents:
+        conftest = folder / "conftest.py"
+        if conftest.is_file():
+            try:
+                tree = ast.parse(conftest.read_text(encoding="utf-8", errors="replace"))
+            except SyntaxError:
+                tree = None
+            if tree is not None:
+                _read_code(tree, os.path.relpath(conftest, scan.tests_dir.resolve()), scan)
+        if folder == root:
+            break
+        folder = folder.parent
 
 
 def find_index_files(tests_dir: Path, root: Path) -> list[Path]:

@@ -51,7 +51,8 @@ DEFAULT_PORT = {
 # Words in a variable's name -> the server it points at, when its value is a bare host/port.
 NAME_KIND = (
     (re.compile(r"REDIS|VALKEY|KEYDB|DRAGONFLY"), "redis", "redis"),
-    (re.compile(r"POSTGRES|\bPG|PSQL|^PG"), "postgres", "postgresql"),
+    # Server names, and the names of drivers a suite names its variables after.
+    (re.compile(r"POSTGRES|\bPG|PSQL|^PG|PSYCOPG|ASYNCPG|LIBPQ"), "postgres", "postgresql"),
     (re.compile(r"MYSQL|MARIADB"), "tcp", "mysql"),
     (re.compile(r"MEMCACHE"), "tcp", "tcp"),
     (re.compile(r"MONGO"), "tcp", "mongodb"),
