@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -111,24 +111,22 @@ def list_runs(
     store: Store, *, limit: int | None = None, offset: int = 0, verdict: str | None = None
 ) -> Page[RunListItem]:
     """Runs, newest first, one page; `verdict` keeps only runs that ended so."""
-    limit = clamp_limit(limit)
-    offset = max(offset, 0)
+    limit, offset = clamp_limit(limit), max(offset, 0)
     with store.session() as s:
-        query = select(RunRow)
-        count = select(func.count()).select_from(RunRow)
-        if verdict:
-            query = query.where(RunRow.verdict == verdict)
-            count = count.where(RunRow.verdict == verdict)
-        total = int(s.scalar(count) or 0)
-        rows = list(
-            s.scalars(
-                query.order_by(RunRow.started_at.desc(), RunRow.id.desc())
-                .limit(limit)
-                .offset(offset)
-            )
-        )
+        where = [RunRow.verdict == verdict] if verdict else []
+        order = (RunRow.started_at.desc(), RunRow.id.desc())
+        total, rows = _page_rows(s, RunRow, where, order, limit, offset)
         items = _run_items(s, rows)
     return Page(items=items, total=total, limit=limit, offset=offset)
+
+
+def _page_rows(
+    s: Session, table: Any, where: list[Any], order: tuple[Any, ...], limit: int, offset: int
+) -> tuple[int, list[Any]]:
+    """(rows matching `where` in all, one page of them in `order`)."""
+    total = int(s.scalar(select(func.count()).select_from(table).where(*where)) or 0)
+    rows = list(s.scalars(select(table).where(*where).order_by(*order).limit(limit).offset(offset)))
+    return total, rows
 
 
 def run_trend_points(
@@ -617,20 +615,11 @@ def list_issues(
     store: Store, *, limit: int | None = None, offset: int = 0, state: str | None = None
 ) -> Page[IssueView]:
     """The issue index, open first, most recently updated first."""
-    limit = clamp_limit(limit)
-    offset = max(offset, 0)
+    limit, offset = clamp_limit(limit), max(offset, 0)
     with store.session() as s:
-        query = select(IssueRow)
-        count = select(func.count()).select_from(IssueRow)
-        if state:
-            query = query.where(IssueRow.state == state)
-            count = count.where(IssueRow.state == state)
-        total = int(s.scalar(count) or 0)
-        rows = s.scalars(
-            query.order_by(IssueRow.state.desc(), IssueRow.updated_at.desc(), IssueRow.id)
-            .limit(limit)
-            .offset(offset)
-        )
+        where = [IssueRow.state == state] if state else []
+        order = (IssueRow.state.desc(), IssueRow.updated_at.desc(), IssueRow.id)
+        total, rows = _page_rows(s, IssueRow, where, order, limit, offset)
         items = [_issue_view(i) for i in rows]
     return Page(items=items, total=total, limit=limit, offset=offset)
 
