@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 
 from greenloop.config import Config
 from greenloop.envskip import is_env_skip
+from greenloop.ports import DEFAULT_PORT
 from greenloop.records import (
     AuthenticityFinding,
     Connection,
@@ -331,21 +332,6 @@ def target_hosts(config: Config) -> tuple[str, ...]:
     return tuple(dict.fromkeys(hosts))
 
 
-DEFAULT_PORTS = {
-    "http": 80,
-    "ws": 80,
-    "https": 443,
-    "wss": 443,
-    "postgres": 5432,
-    "postgresql": 5432,
-    "redis": 6379,
-    "rediss": 6379,
-    "mysql": 3306,
-    "amqp": 5672,
-    "mongodb": 27017,
-}
-
-
 def target_endpoints(config: Config) -> tuple[tuple[str, int], ...]:
     """(host, port) of base_url and urls, the port defaulted from the scheme; loopback as IPs."""
     out: list[tuple[str, int]] = []
@@ -354,7 +340,7 @@ def target_endpoints(config: Config) -> tuple[tuple[str, int], ...]:
             continue
         parts = urlsplit(url)
         try:
-            port = parts.port or DEFAULT_PORTS.get(parts.scheme.split("+")[0].lower())
+            port = parts.port or DEFAULT_PORT.get(parts.scheme.split("+")[0].lower())
         except ValueError:
             continue
         if parts.hostname and port:

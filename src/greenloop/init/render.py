@@ -9,7 +9,8 @@ from urllib.parse import urlsplit
 
 from greenloop.init import PhasePlan, Survey, active_targets
 from greenloop.init.scan import SYSTEM_VARIABLES
-from greenloop.init.targets import DEFAULT_PORT, Setting, Target
+from greenloop.init.targets import Setting, Target
+from greenloop.ports import DEFAULT_PORT
 
 
 def q(text: str) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 from greenloop.init.scan import SYSTEM_VARIABLES, SuiteScan
+from greenloop.ports import DEFAULT_PORT
 
 # URL scheme -> probe kind.
 SCHEME_KIND = {
@@ -33,20 +34,6 @@ SCHEME_KIND = {
     "amqp": "tcp",
     "amqps": "tcp",
     "tcp": "tcp",
-}
-DEFAULT_PORT = {
-    "http": 80,
-    "https": 443,
-    "ws": 80,
-    "wss": 443,
-    "postgres": 5432,
-    "postgresql": 5432,
-    "redis": 6379,
-    "rediss": 6379,
-    "mysql": 3306,
-    "mongodb": 27017,
-    "amqp": 5672,
-    "amqps": 5671,
 }
 # Words in a variable's name -> the server it points at, when its value is a bare host/port.
 NAME_KIND = (
