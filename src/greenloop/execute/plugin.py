@@ -762,8 +762,11 @@ class GreenloopPlugin:
         record = self.records.get(item.nodeid)
         if record is not None:
             record.connections.update(_named(tcp_traffic(record.tcp_before, tcp_counters())))
-            opened = active_opens()
-            if call.when == "teardown" and not record.connections and opened > record.opens_before:
+            if (
+                call.when == "teardown"
+                and not record.connections
+                and active_opens() > record.opens_before
+            ):
                 # Read the table only when it can matter: nothing seen, yet a connect happened.
                 record.ended = ended_connections(time.monotonic() - record.started)
             # A plain attribute: xdist serialises the report's __dict__ to the controller.
