@@ -513,7 +513,7 @@ def issues_list(config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
     Example: `greenloop issues list`
     """
     from greenloop.summary import render_issues
-    from greenloop.trackers import list_issues
+    from greenloop.trackers.listing import list_issues
 
     cfg = _read_config(config)
     store = _store(config)
@@ -532,7 +532,7 @@ def issues_show(
 
     Example: `greenloop issues show GL-3`
     """
-    from greenloop.trackers import show_issue
+    from greenloop.trackers.listing import show_issue
 
     cfg = _config(config)
     store = _store(config)
@@ -548,7 +548,7 @@ def issues_sync(config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
 
     Example: `greenloop issues sync -c greenloop.toml`
     """
-    from greenloop.trackers import sync_outbox
+    from greenloop.trackers.filing import sync_outbox
 
     cfg = _config(config)
     store = _store(config)

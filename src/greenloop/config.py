@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from greenloop import DEFAULT_CONFIG
 from greenloop.errors import ConfigError
+from greenloop.kinds import validation_problem
 
 # A count of parallel test processes: at least one, or "auto" (per CPU).
 Workers = Annotated[int, Field(ge=1)] | Literal["auto"]
@@ -378,22 +379,6 @@ def interpolate(
     return value
 
 
-def _key_path(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _expected(error: Any) -> str:
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        return "unknown key"
-    if kind == "missing":
-        return "missing required key"
-    return str(error["msg"]).removeprefix("Value error, ")
-
-
 def config_from_dict(raw: dict[str, Any], source: Path, *, read_only: bool = False) -> Config:
     """Validate an already parsed config tree (used by the loader and by `demo`).
 
@@ -411,8 +396,7 @@ def config_from_dict(raw: dict[str, Any], source: Path, *, read_only: bool = Fal
     try:
         config = Config.model_validate({**raw, "source": source, "secrets": secrets})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ConfigError(file, _key_path(first["loc"]), _expected(first)) from None
+        raise ConfigError(file, *validation_problem(exc)) from None
     _check_references(config, file)
     if not read_only:
         _check_selected_files(config, file)
@@ -434,9 +418,9 @@ def _check_kinds(config: Config) -> None:
     from greenloop.deploy import validate_deploy
     from greenloop.gate import validate_components
     from greenloop.index import load_index
-    from greenloop.probes import validate_probes
+    from greenloop.probes.run import validate_probes
     from greenloop.redact import redactor_for
-    from greenloop.remediate import validate_actions
+    from greenloop.remediate.kinds import validate_actions
     from greenloop.report.worklog import validate_template
     from greenloop.store import validate_store
     from greenloop.trackers import validate_tracker

@@ -24,8 +24,8 @@ from rich.text import Text
 
 from greenloop.config import Config, PhaseConfig
 from greenloop.errors import ConfigError
-from greenloop.probes import run_probes
 from greenloop.probes.modes import mode_category, probe_mode, strongest
+from greenloop.probes.run import run_probes
 from greenloop.records import (
     Category,
     ComponentState,

@@ -48,7 +48,7 @@ from greenloop.remediate import remediate
 from greenloop.report import ReportContext, write_reports
 from greenloop.snapshot import phase_from_json, phase_to_json
 from greenloop.store import Store
-from greenloop.trackers import file_issues, mark_needs_person
+from greenloop.trackers.filing import file_issues, mark_needs_person
 from greenloop.triage import TriageResult, triage
 from greenloop.verdict import is_stuck, iteration_verdict, run_verdict
 from greenloop.verify import check_authenticity, strong, weak

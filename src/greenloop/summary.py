@@ -16,7 +16,7 @@ from rich.text import Text
 
 from greenloop.records import Outcome, RunResult, Verdict
 from greenloop.store.schema import RunRow
-from greenloop.trackers import IssueSummary
+from greenloop.trackers.listing import IssueSummary
 from greenloop.triage import TriageResult
 from greenloop.triage.flaky import FlakyTest
 

@@ -29,7 +29,7 @@ from greenloop.execute.phase import run_phase
 from greenloop.execute.selection import select_tests
 from greenloop.gate import evaluate_gate
 from greenloop.index import load_index
-from greenloop.probes import run_probes
+from greenloop.probes.run import run_probes
 from greenloop.records import Category, Cluster
 from greenloop.triage import triage
 

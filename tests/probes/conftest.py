@@ -451,7 +451,7 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
 def check() -> Any:
     """check(kind, conditions=(), timeout_s=2, retries=0, **options) -> ProbeResult."""
     from greenloop.config import ProbeConfig
-    from greenloop.probes import run_probes
+    from greenloop.probes.run import run_probes
 
     def run(kind: str, conditions: tuple[str, ...] = (), **fields: Any) -> Any:
         cfg = ProbeConfig.model_validate(

@@ -9,7 +9,8 @@ import pytest
 
 from greenloop.config import config_from_dict
 from greenloop.errors import ConfigError
-from greenloop.probes import KINDS, validate_probes
+from greenloop.probes import PROBES
+from greenloop.probes.run import validate_probes
 
 
 def config(*probes: dict[str, Any]) -> Any:
@@ -92,7 +93,7 @@ def test_condition_reading_something_the_kind_does_not_observe() -> None:
 def test_every_kind_has_a_valid_default_condition() -> None:
     from greenloop.probes.conditions import parse
 
-    for name, kind in KINDS.items():
+    for name, kind in PROBES.items():
         for text in kind.default_conditions:
             paths = parse(text).paths
             assert all(p.name.split(".")[0] in kind.variables for p in paths), name

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from greenloop.config import ProbeConfig
-from greenloop.probes import run_probes
+from greenloop.probes.run import run_probes
 
 
 def probe(name: str, kind: str, **fields: Any) -> ProbeConfig:

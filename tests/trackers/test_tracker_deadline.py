@@ -21,7 +21,7 @@ from tracker_samples import make_cluster, make_config
 
 from greenloop.records import IssueAction, Verdict
 from greenloop.store import Store
-from greenloop.trackers import file_issues, sync_outbox
+from greenloop.trackers.filing import file_issues, sync_outbox
 
 DRIP_BYTES = 400  # at DRIP_EVERY_S a byte: 40 s, far past the tracker's 1 s deadline
 DRIP_EVERY_S = 0.1
@@ -136,7 +136,7 @@ def test_every_outgoing_call_has_the_same_total_deadline(tmp_path: Path, dripper
 
     from greenloop.config import Config, LogSourceConfig
     from greenloop.deploy import read_revision_detail
-    from greenloop.triage.logs.loki import LokiSource
+    from greenloop.triage.logs import open_source
 
     url = f"http://127.0.0.1:{dripper.port}"
     config = Config.model_validate(
@@ -144,7 +144,7 @@ def test_every_outgoing_call_has_the_same_total_deadline(tmp_path: Path, dripper
     )
     reading = read_revision_detail(config, timeout_s=1)
     assert reading.revision is None and reading.problem, reading
-    loki = LokiSource(
+    loki = open_source(
         LogSourceConfig(name="loki", kind="loki", url=url, query='{app="x"}', timeout_s=1),
         tmp_path,
     )

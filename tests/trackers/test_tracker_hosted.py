@@ -13,7 +13,8 @@ from greenloop.config import Config
 from greenloop.errors import UserError
 from greenloop.records import IssueAction, Verdict
 from greenloop.store import Store
-from greenloop.trackers import file_issues, list_issues, sync_outbox
+from greenloop.trackers.filing import file_issues, sync_outbox
+from greenloop.trackers.listing import list_issues
 
 SECRET = "ghp_Pl4ntedS3cretT0kenValue1234567890"
 

@@ -11,7 +11,8 @@ from tracker_samples import make_cluster, make_config
 from greenloop.errors import ConfigError
 from greenloop.records import IssueAction, Verdict
 from greenloop.store import Store
-from greenloop.trackers import file_issues, list_issues, show_issue, sync_outbox
+from greenloop.trackers.filing import file_issues, sync_outbox
+from greenloop.trackers.listing import list_issues, show_issue
 
 
 def file(store: Store, tmp_path: Path, run_id: str, clusters, verdict=Verdict.FAILING, **kw):
@@ -129,7 +130,7 @@ def test_unknown_kind_and_bad_options_are_config_errors(
 ) -> None:
     with pytest.raises(ConfigError, match=r"tracker\.kind"):
         file(sqlite_store, tmp_path, "r", [make_cluster()], kind="jira")
-    with pytest.raises(ConfigError, match=r"tracker\.colour: unknown key"):
+    with pytest.raises(ConfigError, match=r"tracker\.colour: local tracker: unknown key"):
         file(sqlite_store, tmp_path, "r", [make_cluster()], colour="red")
 
 

@@ -5,6 +5,9 @@ A kind observes (connects, asks, measures) and reports what it saw as an
 judges the observation with the probe's conditions, so every kind gets the
 same timeout, retry and condition handling.
 
+A kind is one file (a `ProbeKind` subclass with its `Options` model) and one
+line in `__init__.py`'s registry; `run.py` compiles and runs configured probes.
+
 A kind imports its client library (httpx, websockets, psycopg, redis,
 cryptography) inside `check`, not at module level: loading the registry then
 costs nothing for the kinds a config does not use.
@@ -22,10 +25,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator
+
+from greenloop.kinds import KindOptions
 
 
 def checked_url(value: str) -> str:
@@ -56,10 +61,11 @@ ProbeUrl = Annotated[str, AfterValidator(checked_url)]
 CaFile = Annotated[str | None, AfterValidator(existing_file)]
 
 
-class ProbeOptions(BaseModel):
-    """Base of every kind's options: unknown keys are errors."""
+class ProbeOptions(KindOptions):
+    """Base of every probe kind's options: unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+OptionsT = TypeVar("OptionsT", bound=ProbeOptions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,11 +81,11 @@ class Observation:
     summary: str = ""
 
 
-class ProbeKind(ABC):
-    """One kind of probe (http, tcp, postgres...). Subclasses are stateless."""
+class ProbeKind(ABC, Generic[OptionsT]):
+    """One kind of probe (http, tcp, postgres...), typed by its options. Stateless."""
 
     name: ClassVar[str]
-    options_model: ClassVar[type[ProbeOptions]]
+    Options: ClassVar[type[ProbeOptions]]
     # Root names of the values this kind observes; a condition reading any
     # other name is a config error (catches `stauts == 200` at load time).
     variables: ClassVar[tuple[str, ...]]
@@ -89,20 +95,20 @@ class ProbeKind(ABC):
     # an import on a busy machine is never counted as the component's slowness.
     client_modules: ClassVar[tuple[str, ...]] = ()
 
-    def implied_conditions(self, options: Any) -> tuple[str, ...]:
+    def implied_conditions(self, options: OptionsT) -> tuple[str, ...]:
         """Conditions an option asks for (e.g. websocket `expect_type`), always applied."""
         return ()
 
     @abstractmethod
-    def target(self, options: Any) -> str:
+    def target(self, options: OptionsT) -> str:
         """What is probed, for people: a URL or host:port with any password masked."""
 
-    def secrets(self, options: Any) -> tuple[str, ...]:
+    def secrets(self, options: OptionsT) -> tuple[str, ...]:
         """Strings that must never appear in a detail (passwords)."""
         return ()
 
     @abstractmethod
-    async def check(self, options: Any, timeout_s: float) -> Observation:
+    async def check(self, options: OptionsT, timeout_s: float) -> Observation:
         """Observe the target once. Network errors become an Observation, not an exception."""
 
 

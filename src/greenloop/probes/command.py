@@ -20,9 +20,9 @@ class CommandOptions(ProbeOptions):
     env: dict[str, str] = Field(default_factory=dict)  # added to the inherited environment
 
 
-class CommandProbe(ProbeKind):
+class CommandProbe(ProbeKind[CommandOptions]):
     name = "command"
-    options_model = CommandOptions
+    Options = CommandOptions
     variables = ("exit_code", "stdout", "stderr", "json", "latency_ms")
     default_conditions = ("exit_code == 0",)
 

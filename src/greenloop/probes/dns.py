@@ -17,9 +17,9 @@ class DnsOptions(ProbeOptions):
     family: Literal["any", "ipv4", "ipv6"] = "any"
 
 
-class DnsProbe(ProbeKind):
+class DnsProbe(ProbeKind[DnsOptions]):
     name = "dns"
-    options_model = DnsOptions
+    Options = DnsOptions
     variables = ("resolved", "addresses", "latency_ms")
     default_conditions = ("resolved",)
 

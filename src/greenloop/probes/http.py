@@ -43,9 +43,9 @@ class HttpOptions(ProbeOptions):
     follow_redirects: bool = False
 
 
-class HttpProbe(ProbeKind):
+class HttpProbe(ProbeKind[HttpOptions]):
     name = "http"
-    options_model = HttpOptions
+    Options = HttpOptions
     variables = ("connected", "status", "latency_ms", "headers", "body")
     default_conditions = ("status < 400",)
     client_modules = ("httpx",)

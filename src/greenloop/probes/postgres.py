@@ -45,9 +45,9 @@ class PostgresOptions(ProbeOptions):
     query: str = "SELECT 1"
 
 
-class PostgresProbe(ProbeKind):
+class PostgresProbe(ProbeKind[PostgresOptions]):
     name = "postgres"
-    options_model = PostgresOptions
+    Options = PostgresOptions
     variables = ("connected", "queried", "result", "latency_ms")
     default_conditions = ("queried",)
     client_modules = ("psycopg",)

@@ -31,9 +31,9 @@ class RedisOptions(ProbeOptions):
     password: str | None = None  # put "${REDIS_PASSWORD}" here, never the secret itself
 
 
-class RedisProbe(ProbeKind):
+class RedisProbe(ProbeKind[RedisOptions]):
     name = "redis"
-    options_model = RedisOptions
+    Options = RedisOptions
     variables = ("connected", "pong", "latency_ms")
     default_conditions = ("pong",)
     client_modules = ("redis.asyncio",)

@@ -16,9 +16,9 @@ class TcpOptions(ProbeOptions):
     port: int = Field(ge=1, le=65535)
 
 
-class TcpProbe(ProbeKind):
+class TcpProbe(ProbeKind[TcpOptions]):
     name = "tcp"
-    options_model = TcpOptions
+    Options = TcpOptions
     variables = ("connected", "latency_ms")
     default_conditions = ("connected",)
 

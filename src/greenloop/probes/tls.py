@@ -39,9 +39,9 @@ class TlsOptions(ProbeOptions):
     ca_file: CaFile = None  # PEM bundle to trust instead of the system store
 
 
-class TlsProbe(ProbeKind):
+class TlsProbe(ProbeKind[TlsOptions]):
     name = "tls"
-    options_model = TlsOptions
+    Options = TlsOptions
     variables = ("connected", "chain_valid", "hostname_matches", "cert_days_left", "latency_ms")
     default_conditions = ("chain_valid", "hostname_matches", "cert_days_left > 0")
     client_modules = ("cryptography.x509",)

@@ -55,9 +55,9 @@ class WebsocketOptions(ProbeOptions):
         return self.send is not None or self.expect_type is not None
 
 
-class WebsocketProbe(ProbeKind):
+class WebsocketProbe(ProbeKind[WebsocketOptions]):
     name = "websocket"
-    options_model = WebsocketOptions
+    Options = WebsocketOptions
     variables = ("connected", "status", "replied", "reply", "close_code", "latency_ms")
     default_conditions = ("connected",)
     client_modules = ("websockets.asyncio.client",)

@@ -3,7 +3,7 @@
 `remediate` is the stage the loop calls after triage and filing. Runbooks
 (`remediation.runbooks`) are matched to clusters (`runbook.py`), each planned
 action is ruled on (`guardrails.py`: dry-run, attempts, cooldown, approval),
-run by its kind (one file per kind, registered below), and recorded. After an
+run by its kind (one file per kind, registered in `kinds.py`), and recorded. After an
 action succeeds the gate is probed again: better or worse goes into its
 detail, and when things got worse the environment is rolled back (if a
 rollback command is configured) and remediation stops for the rest of the run.
@@ -17,23 +17,15 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import typer
-from pydantic import ValidationError
 
 from greenloop import deploy
 from greenloop.config import ActionConfig, Config
-from greenloop.errors import ConfigError
 from greenloop.gate import check_gate
-from greenloop.records import Action, ActionStatus, Category, Cluster, GateResult, Verdict, utcnow
+from greenloop.records import Action, ActionStatus, Cluster, GateResult, Verdict, utcnow
 from greenloop.redact import redactor_for
-from greenloop.remediate.base import (
-    REGISTRY,
-    ActionContext,
-    ActionKind,
-    ActionOptions,
-    OptionError,
-)
-from greenloop.remediate.command import CommandAction
+from greenloop.remediate.base import ActionContext, ActionKind, ActionOptions
 from greenloop.remediate.guardrails import (
+    ROLLBACK_NAME,
     STOP_KIND,
     STOP_NAME,
     Attempt,
@@ -43,79 +35,11 @@ from greenloop.remediate.guardrails import (
     judge_change,
     rule,
 )
-from greenloop.remediate.http import HttpAction
-from greenloop.remediate.redeploy import RedeployAction
-from greenloop.remediate.restart import RestartAction
-from greenloop.remediate.rollback import RollbackAction
+from greenloop.remediate.kinds import ACTIONS, validate_actions
 from greenloop.remediate.runbook import Step, plan
 from greenloop.store import Store, aware
 
-# The automatic rollback when an action made things worse.
-ROLLBACK_NAME = "rollback-after-worse"
-
-# One line per kind: the registry is what runbooks may name.
-for _kind in (CommandAction(), HttpAction(), RestartAction(), RollbackAction(), RedeployAction()):
-    REGISTRY.add(_kind)
-
-__all__ = ["REGISTRY", "remediate", "validate_actions"]
-
-
-# --------------------------------------------------------------------------- config
-
-
-def validate_actions(config: Config) -> None:
-    """Every runbook's match and every action's kind and options; one ConfigError per mistake."""
-    file = str(config.source)
-    seen: dict[str, str] = {}
-    categories = {c.value for c in Category}
-    for i, runbook in enumerate(config.remediation.runbooks):
-        where = f"remediation.runbooks[{i}]"
-        match = runbook.match
-        if match.component is None and match.category is None and match.fingerprint is None:
-            raise ConfigError(
-                file, f"{where}.match", "set at least one of component, category, fingerprint"
-            )
-        if match.category is not None and match.category not in categories:
-            known = ", ".join(sorted(categories))
-            raise ConfigError(
-                file, f"{where}.match.category", f"unknown category {match.category!r} ({known})"
-            )
-        if not runbook.actions:
-            raise ConfigError(file, f"{where}.actions", "a runbook needs at least one action")
-        for j, action in enumerate(runbook.actions):
-            key = f"{where}.actions[{j}]"
-            if action.name in (STOP_NAME, ROLLBACK_NAME):
-                raise ConfigError(file, f"{key}.name", f"{action.name!r} is reserved")
-            if action.name in seen:
-                raise ConfigError(
-                    file,
-                    f"{key}.name",
-                    f"duplicate action name {action.name!r} (also {seen[action.name]})",
-                )
-            seen[action.name] = key
-            kind, options = _compile(action, key, file)
-            try:
-                kind.check(options, config)
-            except OptionError as exc:
-                raise ConfigError(file, f"{key}.{exc.key}", exc.problem) from None
-
-
-def _compile(action: ActionConfig, key: str, file: str) -> tuple[ActionKind, ActionOptions]:
-    kind = REGISTRY.get(action.kind)
-    if kind is None:
-        known = ", ".join(REGISTRY.names())
-        raise ConfigError(
-            file, f"{key}.kind", f"unknown action kind {action.kind!r} (known: {known})"
-        )
-    try:
-        return kind, kind.options_model.model_validate(action.options())
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"])
-        expected = {"extra_forbidden": "unknown key", "missing": "missing required key"}.get(
-            error["type"], str(error["msg"]).removeprefix("Value error, ")
-        )
-        raise ConfigError(file, f"{key}.{where}", expected) from None
+__all__ = ["ACTIONS", "remediate", "validate_actions"]
 
 
 # --------------------------------------------------------------------------- the stage
@@ -166,10 +90,10 @@ def remediate(
 
 
 def _scope(action: ActionConfig, cluster: Cluster) -> str:
-    kind = REGISTRY.get(action.kind)
+    kind = ACTIONS.get(action.kind)
     if kind is None:  # validate_actions refuses this at load; plan nothing for it
         return ""
-    return kind.scope(kind.options_model.model_validate(action.options()), cluster)
+    return kind.scope(kind.Options.model_validate(action.options()), cluster)
 
 
 class _Shell:
@@ -183,12 +107,12 @@ class _Shell:
     def take(self, step: Step, policy: Policy, earlier_failure: str | None) -> Action:
         """One step as an Action: refused, dry-run, or run and judged against the gate."""
         started, clock = utcnow(), time.monotonic()
-        kind = REGISTRY.get(step.action.kind)
+        kind = ACTIONS.get(step.action.kind)
         if kind is None:  # validate_actions refuses this at load time
             status, detail = ActionStatus.REFUSED, f"unknown action kind {step.action.kind!r}"
             secrets: tuple[str, ...] = ()
         else:
-            options = kind.options_model.model_validate(step.action.options())
+            options = kind.Options.model_validate(step.action.options())
             secrets = kind.secrets(options)
             status, detail = self._take(step, kind, options, policy, earlier_failure)
         detail = redactor_for(self.config, secrets).redact(f"{detail} [{step.for_clusters()}]")

@@ -3,8 +3,8 @@
 A kind runs one configured action (a command, an HTTP call, a rollback...) and
 says how it went as an `ActionOutcome`. It never decides whether it may run:
 `guardrails.py` does, before the kind is asked. Kinds are registered in
-`REGISTRY` (filled in `__init__.py`, one line per kind); the runbooks name
-them, and a kind not in the registry is a config error.
+`ACTIONS` (`kinds.py`, one line per kind); the runbooks name them, and a kind
+not in the registry is a config error.
 
 Text from test output or logs never reaches an action: the only values an
 action's strings may contain are the fixed `PLACEHOLDERS`, taken from the config.
@@ -16,13 +16,26 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from greenloop.kinds import KindOptions, OptionError
 
-from greenloop.config import Config
-from greenloop.records import Cluster
-from greenloop.store import Store
+if TYPE_CHECKING:
+    from greenloop.config import Config
+    from greenloop.records import Cluster
+    from greenloop.store import Store
+
+__all__ = [
+    "PLACEHOLDERS",
+    "ActionContext",
+    "ActionKind",
+    "ActionOptions",
+    "ActionOutcome",
+    "OptionError",
+    "check_placeholders",
+    "substitute",
+    "substitutions",
+]
 
 # The only substitutions an action's strings may use: values from the config, never
 # from the clusters being remediated (their text comes from test output and logs).
@@ -30,19 +43,11 @@ PLACEHOLDERS = ("environment", "base_url")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-class ActionOptions(BaseModel):
-    """Base of every kind's options: unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class ActionOptions(KindOptions):
+    """Base of every action kind's options: unknown keys are errors."""
 
 
-class OptionError(Exception):
-    """An option that validates alone but cannot work (unknown placeholder, missing command)."""
-
-    def __init__(self, key: str, problem: str) -> None:
-        super().__init__(f"{key}: {problem}")
-        self.key = key
-        self.problem = problem
+OptionsT = TypeVar("OptionsT", bound=ActionOptions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,53 +71,34 @@ class ActionOutcome:
     detail: str
 
 
-class ActionKind(ABC):
-    """One kind of action (command, http, restart...). Subclasses are stateless."""
+class ActionKind(ABC, Generic[OptionsT]):
+    """One kind of action (command, http, restart...), typed by its options. Stateless."""
 
     name: ClassVar[str]
-    options_model: ClassVar[type[ActionOptions]]
+    Options: ClassVar[type[ActionOptions]]
 
-    def check(self, options: Any, config: Config) -> None:  # noqa: B027 - optional hook
+    def check(self, options: OptionsT, config: Config) -> None:
         """Raise OptionError for options that cannot work with this config."""
 
-    def scope(self, options: Any, cluster: Cluster) -> str:
+    def scope(self, options: OptionsT, cluster: Cluster) -> str:
         """What this action acts on for a cluster; one run per runbook action and scope."""
         return ""
 
-    def unavailable(self, options: Any, scope: str) -> str | None:
+    def unavailable(self, options: OptionsT, scope: str) -> str | None:
         """Why the action cannot act on this scope (nothing configured for it), or None."""
         return None
 
-    def secrets(self, options: Any) -> tuple[str, ...]:
+    def secrets(self, options: OptionsT) -> tuple[str, ...]:
         """Values read at run time (environment) that must be redacted from details."""
         return ()
 
     @abstractmethod
-    def describe(self, options: Any, context: ActionContext) -> str:
+    def describe(self, options: OptionsT, context: ActionContext) -> str:
         """What would run, for people: the argv or the request (secrets are redacted later)."""
 
     @abstractmethod
-    def run(self, options: Any, context: ActionContext) -> ActionOutcome:
+    def run(self, options: OptionsT, context: ActionContext) -> ActionOutcome:
         """Do it once. Failures become an ActionOutcome, not an exception."""
-
-
-class Registry:
-    """The action kinds runbooks may name: the allowlist of what greenloop can do."""
-
-    def __init__(self) -> None:
-        self._kinds: dict[str, ActionKind] = {}
-
-    def add(self, kind: ActionKind) -> None:
-        self._kinds[kind.name] = kind
-
-    def get(self, name: str) -> ActionKind | None:
-        return self._kinds.get(name)
-
-    def names(self) -> tuple[str, ...]:
-        return tuple(sorted(self._kinds))
-
-
-REGISTRY = Registry()
 
 
 # --------------------------------------------------------------------------- placeholders

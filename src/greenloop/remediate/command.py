@@ -23,9 +23,9 @@ class CommandOptions(ActionOptions):
     env: dict[str, str] = Field(default_factory=dict)  # added to the inherited environment
 
 
-class CommandAction(ActionKind):
+class CommandAction(ActionKind[CommandOptions]):
     name = "command"
-    options_model = CommandOptions
+    Options = CommandOptions
 
     def check(self, options: CommandOptions, config: Config) -> None:
         for i, arg in enumerate(options.command):

@@ -23,6 +23,8 @@ from greenloop.records import ActionStatus, GateResult
 
 # The record that stops remediation for the rest of a run.
 STOP_NAME = "remediation-stopped"
+# The automatic rollback when an action made things worse.
+ROLLBACK_NAME = "rollback-after-worse"
 STOP_KIND = "guardrail"
 ATTEMPTED = (ActionStatus.DONE.value, ActionStatus.FAILED.value)
 

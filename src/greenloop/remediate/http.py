@@ -34,9 +34,9 @@ class HttpOptions(ActionOptions):
     verify: bool = True
 
 
-class HttpAction(ActionKind):
+class HttpAction(ActionKind[HttpOptions]):
     name = "http"
-    options_model = HttpOptions
+    Options = HttpOptions
 
     def check(self, options: HttpOptions, config: Config) -> None:
         check_placeholders("url", options.url)

@@ -18,9 +18,9 @@ class RedeployOptions(ActionOptions):
     pass
 
 
-class RedeployAction(ActionKind):
+class RedeployAction(ActionKind[RedeployOptions]):
     name = "redeploy"
-    options_model = RedeployOptions
+    Options = RedeployOptions
 
     def check(self, options: RedeployOptions, config: Config) -> None:
         if not config.deploy.command:

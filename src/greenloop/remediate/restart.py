@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 from greenloop.config import Config
+from greenloop.kinds import validation_problem
 from greenloop.records import Cluster
 from greenloop.remediate.base import (
     ActionContext,
@@ -42,9 +43,9 @@ def _target(how: dict[str, Any]) -> tuple[ActionKind, CommandOptions | HttpOptio
     return HttpAction(), HttpOptions.model_validate(how)
 
 
-class RestartAction(ActionKind):
+class RestartAction(ActionKind[RestartOptions]):
     name = "restart"
-    options_model = RestartOptions
+    Options = RestartOptions
 
     def check(self, options: RestartOptions, config: Config) -> None:
         for component, how in options.components.items():
@@ -54,12 +55,7 @@ class RestartAction(ActionKind):
             try:
                 kind, target = _target(how)
             except ValidationError as exc:
-                error = exc.errors()[0]
-                where = ".".join(str(p) for p in error["loc"])
-                expected = {"extra_forbidden": "unknown key", "missing": "missing required key"}
-                raise OptionError(
-                    f"{key}.{where}", expected.get(error["type"], str(error["msg"]))
-                ) from None
+                raise OptionError(*validation_problem(exc, key)) from None
             try:
                 kind.check(target, config)
             except OptionError as exc:

@@ -27,9 +27,9 @@ def deploy_config(context: ActionContext) -> Config:
     )
 
 
-class RollbackAction(ActionKind):
+class RollbackAction(ActionKind[RollbackOptions]):
     name = "rollback"
-    options_model = RollbackOptions
+    Options = RollbackOptions
 
     def check(self, options: RollbackOptions, config: Config) -> None:
         if not config.deploy.rollback_command:

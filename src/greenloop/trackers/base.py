@@ -9,14 +9,16 @@ can never succeed, e.g. the issue was deleted: drop it and flag the issue).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import httpx
-from pydantic import BaseModel, ConfigDict
 
 from greenloop.deadline import request_within
+from greenloop.kinds import KindOptions, OptionError
 
 MARKER = "<!-- greenloop:fingerprint={} -->"
 OP_MARKER = "<!-- greenloop:op={} -->"
@@ -75,16 +77,39 @@ class Tracker(Protocol):
     def set_labels(self, key: str, labels: Sequence[str]) -> None: ...
 
 
-class KindOptions(BaseModel):
-    """Base of each kind's options model: the extra keys of [tracker]."""
+class TrackerKind(Protocol):
+    """A tracker kind as the registry holds it: the class itself.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    `Options` is the model of [tracker]'s extra keys; `build` makes the tracker (a
+    hosted kind reads its token here); `index_name` names it in the store's index
+    without building it (no token needed); `validate` checks at load time.
+    """
+
+    @property
+    def Options(self) -> type[KindOptions]: ...
+
+    def build(self, options: Any, *, out_dir: Path) -> Tracker: ...
+
+    def index_name(self, options: Any) -> str: ...
+
+    def validate(self, options: Any) -> None: ...
 
 
 class HttpTracker:
     """Shared by the hosted kinds: one httpx client, error mapping, Link pagination."""
 
     kind: ClassVar[str] = "http"
+
+    @classmethod
+    def validate(cls, options: Any) -> None:
+        """The token must be in the environment now, not discovered mid-run."""
+        token_env = options.token_env
+        if token_env and not os.environ.get(token_env):
+            raise OptionError(
+                "token_env",
+                f"environment variable {token_env} is not set "
+                f'(the {cls.kind} tracker needs a token; export it or use kind = "local")',
+            )
 
     def __init__(self, base_url: str, headers: dict[str, str], timeout_s: float) -> None:
         self.base_url = base_url.rstrip("/")

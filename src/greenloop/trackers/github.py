@@ -16,7 +16,8 @@ from typing import Any
 from pydantic import Field
 
 from greenloop.errors import UserError
-from greenloop.trackers.base import HttpTracker, KindOptions, RemoteIssue, fingerprint_marker
+from greenloop.kinds import KindOptions
+from greenloop.trackers.base import HttpTracker, RemoteIssue, fingerprint_marker
 
 
 class GitHubOptions(KindOptions):
@@ -49,6 +50,11 @@ class GitHubTracker(HttpTracker):
     @classmethod
     def build(cls, options: GitHubOptions, **_: Any) -> GitHubTracker:
         return cls(options, _token(options.token_env, "github"))
+
+    @classmethod
+    def index_name(cls, options: GitHubOptions) -> str:
+        # Read-only commands name the tracker from options as written (maybe unvalidated).
+        return f"github:{getattr(options, 'repo', '')}"
 
     def find(self, fingerprint: str) -> RemoteIssue | None:
         marker = fingerprint_marker(fingerprint)

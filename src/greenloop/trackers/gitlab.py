@@ -12,7 +12,8 @@ from urllib.parse import quote
 
 from pydantic import Field
 
-from greenloop.trackers.base import HttpTracker, KindOptions, RemoteIssue, fingerprint_marker
+from greenloop.kinds import KindOptions
+from greenloop.trackers.base import HttpTracker, RemoteIssue, fingerprint_marker
 from greenloop.trackers.github import _token
 
 
@@ -37,6 +38,11 @@ class GitLabTracker(HttpTracker):
     @classmethod
     def build(cls, options: GitLabOptions, **_: Any) -> GitLabTracker:
         return cls(options, _token(options.token_env, "gitlab"))
+
+    @classmethod
+    def index_name(cls, options: GitLabOptions) -> str:
+        # Read-only commands name the tracker from options as written (maybe unvalidated).
+        return f"gitlab:{getattr(options, 'project', '')}"
 
     def find(self, fingerprint: str) -> RemoteIssue | None:
         marker = fingerprint_marker(fingerprint)

@@ -12,7 +12,8 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from greenloop.trackers.base import IssueRejected, KindOptions, RemoteIssue
+from greenloop.kinds import KindOptions
+from greenloop.trackers.base import IssueRejected, RemoteIssue
 
 _HEADER = re.compile(r"^<!-- greenloop:issue key=(\S+) state=(\w+) labels=(.*?) -->$", re.M)
 
@@ -36,6 +37,14 @@ class LocalTracker:
     def build(cls, options: LocalOptions, *, out_dir: Path) -> LocalTracker:
         folder = Path(options.dir) if options.dir else Path("issues")
         return cls(folder if folder.is_absolute() else Path(out_dir) / folder)
+
+    @classmethod
+    def index_name(cls, options: LocalOptions) -> str:
+        return "local"
+
+    @classmethod
+    def validate(cls, options: LocalOptions) -> None:
+        """Nothing to check: a folder is made when the first issue is written."""
 
     # ------------------------------------------------------------------ Tracker
 

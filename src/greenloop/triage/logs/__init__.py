@@ -1,26 +1,32 @@
-"""Log sources (`[[triage.logs]]`): base.py + one file per kind + this registry."""
+"""Log sources (`[[triage.logs]]`): the registry of kinds, and the reading of them all.
+
+`base.py` says what a kind is (`LogSource`); each kind is one file (`file.py`,
+`command.py`, `loki.py`) and adding one is one line below.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from greenloop.config import Config, LogSourceConfig
-from greenloop.errors import ConfigError
+from greenloop.kinds import Registry
 from greenloop.triage.logs.base import LogBatch, LogRecord, LogSource, parse_lines
 from greenloop.triage.logs.command import CommandSource
 from greenloop.triage.logs.file import FileSource
 from greenloop.triage.logs.loki import LokiSource
 
-KINDS: dict[str, type[LogSource]] = {
-    FileSource.kind: FileSource,
-    CommandSource.kind: CommandSource,
-    LokiSource.kind: LokiSource,
-}
+if TYPE_CHECKING:
+    from greenloop.config import Config, LogSourceConfig
+
+LOG_SOURCES: Registry[type[LogSource[Any]]] = Registry("log source")
+LOG_SOURCES.add("file", FileSource)
+LOG_SOURCES.add("command", CommandSource)
+LOG_SOURCES.add("loki", LokiSource)
 
 __all__ = [
-    "KINDS",
+    "LOG_SOURCES",
     "LogBatch",
     "LogRecord",
     "LogSource",
@@ -31,15 +37,14 @@ __all__ = [
 ]
 
 
-def open_source(config: LogSourceConfig, base_dir: Path, file: str = "greenloop.toml") -> LogSource:
-    kind = KINDS.get(config.kind)
-    if kind is None:
-        raise ConfigError(
-            file,
-            f"triage.logs[{config.name}].kind",
-            f"unknown log source kind {config.kind!r} (expected one of {', '.join(sorted(KINDS))})",
-        )
-    return kind(config, base_dir, file)
+def open_source(
+    config: LogSourceConfig, base_dir: Path, file: str = "greenloop.toml"
+) -> LogSource[Any]:
+    """The configured source, built (reads nothing); a mistake is a ConfigError naming the key."""
+    kind, options = LOG_SOURCES.resolve(
+        config.kind, config.options(), file=file, section=f"triage.logs[{config.name}]"
+    )
+    return kind.build(options, name=config.name, base_dir=base_dir)
 
 
 def validate_log_sources(config: Config) -> None:

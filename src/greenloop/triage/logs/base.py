@@ -16,12 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-
-from greenloop.config import LogSourceConfig
-from greenloop.errors import ConfigError
+from greenloop.kinds import KindOptions
 
 ERROR_LEVELS = frozenset({"ERROR", "CRITICAL", "FATAL", "ALERT", "EMERGENCY"})
 
@@ -88,29 +85,30 @@ class LogBatch:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class SourceOptions(BaseModel):
-    """Base of each kind's options model: unknown keys are mistakes."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class SourceOptions(KindOptions):
+    """Base of each log source kind's options model: unknown keys are mistakes."""
 
 
-class LogSource(ABC):
-    """A place logs come from. Subclasses set `kind` and `Options`."""
+OptionsT = TypeVar("OptionsT", bound=SourceOptions)
 
-    kind: ClassVar[str]
+
+class LogSource(ABC, Generic[OptionsT]):
+    """A place logs come from, typed by its options. Subclasses set `Options`.
+
+    `build` (the registry's way in) makes one from validated options; relative
+    paths in them are relative to `base_dir`, the config file's folder.
+    """
+
     Options: ClassVar[type[SourceOptions]]
 
-    def __init__(self, config: LogSourceConfig, base_dir: Path, file: str = "greenloop.toml"):
-        self.name = config.name
+    def __init__(self, name: str, options: OptionsT, base_dir: Path) -> None:
+        self.name = name
+        self.options = options
         self.base_dir = base_dir
-        try:
-            self.options: Any = self.Options.model_validate(config.options())
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            key = ".".join(str(p) for p in first["loc"])
-            raise ConfigError(
-                file, f"triage.logs[{config.name}].{key}", str(first["msg"])
-            ) from None
+
+    @classmethod
+    def build(cls, options: Any, *, name: str, base_dir: Path) -> LogSource[Any]:
+        return cls(name, options, base_dir)
 
     @abstractmethod
     def read(self, start: datetime, end: datetime) -> LogBatch:

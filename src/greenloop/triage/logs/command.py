@@ -31,8 +31,7 @@ class CommandOptions(SourceOptions):
     cwd: str | None = None
 
 
-class CommandSource(LogSource):
-    kind = "command"
+class CommandSource(LogSource[CommandOptions]):
     Options = CommandOptions
 
     def read(self, start: datetime, end: datetime) -> LogBatch:

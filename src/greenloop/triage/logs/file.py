@@ -11,8 +11,7 @@ class FileOptions(SourceOptions):
     path: str
 
 
-class FileSource(LogSource):
-    kind = "file"
+class FileSource(LogSource[FileOptions]):
     Options = FileOptions
 
     def read(self, start: datetime, end: datetime) -> LogBatch:

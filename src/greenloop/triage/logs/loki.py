@@ -32,8 +32,7 @@ class LokiOptions(SourceOptions):
     org_id: str | None = None  # X-Scope-OrgID for multi-tenant Loki
 
 
-class LokiSource(LogSource):
-    kind = "loki"
+class LokiSource(LogSource[LokiOptions]):
     Options = LokiOptions
 
     def read(self, start: datetime, end: datetime) -> LogBatch:

@@ -1,0 +1,155 @@
+"""The probe stage: compile each configured probe against its kind, then check them all.
+
+`run_probes` checks every configured probe at once and returns one
+`ProbeResult` per probe. The kinds are in the registry (`__init__.py`).
+
+Timing: a probe's `timeout_s` bounds the whole probe, retries included, and
+all probes run concurrently; so against an environment where nothing answers,
+`run_probes` returns after about the largest `timeout_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from greenloop.errors import ConfigError
+from greenloop.kinds import KindOptions
+from greenloop.probes import PROBES
+from greenloop.probes.base import Observation, ProbeKind
+from greenloop.probes.conditions import Condition, ConditionError, parse
+from greenloop.probes.modes import failure_mode
+from greenloop.records import ProbeResult, utcnow
+from greenloop.redact import Redactor
+
+if TYPE_CHECKING:
+    from greenloop.config import Config, ProbeConfig
+
+__all__ = ["CompiledProbe", "compile_probe", "run_probe", "run_probes", "validate_probes"]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledProbe:
+    """A probe's config with its kind resolved, options validated and conditions parsed."""
+
+    config: ProbeConfig
+    kind: ProbeKind[Any]
+    options: KindOptions
+    conditions: tuple[Condition, ...]
+
+    @property
+    def target(self) -> str:
+        return self.kind.target(self.options)
+
+
+def compile_probe(probe: ProbeConfig, index: int, file: str = "greenloop.toml") -> CompiledProbe:
+    """Check one probe's kind, options and conditions; any mistake is a ConfigError."""
+    where = f"probes[{index}]"
+    kind, options = PROBES.resolve(probe.kind, probe.options(), file=file, section=where)
+    explicit = [(f"{where}.conditions[{i}]", c) for i, c in enumerate(probe.conditions)]
+    sources = explicit or [(f"{where} default condition", c) for c in kind.default_conditions]
+    sources += [(f"{where} (implied by options)", c) for c in kind.implied_conditions(options)]
+    conditions = []
+    for key, text in sources:
+        try:
+            condition = parse(text)
+        except (ConditionError, ValueError) as exc:  # ValueError: a number too long to read
+            raise ConfigError(file, key, f"bad condition {text!r}: {exc}") from None
+        except RecursionError:
+            raise ConfigError(file, key, "bad condition: nested too deeply") from None
+        for path in condition.paths:
+            root = path.name.split(".", 1)[0].split("[", 1)[0]
+            if root not in kind.variables:
+                offered = ", ".join(kind.variables)
+                raise ConfigError(
+                    file,
+                    key,
+                    f"condition {text!r} reads {path.name!r} at column {path.column}, "
+                    f"but {probe.kind} probes observe: {offered}",
+                )
+        conditions.append(condition)
+    return CompiledProbe(probe, kind, options, tuple(conditions))
+
+
+def validate_probes(config: Config) -> None:
+    """Validate every probe's kind-specific options and conditions (called by load_config)."""
+    for index, probe in enumerate(config.probes):
+        compile_probe(probe, index, str(config.source))
+
+
+def judge(probe: CompiledProbe, seen: Observation) -> tuple[bool, tuple[str, ...], str]:
+    """Pass/fail of one observation: (ok, failed conditions, detail)."""
+    failed = tuple(c.explain(seen.values) for c in probe.conditions if not c.holds(seen.values))
+    detail = seen.summary if not failed else f"{seen.summary}; failed: {'; '.join(failed)}"
+    return not failed, failed, detail
+
+
+async def run_probe(probe: CompiledProbe, redactor: Redactor | None = None) -> ProbeResult:
+    """Check one probe, retrying failures, all within the probe's `timeout_s`.
+
+    Target, detail and failed conditions pass through `redactor` (plus the probe's own
+    passwords) before they leave: a health body or header may hold any secret.
+    """
+    cfg = probe.config
+    redact = Redactor(
+        redactor.extra_patterns if redactor else (),
+        secrets=(*(redactor.secrets if redactor else ()), *probe.kind.secrets(probe.options)),
+    ).redact
+    checked_at = utcnow()
+    started = time.perf_counter()
+    deadline = started + cfg.timeout_s
+    attempts = 0
+    ok, detail, latency = False, "not checked", None
+    failed: tuple[str, ...] = ()
+    while True:
+        attempts += 1
+        remaining = deadline - time.perf_counter()
+        try:
+            async with asyncio.timeout(remaining):
+                seen = await probe.kind.check(probe.options, remaining)
+        except TimeoutError:
+            seen = Observation({}, f"timed out after {cfg.timeout_s:g} s")
+        except Exception as exc:  # a client library's surprise must not sink the whole gate
+            seen = Observation({}, f"{type(exc).__name__}: {exc}")
+        ok, failed, detail = judge(probe, seen)
+        value = seen.values.get("latency_ms")
+        latency = float(value) if isinstance(value, int | float) else None
+        if ok or attempts > cfg.retries:
+            break
+        if deadline - time.perf_counter() <= cfg.retry_delay_s:
+            break  # no time left for another honest attempt
+        await asyncio.sleep(cfg.retry_delay_s)
+    mode = failure_mode(detail, failed, ok)
+    if attempts > 1:
+        detail += f" (after {attempts} attempts)"
+    return ProbeResult(
+        component=cfg.component,
+        name=cfg.name,
+        kind=cfg.kind,
+        target=redact(probe.target),
+        ok=ok,
+        latency_ms=latency,
+        detail=redact(detail),
+        checked_at=checked_at,
+        failed_conditions=tuple(redact(f) for f in failed),
+        attempts=attempts,
+        mode=mode,
+    )
+
+
+async def run_probes(
+    probes: Sequence[ProbeConfig],
+    *,
+    file: str = "greenloop.toml",
+    redactor: Redactor | None = None,
+) -> list[ProbeResult]:
+    """Check every probe concurrently; results come back in config order, redacted."""
+    compiled = [compile_probe(p, i, file) for i, p in enumerate(probes)]
+    for module in sorted({m for p in compiled for m in p.kind.client_modules}):
+        importlib.import_module(module)
+    results: list[Any] = await asyncio.gather(*(run_probe(p, redactor) for p in compiled))
+    return results
