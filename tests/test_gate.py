@@ -410,7 +410,7 @@ def test_check_gate_runs_records_and_judges(service: Service, store: Store) -> N
     assert not gate.healthy
     assert gate.deepest_failure == "backend"
     assert gate.duration_s > 0
-    rows = store.recent_probe_results()
+    rows = store.probes.recent_probe_results()
     assert len(rows) == 4
     assert [r.ok for r in rows if r.component == "backend"] == [False, True]
     # One stamp per check: both probes of a check share it.

@@ -151,8 +151,10 @@ def test_playwright_project_is_part_of_identity_and_a_steady_failure_is_not_flak
     assert {t.nodeid: t.outcome for t in a}[chromium] is Outcome.PASSED
     for n, tests in enumerate([a, b, a, b]):
         run = f"r{n}"
-        store.start_run(run, environment="ci", focus="all", command_line="", config_path="")
-        store.record_phase(run, 1, PhaseResult("e2e", PhaseStatus.FAILED, 1.0, tuple(tests)), "v1")
+        store.runs.start_run(run, environment="ci", focus="all", command_line="", config_path="")
+        store.results.record_phase(
+            run, 1, PhaseResult("e2e", PhaseStatus.FAILED, 1.0, tuple(tests)), "v1"
+        )
     assert history_facts(store, webkit, 20).verdict == "failing"  # 4/4 failures: not flaky
     assert history_facts(store, chromium, 20).verdict == "stable"
     result = triage(b, gate=None, store=store, revision="v1")

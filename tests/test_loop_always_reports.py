@@ -86,7 +86,7 @@ def test_a_failing_stage_still_leaves_worklog_json_and_a_closed_run(
     assert "stopped by an error" in worklogs[0].read_text()
     store = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
     try:
-        [row] = store.recent_runs(5)
+        [row] = store.runs.recent_runs(5)
         assert row.status == "crashed" and row.finished_at is not None
         assert row.exit_code == code and row.worklog == str(worklogs[0])
     finally:

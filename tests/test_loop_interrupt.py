@@ -144,7 +144,7 @@ def gone(pid: int, limit_s: float = 15) -> bool:
 def runs(config: Path) -> dict[str, str]:
     store = Store.open(store_url(None, config.parent))
     try:
-        return {r.id: r.status for r in store.recent_runs(10)}
+        return {r.id: r.status for r in store.runs.recent_runs(10)}
     finally:
         store.close()
 

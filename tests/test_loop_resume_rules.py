@@ -18,7 +18,9 @@ from greenloop.store import Store
 
 
 def _run_row(store: Store, run_id: str, minutes_ago: int, status: str) -> None:
-    store.start_run(run_id, environment="e", focus="all", command_line="", config_path="/c.toml")
+    store.runs.start_run(
+        run_id, environment="e", focus="all", command_line="", config_path="/c.toml"
+    )
     started = utcnow() - timedelta(minutes=minutes_ago)
     result = RunResult(
         run_id=run_id,
@@ -29,7 +31,7 @@ def _run_row(store: Store, run_id: str, minutes_ago: int, status: str) -> None:
         revision=None,
         iterations=(),
     )
-    store.finish_run(result, status=status)
+    store.runs.finish_run(result, status=status)
     with store.session() as s:
         from greenloop.store.schema import RunRow
 
@@ -41,11 +43,11 @@ def _run_row(store: Store, run_id: str, minutes_ago: int, status: str) -> None:
 def test_resume_takes_the_newest_run_only_when_it_crashed(store: Store) -> None:
     _run_row(store, "old-crash", 30, "crashed")
     _run_row(store, "finished-later", 20, "finished")
-    assert store.latest_resumable("/c.toml") is None  # the crash is history now
+    assert store.runs.latest_resumable("/c.toml") is None  # the crash is history now
     _run_row(store, "newest-interrupt", 10, "interrupted")
-    row = store.latest_resumable("/c.toml")
+    row = store.runs.latest_resumable("/c.toml")
     assert row is not None and row.id == "newest-interrupt"
-    assert store.latest_resumable("/other.toml") is None
+    assert store.runs.latest_resumable("/other.toml") is None
 
 
 CONFIG = """
@@ -99,8 +101,9 @@ def test_a_phase_that_ended_is_snapshotted_even_if_a_stop_request_follows(
     assert "first passed" in out or "phase first: passed" in out
     store = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
     try:
-        [row] = store.recent_runs(1)
+        [row] = store.runs.recent_runs(1)
         assert row.status == "interrupted"
-        assert [p["name"] for p in (row.progress or {}).get("phases", [])] == ["first"]
+        assert row.progress is not None
+        assert [p.name for p in row.progress.phases] == ["first"]
     finally:
         store.close()

@@ -360,7 +360,7 @@ def history(
 
     store = _store(config)
     try:
-        console().print(render_history(store.recent_runs(limit)))
+        console().print(render_history(store.runs.recent_runs(limit)))
     finally:
         store.close()
 
@@ -412,7 +412,7 @@ def label(
     cfg = _config(config)
     store = _store(config)
     try:
-        found = store.label_target(target)
+        found = store.triage.label_target(target)
         if found is None:
             raise UserError(
                 f"{target!r}: no cluster or failed test of that name in the store "
@@ -420,7 +420,7 @@ def label(
             )
         kind, text = found
         redact = redactor_for(cfg).redact
-        store.record_label(
+        store.triage.record_label(
             target, category, kind=kind, text=redact(text), note=redact(note), by=_who_labels()
         )
     finally:
@@ -460,7 +460,7 @@ def report(
     cfg = _config(config)
     store = _store(config)
     try:
-        if store.run(run_id) is None:
+        if store.runs.run(run_id) is None:
             raise UserError(f"run {run_id}: not in the store (see `greenloop history`)")
         if html is not None:
             from greenloop.serve import write_run_html

@@ -334,7 +334,7 @@ def ensure_deployed(
         result = DeployResult(
             reading.revision, reading.revision, False, True, detail, "", time.monotonic() - started
         )
-        store.record_deploy(run_id, result)
+        store.remediation.record_deploy(run_id, result)
         return result
     before = read_revision_detail(config) if _can_read(config) else RevisionReading(None, None)
     max_age = parse_duration(config.deploy.max_age) if config.deploy.max_age else None
@@ -351,12 +351,12 @@ def ensure_deployed(
             "",
             time.monotonic() - started,
         )
-        store.record_deploy(run_id, result)
+        store.remediation.record_deploy(run_id, result)
         return result
     result = _run_and_wait(
         config, store, config.deploy.command, before, what="deploy", why=reason, run_id=run_id
     )
-    store.record_deploy(run_id, result)
+    store.remediation.record_deploy(run_id, result)
     return result
 
 
@@ -373,7 +373,7 @@ def rollback(config: Config, store: Store, run_id: str | None) -> DeployResult:
             "",
             time.monotonic() - started,
         )
-        store.record_deploy(run_id, result)
+        store.remediation.record_deploy(run_id, result)
         return result
     before = read_revision_detail(config) if _can_read(config) else RevisionReading(None, None)
     result = _run_and_wait(
@@ -385,7 +385,7 @@ def rollback(config: Config, store: Store, run_id: str | None) -> DeployResult:
         why="rollback requested",
         run_id=run_id,
     )
-    store.record_deploy(run_id, result)
+    store.remediation.record_deploy(run_id, result)
     return result
 
 

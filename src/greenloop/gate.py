@@ -325,7 +325,9 @@ def check_gate(
     previous: dict[str, ComponentHistory] = {}
     if store is not None and max(config.gate.fail_after, config.gate.recover_after) > 1:
         components = {p.component for p in config.probes}
-        rows = store.recent_probe_results(components, limit=HISTORY_CHECKS * len(config.probes))
+        rows = store.probes.recent_probe_results(
+            components, limit=HISTORY_CHECKS * len(config.probes)
+        )
         previous = histories_from_rows(rows)
     results = asyncio.run(
         run_probes(config.probes, file=str(config.source), redactor=redactor_for(config))
@@ -333,7 +335,7 @@ def check_gate(
     # One stamp per check, so the history can tell checks apart.
     results = [replace(r, checked_at=stamp) for r in results]
     if store is not None:
-        store.record_probes(results, run_id=run_id, iteration=iteration)
+        store.probes.record_probes(results, run_id=run_id, iteration=iteration)
     gate = evaluate_gate(config, results, previous)
     return replace(gate, duration_s=time.perf_counter() - started)
 

@@ -46,8 +46,8 @@ from greenloop.records import (
 from greenloop.redact import Redactor
 from greenloop.remediate import remediate
 from greenloop.report import ReportContext, write_reports
-from greenloop.snapshot import phase_from_json, phase_to_json
 from greenloop.store import Store
+from greenloop.store.stored import ResumeProgress
 from greenloop.trackers.filing import file_issues, mark_needs_person
 from greenloop.triage import TriageResult, triage
 from greenloop.verdict import is_stuck, iteration_verdict, run_verdict
@@ -115,13 +115,13 @@ class Loop:
 def run(loop: Loop) -> RunResult:
     """Iterate until green, out of budget, stuck, or interrupted; always leave a report."""
     options, config = loop.options, loop.config
-    for dead in loop.store.mark_dead_runs():
+    for dead in loop.store.runs.mark_dead_runs():
         loop.say(f"run {dead} was killed without finishing; marked crashed")
     state = LoopState(run_id=new_run_id(), started_at=utcnow())
     first = 1
     if options.resume:
         first = resume_from(loop, state)
-    loop.store.start_run(
+    loop.store.runs.start_run(
         state.run_id,
         environment=config.environment.name,
         focus=options.focus or "all",
@@ -137,7 +137,7 @@ def run(loop: Loop) -> RunResult:
             for number in range(first, first + max_iterations):
                 iteration = run_iteration(loop, state, number)
                 state.iterations.append(iteration)
-                loop.store.record_iteration(state.run_id, iteration)
+                loop.store.runs.record_iteration(state.run_id, iteration)
                 report(loop, state)
                 if iteration.interrupted or not should_go_round(loop, state, number, deadline):
                     break
@@ -158,7 +158,7 @@ def run(loop: Loop) -> RunResult:
     if state.interrupted:
         loop.say(f"run {state.run_id} interrupted; continue it with `greenloop run --resume`")
     result = report(loop, state)
-    loop.store.finish_run(result)
+    loop.store.runs.finish_run(result)
     return result
 
 
@@ -178,7 +178,7 @@ def finish_after_error(loop: Loop, state: LoopState, exc: BaseException) -> RunR
     except Exception:
         log.exception("could not write the reports of run %s after an error", state.run_id)
     try:
-        loop.store.finish_run(result, status="interrupted" if state.interrupted else "crashed")
+        loop.store.runs.finish_run(result, status="interrupted" if state.interrupted else "crashed")
     except Exception:
         log.exception("could not close run %s in the store after an error", state.run_id)
     where = f"; partial worklog: {result.worklog}" if result.worklog else ""
@@ -215,17 +215,17 @@ def should_go_round(loop: Loop, state: LoopState, number: int, deadline: float) 
 
 def resume_from(loop: Loop, state: LoopState) -> int:
     """Take over the phases the last interrupted or crashed run completed; its iteration."""
-    previous = loop.store.latest_resumable(str(loop.config.source.resolve()))
+    previous = loop.store.runs.latest_resumable(str(loop.config.source.resolve()))
     if previous is None or not previous.progress:
         loop.say("nothing to resume: starting a fresh run")
         return 1
     progress = previous.progress
-    state.resumed = {p["name"]: phase_from_json(p) for p in progress.get("phases", ())}
+    state.resumed = {p.name: p for p in progress.phases}
     state.resumed_from = previous.id
-    loop.store.mark_resumed(previous.id, by=state.run_id)
+    loop.store.runs.mark_resumed(previous.id, by=state.run_id)
     names = ", ".join(state.resumed) or "none"
     loop.say(f"resuming run {previous.id}: completed phases kept ({names})")
-    return int(progress.get("iteration", 1))
+    return progress.iteration
 
 
 def run_iteration(loop: Loop, state: LoopState, number: int) -> IterationResult:
@@ -247,7 +247,7 @@ def run_iteration(loop: Loop, state: LoopState, number: int) -> IterationResult:
     loop.say(describe_gate(gate))
     phases = execute_phases(loop, state, gate, number)
     evidence = check_authenticity(
-        phases, config=config, index=loop.index, history=store.pass_durations()
+        phases, config=config, index=loop.index, history=store.results.pass_durations()
     )
     findings, warnings = strong(evidence), weak(evidence)
     triaged = triage(
@@ -261,7 +261,7 @@ def run_iteration(loop: Loop, state: LoopState, number: int) -> IterationResult:
     )
     state.triaged.append(triaged)
     verdict = iteration_verdict(phases, findings)
-    store.record_triage(
+    store.triage.record_triage(
         run_id,
         number,
         triaged.classifications,
@@ -325,7 +325,7 @@ def execute_phases(
     shared = SharedSession.plan(
         config,
         [(p, s) for p, s, blocker in plan if not blocker and p.name not in state.resumed],
-        loop.store.durations(),
+        loop.store.results.durations(),
     )
     stop_reason = ""
     try:
@@ -358,14 +358,13 @@ def execute_phases(
                 if not expand:
                     stop_reason = why
             result = loop.redactor.redact_obj(result)
-            loop.store.record_phase(state.run_id, number, result, revision=state.revision)
+            loop.store.results.record_phase(state.run_id, number, result, revision=state.revision)
             results.append(result)
             # A phase that ended on its own is completed even if a stop request came right
             # after (it was printed as such); one the request cut short is re-run by --resume.
             if not cut_short(result):
-                loop.store.save_progress(
-                    state.run_id,
-                    {"iteration": number, "phases": [phase_to_json(p) for p in results]},
+                loop.store.runs.save_progress(
+                    state.run_id, ResumeProgress(iteration=number, phases=tuple(results))
                 )
     finally:
         if shared is not None:

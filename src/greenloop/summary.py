@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from greenloop.records import Outcome, RunResult, Verdict
-from greenloop.store.schema import RunRow
+from greenloop.store.stored import StoredRun
 from greenloop.trackers.listing import IssueSummary
 from greenloop.triage import TriageResult
 from greenloop.triage.flaky import FlakyTest
@@ -103,7 +103,7 @@ def print_summary(console: Console, run: RunResult) -> None:
         console.print(f"json report: {e(str(run.json_report))}")
 
 
-def render_history(runs: Sequence[RunRow]) -> Table:
+def render_history(runs: Sequence[StoredRun]) -> Table:
     table = Table(title="recent runs", title_justify="left")
     for col in ("run", "started", "status", "verdict", "exit", "revision", "focus"):
         table.add_column(col, no_wrap=col in ("run", "started"))

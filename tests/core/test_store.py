@@ -54,8 +54,8 @@ def test_reopening_applies_no_migration_twice(tmp_path: Path) -> None:
     url = store_url(None, tmp_path)
     Store.open(url).close()
     store = Store.open(url)
-    store.start_run("r1", environment="e", focus="all", command_line="", config_path="")
-    assert store.latest_run() is not None
+    store.runs.start_run("r1", environment="e", focus="all", command_line="", config_path="")
+    assert store.runs.latest_run() is not None
     store.close()
 
 
@@ -81,16 +81,18 @@ def test_a_current_store_opens_without_alembic_and_an_old_one_is_upgraded(
     assert not schema_is_current(engine)
     engine.dispose()
     store = Store.open(url)
-    assert store.cached_collections(["nothing"]) == {}  # a table of a later migration
+    assert store.collections.cached_collections(["nothing"]) == {}  # a table of a later migration
     assert schema_is_current(store.engine)
     store.close()
 
 
 def test_run_lifecycle_and_results(store: Store) -> None:
-    store.start_run("r1", environment="staging", focus="all", command_line="gl run", config_path="")
+    store.runs.start_run(
+        "r1", environment="staging", focus="all", command_line="gl run", config_path=""
+    )
     passed = TestResult("t.py::a", Outcome.PASSED, duration_s=0.5)
     failed = TestResult("t.py::b", Outcome.FAILED, duration_s=1.5, message="boom")
-    store.record_phase("r1", 1, phase(passed, failed), revision="7")
+    store.results.record_phase("r1", 1, phase(passed, failed), revision="7")
     cluster = Cluster(
         id="C-1",
         fingerprint="abc",
@@ -102,26 +104,26 @@ def test_run_lifecycle_and_results(store: Store) -> None:
         root_cause=RootCause("bug", "backend", (Why("500", "log line", True),)),
     )
     classification = Classification("t.py::b", Category.PRODUCT, 0.9, "rule", "evidence")
-    store.record_triage("r1", 1, [classification], [cluster], {"t.py::a": False})
+    store.triage.record_triage("r1", 1, [classification], [cluster], {"t.py::a": False})
     now = utcnow()
-    store.finish_run(RunResult("r1", Verdict.FAILING, now, now, "staging", "7", iterations=()))
+    store.runs.finish_run(RunResult("r1", Verdict.FAILING, now, now, "staging", "7", iterations=()))
 
-    row = store.run("r1")
+    row = store.runs.run("r1")
     assert row is not None and row.status == "finished" and row.exit_code == 1
-    tests = {t.nodeid: t for t in store.run_tests("r1")}
+    tests = {t.nodeid: t for t in store.results.run_tests("r1")}
     assert tests["t.py::b"].category == "product" and tests["t.py::b"].fingerprint == "abc"
     assert tests["t.py::a"].real is False
-    assert store.run_clusters("r1")[0].root_cause["whys"][0]["verified"] is True
-    assert store.durations() == {"t.py::a": 0.5}
-    assert [h.outcome for h in store.test_history("t.py::b")] == ["failed"]
+    assert store.triage.run_clusters("r1")[0].root_cause["whys"][0]["verified"] is True
+    assert store.results.durations() == {"t.py::a": 0.5}
+    assert [h.outcome for h in store.triage.test_history("t.py::b")] == ["failed"]
 
 
 def test_pass_durations_are_recent_real_passes_newest_first(store: Store) -> None:
     """The raw history verify takes its robust median over: real passes only, capped."""
     for i in range(4):
         run_id = f"r{i}"
-        store.start_run(run_id, environment="e", focus="all", command_line="", config_path="")
-        store.record_phase(
+        store.runs.start_run(run_id, environment="e", focus="all", command_line="", config_path="")
+        store.results.record_phase(
             run_id,
             1,
             phase(
@@ -130,14 +132,14 @@ def test_pass_durations_are_recent_real_passes_newest_first(store: Store) -> Non
                 TestResult("t.py::c", Outcome.PASSED, duration_s=0.001),
             ),
         )
-        store.record_triage(run_id, 1, [], [], {"t.py::c": False})  # c never really ran
-    assert store.pass_durations() == {"t.py::a": [4.0, 3.0, 2.0, 1.0]}
-    assert store.pass_durations(["t.py::a"], last=2) == {"t.py::a": [4.0, 3.0]}
+        store.triage.record_triage(run_id, 1, [], [], {"t.py::c": False})  # c never really ran
+    assert store.results.pass_durations() == {"t.py::a": [4.0, 3.0, 2.0, 1.0]}
+    assert store.results.pass_durations(["t.py::a"], last=2) == {"t.py::a": [4.0, 3.0]}
 
 
 def test_probe_history_window(store: Store) -> None:
     now = utcnow()
-    store.record_probes(
+    store.probes.record_probes(
         [
             ProbeResult("cache", "ping", "redis", "redis://x", False, None, "refused", now),
             ProbeResult(
@@ -145,20 +147,20 @@ def test_probe_history_window(store: Store) -> None:
             ),
         ]
     )
-    window = store.probes_between(now - timedelta(minutes=1), now + timedelta(minutes=1))
+    window = store.triage.probes_between(now - timedelta(minutes=1), now + timedelta(minutes=1))
     assert [p.ok for p in window] == [False]
 
 
 def test_dead_runs_are_marked_crashed(store: Store) -> None:
-    store.start_run("dead", environment="e", focus="all", command_line="", config_path="")
-    store.start_run("alive", environment="e", focus="all", command_line="", config_path="")
+    store.runs.start_run("dead", environment="e", focus="all", command_line="", config_path="")
+    store.runs.start_run("alive", environment="e", focus="all", command_line="", config_path="")
     with store.session() as s:
         from greenloop.store.schema import RunRow
 
         row = s.get(RunRow, "dead")
         assert row is not None
         row.pid = 2**22 + 12345  # above pid_max: never a live process
-    assert store.mark_dead_runs() == ["dead"]
-    dead, alive = store.run("dead"), store.run("alive")
+    assert store.runs.mark_dead_runs() == ["dead"]
+    dead, alive = store.runs.run("dead"), store.runs.run("alive")
     assert dead is not None and dead.status == "crashed"
     assert alive is not None and alive.status == "running" and alive.pid == os.getpid()

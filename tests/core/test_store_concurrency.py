@@ -12,7 +12,9 @@ OPEN = (
     "import sys\n"
     "from greenloop.store import Store\n"
     "store = Store.open(sys.argv[1])\n"
-    "store.start_run(sys.argv[2], environment='e', focus='all', command_line='', config_path='c')\n"
+    "store.runs.start_run(\n"
+    "    sys.argv[2], environment='e', focus='all', command_line='', config_path='c'\n"
+    ")\n"
     "store.close()\n"
 )
 

@@ -8,30 +8,34 @@ from pathlib import Path
 import pytest
 
 from greenloop.records import Outcome, PhaseResult, PhaseStatus, TestResult
-from greenloop.store import Store
+from greenloop.store import Store, schema
 from greenloop.store.schema import IssueRow
 
 
 def exercise(store: Store) -> None:
-    store.start_run("r1", environment="staging", focus="all", command_line="", config_path="")
+    store.runs.start_run("r1", environment="staging", focus="all", command_line="", config_path="")
     for iteration, outcome in ((1, Outcome.FAILED), (2, Outcome.PASSED)):
         tests = (TestResult("t.py::a", outcome), TestResult("t.py::b", Outcome.PASSED))
-        store.record_phase("r1", iteration, PhaseResult("p", PhaseStatus.PASSED, 1.0, tests=tests))
-    assert store.recent_outcomes() == {
+        store.results.record_phase(
+            "r1", iteration, PhaseResult("p", PhaseStatus.PASSED, 1.0, tests=tests)
+        )
+    assert store.results.recent_outcomes() == {
         "t.py::a": ("passed", "failed"),
         "t.py::b": ("passed", "passed"),
     }
-    assert store.recent_outcomes(per_test=1)["t.py::a"] == ("passed",)
-    assert store.open_issue_nodeids() == set()
+    assert store.results.recent_outcomes(per_test=1)["t.py::a"] == ("passed",)
+    assert store.results.open_issue_nodeids() == set()
     now = datetime.now(UTC)
     with store.session() as s:
         s.add(
             IssueRow(tracker="local", fingerprint="fp1", title="x", created_at=now, updated_at=now)
         )
-        for row in store.run_tests("r1"):
+        for row in store.results.run_tests("r1"):
             if row.nodeid == "t.py::a":
-                s.merge(row).fingerprint = "fp1"
-    assert store.open_issue_nodeids() == {"t.py::a"}
+                stored = s.get(schema.TestResultRow, row.id)
+                assert stored is not None
+                stored.fingerprint = "fp1"
+    assert store.results.open_issue_nodeids() == {"t.py::a"}
 
 
 def test_history_on_sqlite(tmp_path: Path) -> None:

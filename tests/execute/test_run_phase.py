@@ -429,7 +429,9 @@ def test_recent_failures_run_first(tree, make_config, tmp_path) -> None:
     config = make_config()
     store = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
     try:
-        store.start_run("r1", environment="staging", focus="all", command_line="", config_path="")
+        store.runs.start_run(
+            "r1", environment="staging", focus="all", command_line="", config_path=""
+        )
         first = run_phase(config, PHASE, select_tests(config, PHASE, []))
         assert [t.nodeid for t in first.tests] == [
             "test_a.py::test_green",
@@ -439,7 +441,7 @@ def test_recent_failures_run_first(tree, make_config, tmp_path) -> None:
         from dataclasses import replace
 
         red = replace(first.tests[2], outcome=Outcome.FAILED)
-        store.record_phase("r1", 1, replace(first, tests=(first.tests[0], red)))
+        store.results.record_phase("r1", 1, replace(first, tests=(first.tests[0], red)))
         selection = select_tests(config, PHASE, [], store=store)
         assert selection.order[0] == "test_c.py::test_was_red"
         assert "1 recently failing" in selection.reason

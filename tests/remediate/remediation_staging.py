@@ -142,7 +142,9 @@ class Staging:
 
 
 def start_run(store: Store, run_id: str) -> str:
-    store.start_run(run_id, environment="staging-x", focus="all", command_line="", config_path="")
+    store.runs.start_run(
+        run_id, environment="staging-x", focus="all", command_line="", config_path=""
+    )
     return run_id
 
 

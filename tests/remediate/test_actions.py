@@ -48,7 +48,7 @@ def test_command_action_runs_records_and_reprobes(
     assert marker.exists()
     assert "exit code 0" in action.detail and "gate after: unchanged" in action.detail
     assert "runbook fix-cache" in action.detail
-    (row,) = store.run_actions(run_id)
+    (row,) = store.remediation.run_actions(run_id)
     assert (row.name, row.kind, row.status, row.fingerprint) == (
         "mark",
         "command",
@@ -66,7 +66,7 @@ def test_without_allow_it_is_a_dry_run(
     assert action.status is ActionStatus.DRY_RUN
     assert not marker.exists()
     assert f"would run command `{staging.ops('mark', str(marker))[0]}" in action.detail
-    assert [r.status for r in store.run_actions(run_id)] == ["dry_run"]
+    assert [r.status for r in store.remediation.run_actions(run_id)] == ["dry_run"]
 
 
 def test_remediation_enabled_in_config_allows(
@@ -107,7 +107,7 @@ def test_max_attempts_counts_across_iterations_of_a_run(
     config = staging.config([runbook(mark(staging, marker, max_attempts=2))])
     statuses = [run(staging, store, config, run_id, iteration=i)[0].status for i in (1, 2, 3)]
     assert statuses == [ActionStatus.DONE, ActionStatus.DONE, ActionStatus.REFUSED]
-    assert "max_attempts 2 reached" in store.run_actions(run_id)[-1].detail
+    assert "max_attempts 2 reached" in store.remediation.run_actions(run_id)[-1].detail
     # A new run starts counting again.
     (again,) = run(staging, store, config, start_run(store, "run-2"))
     assert again.status is ActionStatus.DONE
@@ -278,7 +278,7 @@ def test_nothing_to_do_returns_nothing(staging: Staging, store: Store, run_id: s
     assert run(staging, store, config, run_id) == []
     config = staging.config([runbook({"name": "x", "kind": "command", "command": ["true"]})])
     assert run(staging, store, config, run_id, clusters=[make_cluster("search")]) == []
-    assert store.run_actions(run_id) == []
+    assert store.remediation.run_actions(run_id) == []
 
 
 # --------------------------------------------------------------------------- config validation

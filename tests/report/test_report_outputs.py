@@ -237,14 +237,14 @@ def test_trend_and_previous_run_from_a_real_store(tmp_path: Path) -> None:
         for i, verdict in enumerate([Verdict.FAILING, Verdict.GREEN, Verdict.FAILING]):
             run = make_run(run_id=f"run-{i}", verdict=verdict)
             run = replace(run, started_at=run.started_at + timedelta(hours=i))
-            store.start_run(
+            store.runs.start_run(
                 run.run_id, environment="staging", focus="all", command_line="", config_path=""
             )
             it = run.iterations[0]
             for phase in it.phases:
-                store.record_phase(run.run_id, 1, phase)
-            store.record_probes(it.gate.probes if it.gate else (), run.run_id, 1)
-            store.finish_run(run)
+                store.results.record_phase(run.run_id, 1, phase)
+            store.probes.record_probes(it.gate.probes if it.gate else (), run.run_id, 1)
+            store.runs.finish_run(run)
             runs.append(run)
         paths = write_reports(runs[-1], context(tmp_path), store=store, out_dir=tmp_path / "out")
         text = paths.worklog.read_text()

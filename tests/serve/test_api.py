@@ -199,7 +199,7 @@ def test_writes_need_the_token(store: Store) -> None:
             "kind": "cluster",
             "category": "infrastructure",
         }
-        (row,) = store.labels()
+        (row,) = store.triage.labels()
         assert (row.target, row.category, row.note) == ("C-cache", "infrastructure", "seen it")
         unknown = httpx.post(
             f"{base}/api/labels",

@@ -80,7 +80,8 @@ WRITE = (
     "import sys\n"
     "from greenloop.store import Store\n"
     "s = Store.open(sys.argv[1])\n"
-    "s.start_run('concurrent', environment='e', focus='all', command_line='', config_path='c')\n"
+    "s.runs.start_run('concurrent', environment='e', focus='all', command_line='',\n"
+    "    config_path='c')\n"
     "s.close()\n"
 )
 
@@ -127,7 +128,7 @@ def test_a_dripping_tracker_is_cut_at_its_deadline_and_never_locks_the_store(
     assert result.pending == 1 and "no reply" in (result.error or ""), result
     assert dripper.finished_bodies == 0, "the call waited for the whole drip"
     assert writer and writer[0].returncode == 0, writer[0].stderr if writer else "no writer"
-    assert sqlite_store.run("concurrent") is not None
+    assert sqlite_store.runs.run("concurrent") is not None
 
 
 def test_every_outgoing_call_has_the_same_total_deadline(tmp_path: Path, dripper: Dripper) -> None:

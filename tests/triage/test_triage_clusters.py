@@ -148,9 +148,13 @@ def test_bad_deploy_chain_cites_the_log_line_and_the_revision_change(tmp_path) -
 
     store = Store.open(f"sqlite:///{tmp_path / 's.db'}")
     try:
-        store.start_run("r1", environment="staging", focus="all", command_line="", config_path="")
+        store.runs.start_run(
+            "r1", environment="staging", focus="all", command_line="", config_path=""
+        )
         ok = TestResult("tests/test_chat.py::test_post", Outcome.PASSED)
-        store.record_phase("r1", 1, PhaseResult("smoke", PhaseStatus.PASSED, 1.0, (ok,)), "1")
+        store.results.record_phase(
+            "r1", 1, PhaseResult("smoke", PhaseStatus.PASSED, 1.0, (ok,)), "1"
+        )
         text = """tests/test_chat.py:30: in test_post
     assert r.status_code == 201
 E   AssertionError: assert 500 == 201"""

@@ -47,7 +47,7 @@ def _record(
     store: Store, run: str, at: datetime, outcomes: dict[str, Outcome], *, probe_down: bool
 ) -> None:
     """One past run `at` a given time (runs an hour apart, so probe windows never overlap)."""
-    store.start_run(run, environment="staging", focus="all", command_line="", config_path="")
+    store.runs.start_run(run, environment="staging", focus="all", command_line="", config_path="")
     if probe_down:
         down = ProbeResult(
             "cache",
@@ -59,9 +59,11 @@ def _record(
             "refused",
             checked_at=at - timedelta(seconds=0.5),
         )
-        store.record_probes([down], run, 1)
+        store.probes.record_probes([down], run, 1)
     tests = tuple(TestResult(n, o, duration_s=1.0) for n, o in outcomes.items())
-    store.record_phase(run, 1, PhaseResult("smoke", PhaseStatus.FAILED, 1.0, tests), "rev-7")
+    store.results.record_phase(
+        run, 1, PhaseResult("smoke", PhaseStatus.FAILED, 1.0, tests), "rev-7"
+    )
     with store.session() as s:
         s.execute(
             update(schema.TestResultRow)

@@ -68,9 +68,11 @@ def _configured(url: str, tmp_path: Path) -> Iterator[tuple[Path, Store]]:
     config = tmp_path / "greenloop.toml"
     config.write_text(f'[store]\nurl = "{url}"\n')
     store = Store.open(store_url(url, tmp_path))
-    store.start_run("run-1", environment="staging", focus="all", command_line="", config_path="")
+    store.runs.start_run(
+        "run-1", environment="staging", focus="all", command_line="", config_path=""
+    )
     test = failed(FIRST, nodeid=NODE)
-    store.record_phase("run-1", 1, PhaseResult("smoke", PhaseStatus.FAILED, 1.0, (test,)))
+    store.results.record_phase("run-1", 1, PhaseResult("smoke", PhaseStatus.FAILED, 1.0, (test,)))
     yield config, store
     store.close()
 
@@ -105,7 +107,7 @@ def test_a_label_decides_the_next_triage_of_a_similar_failure(
     assert "old signing key" in similar.evidence and "similarity" in similar.evidence
     assert unrelated.rule != "team-label"
 
-    (row,) = store.labels()  # it survived in the store, with the failure's text
+    (row,) = store.triage.labels()  # it survived in the store, with the failure's text
     assert (row.target, row.target_kind, row.category) == (NODE, "test", "configuration")
     assert "signature scheme v1" in row.text
 
@@ -120,7 +122,7 @@ def test_bad_category_and_unknown_target_are_one_line_exit_2(
     missing = greenloop("label", "tests/test_nope.py::t", "product", "-c", str(config))
     assert missing.returncode == 2 and "no cluster or failed test" in missing.stderr
     assert "Traceback" not in bad.stderr + missing.stderr
-    assert store.labels() == []
+    assert store.triage.labels() == []
 
 
 def test_nearest_label_weighs_shared_tokens_low_and_masks_ids() -> None:

@@ -83,9 +83,11 @@ def test_a_large_batch_in_workers_equals_the_serial_result(
         )
 
     try:
-        store.start_run("r1", environment="staging", focus="all", command_line="", config_path="")
+        store.runs.start_run(
+            "r1", environment="staging", focus="all", command_line="", config_path=""
+        )
         phase = PhaseResult("smoke", PhaseStatus.FAILED, 1.0, tuple(tests[:200]))
-        store.record_phase("r1", 1, phase, "1")
+        store.results.record_phase("r1", 1, phase, "1")
         serial = run(workers=1)
         monkeypatch.setattr(parallel, "PARALLEL_MIN", 1000)
         monkeypatch.setattr(parallel, "_in_workers", spy)

@@ -150,14 +150,16 @@ def test_revision_cause_comes_from_the_store_when_no_deploy_happened(tmp_path: P
 
     store = Store.open(f"sqlite:///{tmp_path / 's.db'}")
     try:
-        store.start_run("r1", environment="staging", focus="all", command_line="", config_path="")
+        store.runs.start_run(
+            "r1", environment="staging", focus="all", command_line="", config_path=""
+        )
         passed = PhaseResult(
             "critical",
             PhaseStatus.PASSED,
             1.0,
             (TestResult("tests/test_critical_path.py::test_user_journey", Outcome.PASSED),),
         )
-        store.record_phase("r1", 1, passed, "1")
+        store.results.record_phase("r1", 1, passed, "1")
         tests, records = bad_deploy_run()
         result = triage(tests[:1], gate=None, logs=records, store=store, revision="2")
     finally:

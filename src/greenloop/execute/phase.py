@@ -96,5 +96,5 @@ def blocked_listing(config: Config, selection: Selection, store: Store | None) -
     """A selection's tests named without importing the suite (cache first, then the source)."""
     extra = tuple(config.execution.pytest_args)
     keys = collection_keys(selection, extra)
-    cached = store.cached_collections(keys) if store is not None else {}
+    cached = store.collections.cached_collections(keys) if store is not None else {}
     return list_tests(selection, cached, keys, extra)

@@ -63,8 +63,8 @@ def select_tests(
     history: Mapping[str, tuple[str, ...]] = {}
     open_issues: set[str] = set()
     if store is not None and config.execution.order == "risk":
-        history = store.recent_outcomes()
-        open_issues = store.open_issue_nodeids()
+        history = store.results.recent_outcomes()
+        open_issues = store.results.open_issue_nodeids()
     order = (
         risk_order(chosen, history, open_issues)
         if config.execution.order == "risk"

@@ -80,7 +80,7 @@ def remediate(
     for step in steps:
         action = shell.take(step, policy, failed_runbooks.get(step.runbook_index))
         actions.append(action)
-        store.record_actions(run_id, iteration, [action], step.fingerprint)
+        store.remediation.record_actions(run_id, iteration, [action], step.fingerprint)
         if action.status is ActionStatus.FAILED:
             failed_runbooks.setdefault(step.runbook_index, step.name)
         if shell.worse is not None:
@@ -192,7 +192,7 @@ class _Shell:
         else:
             reason += "; no deploy.rollback_command to roll back with"
         out.append(Action(STOP_NAME, STOP_KIND, ActionStatus.REFUSED, redact(reason)))
-        self.store.record_actions(self.run_id, self.iteration, out, step.fingerprint)
+        self.store.remediation.record_actions(self.run_id, self.iteration, out, step.fingerprint)
         return out
 
     def _gate(self) -> GateResult:
@@ -201,9 +201,9 @@ class _Shell:
     def _history(self) -> list[Attempt]:
         return [
             Attempt(r.name, r.status, aware(r.started_at) or r.started_at, r.detail)
-            for r in self.store.run_actions(self.run_id)
+            for r in self.store.remediation.run_actions(self.run_id)
         ]
 
     def _last_attempt_at(self, name: str) -> datetime | None:
-        row = self.store.last_action_attempt(name)
+        row = self.store.remediation.last_action_attempt(name)
         return aware(row.started_at) if row is not None else None

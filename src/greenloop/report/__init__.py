@@ -110,10 +110,10 @@ def write_reports(
 
 def previous_run(store: Store, run_id: str) -> PreviousRun | None:
     """The last finished run before `run_id`, with the tests that failed in its last iteration."""
-    row = store.previous_run(run_id)
+    row = store.runs.previous_run(run_id)
     if row is None:
         return None
-    tests = store.run_tests(row.id)
+    tests = store.results.run_tests(row.id)
     final = max((t.iteration for t in tests), default=0)
     failing = frozenset(
         t.nodeid for t in tests if t.iteration == final and Outcome(t.outcome).is_failure
@@ -135,7 +135,7 @@ def render_run_for_terminal(
 
     Falls back to a short summary from the store when the worklog file is gone.
     """
-    row = store.run(run_id)
+    row = store.runs.run(run_id)
     if row is None:
         raise UserError(f"run {run_id}: not in the store (see `greenloop history`)")
     redactor = redactor or Redactor()
@@ -149,7 +149,7 @@ def render_run_for_terminal(
 
 
 def _summary_from_store(store: Store, run_id: str, missing: str | None) -> str:
-    row = store.run(run_id)
+    row = store.runs.run(run_id)
     assert row is not None
     lines = [
         f"# Run {run_id}: {row.verdict or row.status}",
@@ -163,16 +163,16 @@ def _summary_from_store(store: Store, run_id: str, missing: str | None) -> str:
         "| phase | status | time | note |",
         "| --- | --- | --- | --- |",
     ]
-    for p in store.run_phases(run_id):
+    for p in store.results.run_phases(run_id):
         lines.append(f"| {p.name} | {p.status} | {p.duration_s:.1f} s | {p.note} |")
-    failing = [t for t in store.run_tests(run_id) if Outcome(t.outcome).is_failure]
+    failing = [t for t in store.results.run_tests(run_id) if Outcome(t.outcome).is_failure]
     if failing:
         lines += ["", "## Failing tests", ""]
         lines += [
             f"- `{t.nodeid}`: {t.outcome} ({t.category or 'untriaged'}) {t.message}"
             for t in failing
         ]
-    clusters = store.run_clusters(run_id)
+    clusters = store.triage.run_clusters(run_id)
     if clusters:
         lines += ["", "## Problems", ""]
         lines += [f"- **{c.reason}** ({c.category}, {c.count} tests): {c.title}" for c in clusters]

@@ -65,7 +65,7 @@ def trend_from_summaries(summaries: Sequence[RunSummary]) -> Trend:
 
 def run_trend(store: Store, run_id: str | None = None, limit: int = 20) -> Trend:
     """The trend up to and including `run_id` (or the newest run)."""
-    return trend_from_summaries(store.run_summaries(limit=limit, until=run_id))
+    return trend_from_summaries(store.runs.run_summaries(limit=limit, until=run_id))
 
 
 def _last(values: Sequence[float | None]) -> str:

@@ -133,7 +133,7 @@ def run_trend_points(
     store: Store, *, limit: int = DEFAULT_LIMIT, until: str | None = None
 ) -> list[TrendPoint]:
     """The trend over the last `limit` runs up to `until` (or the newest), oldest first."""
-    summaries = store.run_summaries(limit=clamp_limit(limit), until=until)
+    summaries = store.runs.run_summaries(limit=clamp_limit(limit), until=until)
     trend = trend_from_summaries(summaries)
     durations = _durations(store, [s.run_id for s in summaries])
     return [
@@ -684,7 +684,7 @@ def list_flaky(
     report = flaky_report(store, window)
     items = []
     for f in report[offset : offset + limit]:
-        rows = store.test_history(f.nodeid, limit=window)
+        rows = store.triage.test_history(f.nodeid, limit=window)
         items.append(
             FlakyView(
                 nodeid=f.nodeid,

@@ -8,16 +8,11 @@ in one transaction, then deliver. `sync_outbox` is `greenloop issues sync`.
 from __future__ import annotations
 
 import hashlib
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError, OperationalError
-
-from greenloop.errors import UserError
 from greenloop.records import (
     Cluster,
     IndexEntry,
@@ -25,11 +20,11 @@ from greenloop.records import (
     IssueRef,
     TestResult,
     Verdict,
-    utcnow,
 )
 from greenloop.redact import Redactor, redactor_for
 from greenloop.store import Store
-from greenloop.store.schema import IssueRow
+from greenloop.store.issues import IssueChange, QueuedOp
+from greenloop.store.stored import OutboxPayload, StoredIssue
 from greenloop.trackers import LocalTracker, resolve_tracker
 from greenloop.trackers.base import Tracker
 from greenloop.trackers.body import (
@@ -43,7 +38,7 @@ from greenloop.trackers.body import (
     priority_of,
 )
 from greenloop.trackers.lifecycle import Decision, IndexState, Op, decide
-from greenloop.trackers.outbox import SyncResult, deliver, enqueue
+from greenloop.trackers.outbox import SyncResult, deliver, queued
 
 if TYPE_CHECKING:
     from greenloop.config import Config
@@ -76,13 +71,7 @@ def build_tracker(config: Config, out_dir: Path, store: Store | None = None) -> 
 
 def local_issue_folder(store: Store) -> Path | None:
     """The folder of the local issues this store already indexes (the first one's), if any."""
-    with store.session() as s:
-        location = s.scalars(
-            select(IssueRow.location)
-            .where(IssueRow.tracker == "local", IssueRow.location != "")
-            .order_by(IssueRow.id)
-            .limit(1)
-        ).first()
+    location = store.issues.first_location("local")
     return Path(location).parent if location else None
 
 
@@ -146,7 +135,7 @@ def file_issues(
                 redactor=redactor,
             )
         )
-    for row in store.issue_rows(tracker.name):
+    for row in store.issues.index(tracker.name):
         if row.fingerprint not in present and row.state == "open":
             plan = _plan_absent(
                 store,
@@ -177,16 +166,16 @@ def _plan(
     redactor: Redactor,
 ) -> _Planned:
     title = redactor.redact(issue_title(cluster))
-    previous = store.last_cluster(cluster.fingerprint, not_run=ctx.run_id)
+    previous = store.triage.last_cluster(cluster.fingerprint, not_run=ctx.run_id)
     previous_revision = None
     if previous is not None:
-        run = store.run(previous.run_id)
+        run = store.runs.run(previous.run_id)
         previous_revision = run.revision if run else None
 
-    def payload(op: Op, occurrences: int) -> dict[str, Any]:
+    def payload(op: Op, occurrences: int) -> OutboxPayload:
         if op is Op.CREATE:
             body = issue_body(cluster, ctx, tests=tests, priority=priority)
-            return {"title": title, "body": redactor.redact(body), "labels": labels}
+            return OutboxPayload(title=title, body=redactor.redact(body), labels=tuple(labels))
         body = occurrence_comment(
             cluster,
             ctx,
@@ -195,7 +184,7 @@ def _plan(
             previous_revision=previous_revision,
             reopened=op is Op.REOPEN,
         )
-        return {"body": redactor.redact(body)}
+        return OutboxPayload(body=redactor.redact(body))
 
     return _record(
         store,
@@ -219,8 +208,8 @@ def _plan_absent(
     close_after: int,
     redactor: Redactor,
 ) -> _Planned:
-    def payload(op: Op, _occurrences: int) -> dict[str, Any]:
-        return {"body": redactor.redact(close_comment(run_id, close_after))}
+    def payload(op: Op, _occurrences: int) -> OutboxPayload:
+        return OutboxPayload(body=redactor.redact(close_comment(run_id, close_after)))
 
     return _record(
         store,
@@ -241,83 +230,47 @@ def _record(
     fingerprint: str,
     title: str,
     category: str | None,
-    decide_for: Any,
-    payload_for: Any,
+    decide_for: Callable[[IndexState | None], Decision],
+    payload_for: Callable[[Op, int], OutboxPayload],
 ) -> _Planned:
-    """Decide against the current index row and write row + outbox op in one transaction.
+    """Decide against the current index row; the store writes row + outbox op together."""
+    decisions: list[Decision] = []
 
-    A run that loses the race to insert the row (UNIQUE tracker+fingerprint) retries
-    against the winner's row, so it comments instead of creating a second issue.
-    """
-    for attempt in range(8):
-        try:
-            with store.session() as s:
-                row = s.scalars(
-                    select(IssueRow).where(
-                        IssueRow.tracker == tracker, IssueRow.fingerprint == fingerprint
-                    )
-                ).first()
-                current = (
-                    IndexState(row.state, row.occurrences, row.green_streak, row.last_run_id)
-                    if row
-                    else None
-                )
-                decision: Decision = decide_for(current)
-                now = utcnow()
-                if row is None:
-                    row = IssueRow(
-                        tracker=tracker,
-                        fingerprint=fingerprint,
-                        title=title,
-                        state="open",
-                        location="",
-                        category=category or "unknown",
-                        occurrences=1,
-                        green_streak=0,
-                        needs_person=False,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                    s.add(row)
-                    s.flush()  # the claim: raises IntegrityError if another run got here first
-                row.state = decision.state
-                row.occurrences = decision.occurrences
-                row.green_streak = decision.green_streak
-                row.last_run_id = decision.last_run_id
-                row.updated_at = now
-                if title and not row.title:
-                    row.title = title
-                ops: tuple[int, ...] = ()
-                if decision.op is not Op.NONE:
-                    op = enqueue(
-                        s,
-                        tracker=tracker,
-                        fingerprint=fingerprint,
-                        op=decision.op.value,
-                        payload=payload_for(decision.op, decision.occurrences),
-                        key=idempotency_key(
-                            tracker,
-                            fingerprint,
-                            decision.last_run_id or "",
-                            decision.op.value,
-                            f"{decision.occurrences}/{decision.green_streak}",
-                        ),
-                    )
-                    ops = (op.id,)
-                return _Planned(fingerprint, row.title, decision, ops)
-        except IntegrityError:
-            continue  # lost the race for the row: decide again against the winner's
-        except OperationalError as exc:
-            if "locked" not in str(exc).lower():
-                raise
-            time.sleep(0.05 * (attempt + 1))  # SQLite: another writer holds the lock
-    raise UserError(f"issue index: could not record {fingerprint} (store busy); rerun later")
+    def change(row: StoredIssue | None) -> IssueChange:
+        current = (
+            IndexState(row.state, row.occurrences, row.green_streak, row.last_run_id)
+            if row
+            else None
+        )
+        decision = decide_for(current)
+        decisions.append(decision)  # the last one is the one kept (a lost race decides again)
+        op = None
+        if decision.op is not Op.NONE:
+            op = queued(
+                op=decision.op.value,
+                payload=payload_for(decision.op, decision.occurrences),
+                key=idempotency_key(
+                    tracker,
+                    fingerprint,
+                    decision.last_run_id or "",
+                    decision.op.value,
+                    f"{decision.occurrences}/{decision.green_streak}",
+                ),
+            )
+        return IssueChange(
+            decision.state, decision.occurrences, decision.green_streak, decision.last_run_id, op
+        )
+
+    recorded = store.issues.record(
+        tracker, fingerprint, title=title, category=category, decide=change
+    )
+    return _Planned(fingerprint, recorded.title, decisions[-1], recorded.op_ids)
 
 
 def _ref(store: Store, tracker: str, plan: _Planned) -> IssueRef:
-    row = store.issue_row(tracker, plan.fingerprint)
+    row = store.issues.get(tracker, plan.fingerprint)
     pending = bool(plan.op_ids) and any(
-        r.id in plan.op_ids for r in store.outbox_rows(tracker, fingerprint=plan.fingerprint)
+        op.id in plan.op_ids for op in store.issues.outbox(tracker, fingerprint=plan.fingerprint)
     )
     return IssueRef(
         key=(row.key if row and row.key else ""),
@@ -346,23 +299,18 @@ def mark_needs_person(
     tracker = build_tracker(config, out_dir, store)
     redactor = redactor_for(config)
     for cluster in clusters:
-        with store.session() as s:
-            row = s.scalars(
-                select(IssueRow).where(
-                    IssueRow.tracker == tracker.name, IssueRow.fingerprint == cluster.fingerprint
-                )
-            ).first()
-            if row is None or row.needs_person:
-                continue
-            row.needs_person = True
-            enqueue(
-                s,
-                tracker=tracker.name,
-                fingerprint=cluster.fingerprint,
-                op="comment",
-                payload={"body": redactor.redact(needs_person_comment(run_id or "?"))},
-                key=idempotency_key(
-                    tracker.name, cluster.fingerprint, "needs-person", str(row.occurrences)
-                ),
-            )
+        comment = OutboxPayload(body=redactor.redact(needs_person_comment(run_id or "?")))
+        store.issues.flag_needs_person(
+            tracker.name, cluster.fingerprint, _needs_person_op(tracker.name, cluster, comment)
+        )
     deliver(tracker, store)
+
+
+def _needs_person_op(
+    tracker: str, cluster: Cluster, comment: OutboxPayload
+) -> Callable[[StoredIssue], QueuedOp]:
+    def op(row: StoredIssue) -> QueuedOp:
+        key = idempotency_key(tracker, cluster.fingerprint, "needs-person", str(row.occurrences))
+        return queued(op="comment", payload=comment, key=key)
+
+    return op

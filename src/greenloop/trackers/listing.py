@@ -8,12 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import RenderableType
-from sqlalchemy import select
 
 from greenloop.errors import UserError
 from greenloop.redact import redactor_for
 from greenloop.store import Store
-from greenloop.store.schema import OutboxRow
 from greenloop.trackers import tracker_name
 
 if TYPE_CHECKING:
@@ -43,11 +41,8 @@ class IssueSummary:
 def list_issues(store: Store, tracker: TrackerConfig | str | None = None) -> list[IssueSummary]:
     """The issue index for one tracker (or all), open first, with queued operation counts."""
     name = tracker if tracker is None or isinstance(tracker, str) else tracker_name(tracker)
-    rows = store.issue_rows(name)
-    pending: dict[tuple[str, str], int] = {}
-    with store.session() as s:
-        for r in s.scalars(select(OutboxRow).where(OutboxRow.delivered_at.is_(None))):
-            pending[(r.tracker, r.fingerprint)] = pending.get((r.tracker, r.fingerprint), 0) + 1
+    rows = store.issues.index(name)
+    pending = store.issues.pending_counts()
     return [
         IssueSummary(
             key=r.key,
@@ -72,7 +67,7 @@ def show_issue(store: Store, config: Config, key: str, *, out_dir: Path) -> Rend
     name = tracker_name(config.tracker)
     rows = [
         r
-        for r in store.issue_rows(name)
+        for r in store.issues.index(name)
         if r.key == key or r.fingerprint == key or (len(key) >= 6 and r.fingerprint.startswith(key))
     ]
     if not rows:
@@ -83,7 +78,7 @@ def show_issue(store: Store, config: Config, key: str, *, out_dir: Path) -> Rend
         from rich.markdown import Markdown  # markdown-it: only for the terminal
 
         return Markdown(redactor.redact(Path(row.location).read_text(encoding="utf-8")))
-    ops = store.outbox_rows(name, pending=False, fingerprint=row.fingerprint)
+    ops = store.issues.outbox(name, pending=False, fingerprint=row.fingerprint)
     lines = [
         f"# {row.key or '(not yet created)'}: {row.title}",
         "",

@@ -1,27 +1,23 @@
 """The outbox: tracker operations queued in the store, delivered in order, exactly once.
 
 Every operation is written to the `outbox` table in the same transaction as the
-issue index change that caused it, then delivered. Delivery claims one row at a
-time with `UPDATE ... WHERE delivered_at IS NULL` as the transaction's first
-statement, which takes the row lock (PostgreSQL) or the write lock (SQLite) so two
-runs never deliver the same operation, calls the tracker, and marks the row
-delivered in that same transaction as it records the issue's key. A create first
-looks for the fingerprint marker, a comment for its op marker, so an operation
-whose reply was lost is not repeated when it is retried.
+issue index change that caused it (`store.issues.record`), then delivered. Delivery
+claims one operation at a time (`store.issues.claim`: an `UPDATE ... WHERE
+delivered_at IS NULL` as its transaction's first statement, so two runs never deliver
+the same operation), calls the tracker with no transaction open, and records how it
+went (`store.issues.settle`), the issue's key with it. A create first looks for the
+fingerprint marker, a comment for its op marker, so an operation whose reply was lost
+is not repeated when it is retried.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
-
-from greenloop.records import utcnow
 from greenloop.store import Store
-from greenloop.store.schema import IssueRow, OutboxRow
+from greenloop.store.issues import QueuedOp
+from greenloop.store.stored import OutboxEntry, OutboxPayload, StoredIssue
 from greenloop.trackers.base import (
     IssueRejected,
     RemoteIssue,
@@ -52,31 +48,11 @@ class SyncResult:
         return text
 
 
-def enqueue(
-    session: Session,
-    *,
-    tracker: str,
-    fingerprint: str,
-    op: str,
-    payload: dict[str, Any],
-    key: str,
-) -> OutboxRow:
-    """Queue one operation inside the caller's transaction (with its index change)."""
-    if op in ("comment", "reopen", "close") and payload.get("body"):
-        payload = {**payload, "body": payload["body"].rstrip() + "\n\n" + op_marker(key) + "\n"}
-    row = OutboxRow(
-        tracker=tracker,
-        fingerprint=fingerprint,
-        op=op,
-        payload=payload,
-        idempotency_key=key,
-        created_at=utcnow(),
-        attempts=0,
-        last_error="",
-    )
-    session.add(row)
-    session.flush()
-    return row
+def queued(*, op: str, payload: OutboxPayload, key: str) -> QueuedOp:
+    """The operation to queue, its comment body ending in the op marker (found on retry)."""
+    if op in ("comment", "reopen", "close") and payload.body:
+        payload = replace(payload, body=payload.body.rstrip() + "\n\n" + op_marker(key) + "\n")
+    return QueuedOp(op=op, payload=payload, key=key)
 
 
 def deliver(tracker: Tracker, store: Store) -> SyncResult:
@@ -94,36 +70,34 @@ def deliver(tracker: Tracker, store: Store) -> SyncResult:
 def _deliver(tracker: Tracker, store: Store) -> SyncResult:
     delivered = dropped = 0
     error: TrackerUnavailable | None = None
-    for op_id in [row.id for row in store.outbox_rows(tracker.name)]:
-        with store.session() as s:
-            claimed = s.execute(
-                update(OutboxRow)
-                .where(OutboxRow.id == op_id, OutboxRow.delivered_at.is_(None))
-                .values(attempts=OutboxRow.attempts + 1)
-            ).rowcount  # type: ignore[attr-defined]
-            if not claimed:
-                continue  # delivered by an earlier sync
-            row = s.get(OutboxRow, op_id)
-            assert row is not None
-            issue = s.scalars(
-                select(IssueRow).where(
-                    IssueRow.tracker == row.tracker, IssueRow.fingerprint == row.fingerprint
-                )
-            ).first()
-            s.expunge_all()  # plain values from here on; the transaction ends now
+    for op_id in [entry.id for entry in store.issues.outbox(tracker.name)]:
+        claimed = store.issues.claim(op_id)
+        if claimed is None:
+            continue  # delivered by an earlier sync
+        entry, issue = claimed
+        issue_id = issue.id if issue is not None else None
         try:
-            remote = _apply(tracker, row, issue)
+            remote = _apply(tracker, entry, issue)
         except TrackerUnavailable as exc:
-            _settle(store, op_id, issue, last_error=exc.reason)
+            store.issues.settle(op_id, issue_id, last_error=exc.reason)
             error = exc
             break  # later operations wait: order matters (create before comment)
         except IssueRejected as exc:
-            _settle(store, op_id, issue, last_error=f"dropped: {exc}", done=True, rejected=True)
+            store.issues.settle(
+                op_id, issue_id, last_error=f"dropped: {exc}", done=True, rejected=True
+            )
             dropped += 1
             continue
-        _settle(store, op_id, issue, last_error="", done=True, remote=remote)
+        store.issues.settle(
+            op_id,
+            issue_id,
+            last_error="",
+            done=True,
+            remote_key=remote.key if remote is not None else None,
+            remote_location=remote.location if remote is not None else "",
+        )
         delivered += 1
-    pending = len(store.outbox_rows(tracker.name))
+    pending = len(store.issues.outbox(tracker.name))
     return SyncResult(
         delivered=delivered,
         dropped=dropped,
@@ -133,54 +107,27 @@ def _deliver(tracker: Tracker, store: Store) -> SyncResult:
     )
 
 
-def _settle(
-    store: Store,
-    op_id: int,
-    issue: IssueRow | None,
-    *,
-    last_error: str,
-    done: bool = False,
-    rejected: bool = False,
-    remote: RemoteIssue | None = None,
-) -> None:
-    """Record how one delivery went, in its own short transaction."""
-    with store.session() as s:
-        row = s.get(OutboxRow, op_id)
-        if row is None:
-            return
-        row.last_error = last_error
-        if done:
-            row.delivered_at = utcnow()
-        target = s.get(IssueRow, issue.id) if issue is not None else None
-        if target is not None and rejected:
-            target.needs_person = True
-        if target is not None and remote is not None:
-            target.key = remote.key
-            target.location = remote.location
-            target.updated_at = utcnow()
-
-
-def _apply(tracker: Tracker, row: OutboxRow, issue: IssueRow | None) -> RemoteIssue | None:
+def _apply(tracker: Tracker, row: OutboxEntry, issue: StoredIssue | None) -> RemoteIssue | None:
     payload = row.payload
     if row.op == "create":
         # The reply to an earlier attempt may have been lost after the tracker created it.
         existing = tracker.find(row.fingerprint)
         if existing is not None:
             return existing
-        return tracker.create(payload["title"], payload["body"], payload.get("labels", []))
+        return tracker.create(payload.title or "", payload.body or "", list(payload.labels or ()))
     if issue is None or not issue.key:
         raise IssueRejected(f"no issue to {row.op}: its create was dropped")
     key = issue.key
     if row.op == "reopen":
         tracker.reopen(key)
-        _comment_once(tracker, key, payload.get("body", ""), row.idempotency_key)
+        _comment_once(tracker, key, payload.body or "", row.idempotency_key)
     elif row.op == "comment":
-        _comment_once(tracker, key, payload["body"], row.idempotency_key)
+        _comment_once(tracker, key, payload.body or "", row.idempotency_key)
     elif row.op == "close":
-        _comment_once(tracker, key, payload.get("body", ""), row.idempotency_key)
+        _comment_once(tracker, key, payload.body or "", row.idempotency_key)
         tracker.close(key)
     elif row.op == "labels":
-        tracker.set_labels(key, payload["labels"])
+        tracker.set_labels(key, list(payload.labels or ()))
     else:
         raise IssueRejected(f"unknown outbox operation {row.op!r}")
     return None

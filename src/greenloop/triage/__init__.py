@@ -101,7 +101,7 @@ def triage(
     everything in this process); see parallel.py. The result does not depend on it.
     """
     if labels is None:
-        labels = labels_from_rows(store.labels()) if store else ()
+        labels = labels_from_rows(store.triage.labels()) if store else ()
     rules = rules_for(config, labels)
     tests_dir = Path(config.execution.tests_dir).name if config else "tests"
     tests_dirs = tuple(dict.fromkeys((tests_dir, "tests", "test")))
@@ -268,7 +268,7 @@ def _probes_during(store: Store, test: TestResult) -> list[ProbeResult]:
             r.detail,
             aware(r.checked_at) or utcnow(),
         )
-        for r in store.probes_between(start, end)
+        for r in store.triage.probes_between(start, end)
     ]
 
 
@@ -294,7 +294,11 @@ def _previous_green(
     failing = [d.classification.nodeid for d in decisions if d.evidence.outcome.is_failure]
     seen = False
     for nodeid in failing[:50]:
-        rows = [r for r in store.test_history(nodeid, limit=10) if r.revision == previous_revision]
+        rows = [
+            r
+            for r in store.triage.test_history(nodeid, limit=10)
+            if r.revision == previous_revision
+        ]
         if rows:
             seen = True
             if rows[0].outcome != Outcome.PASSED.value:
@@ -307,7 +311,7 @@ def _last_green_revision(store: Store, decisions: Sequence[Decision], revision: 
     failing = [d.classification.nodeid for d in decisions if d.evidence.outcome.is_failure]
     found: set[str] = set()
     for nodeid in failing[:50]:
-        rows = [r for r in store.test_history(nodeid, limit=10) if r.revision != revision]
+        rows = [r for r in store.triage.test_history(nodeid, limit=10) if r.revision != revision]
         if not rows or rows[0].outcome != Outcome.PASSED.value or rows[0].revision is None:
             return None
         found.add(rows[0].revision)
@@ -343,7 +347,7 @@ def _stored_labels(config: Config | None) -> tuple[Label, ...]:
         return ()
     store = Store.open(store_url(config.store.url, config.base_dir))
     try:
-        return labels_from_rows(store.labels())
+        return labels_from_rows(store.triage.labels())
     finally:
         store.close()
 

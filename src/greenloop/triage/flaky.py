@@ -92,7 +92,7 @@ def _probe_failed(store: Store) -> Callable[[datetime | None, float], bool]:
         end = aware(finished)
         assert end is not None
         start = end - timedelta(seconds=duration_s + PROBE_MARGIN_S)
-        return any(not row.ok for row in store.probes_between(start, end))
+        return any(not row.ok for row in store.triage.probes_between(start, end))
 
     return check
 
@@ -101,7 +101,7 @@ def load_history(store: Store, nodeid: str, window: int) -> list[HistoryPoint]:
     """The test's last `window` results as history points, newest first."""
     probe_failed = _probe_failed(store)
     points = []
-    for row in store.test_history(nodeid, limit=window):
+    for row in store.triage.test_history(nodeid, limit=window):
         reruns = tuple(row.reruns or ())
         passed = row.outcome == Outcome.PASSED.value
         failed = row.outcome in (o.value for o in Outcome if o.is_failure)
@@ -131,7 +131,7 @@ def flaky_report(store: Store, window: int) -> list[FlakyTest]:
     `environment`, so nobody quarantines a test for an outage.
     """
     out = []
-    for nodeid in store.recent_outcomes(per_test=1):
+    for nodeid in store.results.recent_outcomes(per_test=1):
         scored = history_facts(store, nodeid, window)
         if scored.flips:
             out.append(scored)

@@ -55,7 +55,7 @@ class CommandRunner:
         if junit is not None and Path(phase.junit or "").is_absolute():
             junit = Path(phase.junit or "")
         command = display_command(phase.command)
-        history = store.durations() if store is not None else {}
+        history = store.results.durations() if store is not None else {}
         reporter.on_phase_start(phase.name, workers=1, durations=history)
         before = _mtime(junit)
         with tempfile.TemporaryDirectory(prefix="greenloop-command-") as tmp:

@@ -235,7 +235,7 @@ class PytestRunner:
         if not selection.files:
             return skipped_phase(phase, selection)
         started = time.monotonic()
-        history = store.durations() if store is not None else {}
+        history = store.results.durations() if store is not None else {}
         settings = resolve_settings(config, phase, selection, history)
         reporter.on_phase_start(phase.name, workers=settings.workers, durations=history)
         with tempfile.TemporaryDirectory(prefix="greenloop-phase-") as tmp:
@@ -291,7 +291,7 @@ def cache_collection(store: Store, config: Config, selection: Selection, fold: E
     # Node ids as every other table holds them: a secret in a test's name is masked. The
     # cache only names blocked tests, which the reports show redacted anyway.
     redact = redactor_for(config).redact
-    store.save_collections(
+    store.collections.save_collections(
         {key: (file, [redact(n) for n in nodeids]) for key, (file, nodeids) in collections.items()}
     )
 
