@@ -26,8 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from greenloop.config import PhaseConfig, config_from_dict
+from greenloop.config import PhaseConfig
 from greenloop.execute import run_phase, select_tests
+from greenloop.load import config_from_dict
 from greenloop.records import Outcome
 from greenloop.store import Store
 

@@ -35,11 +35,12 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from greenloop.config import PhaseConfig, config_from_dict
+from greenloop.config import PhaseConfig
 from greenloop.demo import control
 from greenloop.demo.realdeps import DemoCertificates, PostgresServer, RedisServer, wait_refused
 from greenloop.demo.scenarios import REAL_DEPS_SCENARIOS, SCENARIOS
 from greenloop.gate import check_gate, phase_blocker
+from greenloop.load import config_from_dict
 from greenloop.records import Outcome, TestResult
 from greenloop.triage import triage
 

@@ -45,8 +45,9 @@ from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from greenloop.config import Config, config_from_dict, load_config
+from greenloop.config import Config
 from greenloop.gate import check_gate
+from greenloop.load import config_from_dict, load_config
 from greenloop.store import Store
 
 T = TypeVar("T")

@@ -26,12 +26,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from greenloop.config import PhaseConfig, load_config
+from greenloop.config import PhaseConfig
 from greenloop.demo import control
 from greenloop.demo.runner import write_demo_config
 from greenloop.demo.scenarios import SCENARIOS, prepare
 from greenloop.execute import run_phase, select_tests
 from greenloop.index import load_index
+from greenloop.load import load_config
 from greenloop.records import Outcome
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from greenloop.config import load_config
+from greenloop.load import load_config
 
 VERBS = ["run", "probe", "triage", "demo", "init", "history", "flaky", "report", "issues", "serve"]
 

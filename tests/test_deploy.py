@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from greenloop.config import Config, config_from_dict
+from greenloop.config import Config
 from greenloop.deploy import (
     RevisionReading,
     deploy_reason,
@@ -36,6 +36,7 @@ from greenloop.deploy import (
     validate_deploy,
 )
 from greenloop.errors import ConfigError
+from greenloop.load import config_from_dict
 from greenloop.probes.conditions import MISSING
 from greenloop.store import Store
 

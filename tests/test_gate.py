@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from greenloop.config import Config, PhaseConfig, config_from_dict
+from greenloop.config import Config, PhaseConfig
 from greenloop.errors import ConfigError
 from greenloop.gate import (
     ComponentHistory,
@@ -33,6 +33,7 @@ from greenloop.gate import (
     validate_components,
     wait_for_healthy,
 )
+from greenloop.load import config_from_dict
 from greenloop.records import Outcome, PhaseResult, PhaseStatus, ProbeResult, TestResult
 from greenloop.store import Store
 

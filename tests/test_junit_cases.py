@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from greenloop.config import load_config
 from greenloop.index import load_index
 from greenloop.junit import parse_junit
+from greenloop.load import load_config
 from greenloop.records import Category, Outcome, PhaseResult, PhaseStatus, TestResult
 from greenloop.store import Store
 from greenloop.triage import triage, triage_junit

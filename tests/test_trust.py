@@ -123,7 +123,7 @@ def test_googletest_notrun_is_not_every_test_really_ran(tmp_path: Path) -> None:
     by_name = {t.nodeid.split("::")[-1]: t for t in tests}
     assert by_name["Ships"].outcome is Outcome.SKIPPED
     phase = PhaseResult("native", PhaseStatus.PASSED, 0.1, tests=tuple(tests))
-    from greenloop.config import config_from_dict
+    from greenloop.load import config_from_dict
 
     config = config_from_dict(
         {"phases": [{"name": "native", "runner": "command", "command": ["x"], "junit": "j"}]},

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from greenloop.config import config_from_dict
+from greenloop.load import config_from_dict
 from greenloop.records import (
     Connection,
     IndexEntry,

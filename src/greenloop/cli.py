@@ -30,8 +30,6 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from greenloop.config import Config
-    from greenloop.loop import RunOptions
-    from greenloop.records import IndexEntry, RunResult
     from greenloop.store import Store
 
 app = typer.Typer(
@@ -69,14 +67,14 @@ JsonOption = Annotated[
 
 
 def _config(path: Path) -> Config:
-    from greenloop.config import load_config
+    from greenloop.load import load_config
 
     return load_config(path)
 
 
 def _read_config(path: Path) -> Config:
     """The config for commands that only read the store: no ${VAR} is required."""
-    from greenloop.config import load_config
+    from greenloop.load import load_config
 
     return load_config(path, read_only=True)
 
@@ -140,43 +138,10 @@ def run(
         output_format=output_format,
         command_line=_command_line(),
     )
-    result = execute_run(cfg, options)
+    from greenloop.session import execute_run
+
+    result = execute_run(cfg, options, console())
     raise typer.Exit(int(result.exit_code))
-
-
-def execute_run(cfg: Config, options: RunOptions) -> RunResult:
-    """Open the store, run the loop, print the summary. Shared by `run` and `demo`."""
-    from rich.markup import escape
-
-    from greenloop.execute import make_reporter
-    from greenloop.loop import Loop, run
-    from greenloop.redact import redactor_for
-    from greenloop.store import Store, store_url
-    from greenloop.summary import print_summary
-
-    redactor = redactor_for(cfg)
-    store = Store.open(store_url(cfg.store.url, cfg.base_dir))
-    try:
-        loop = Loop(
-            config=cfg,
-            options=options,
-            store=store,
-            index=_index(cfg),
-            reporter=make_reporter(console(), redactor),
-            say=lambda line: console().print(f"[dim]greenloop:[/] {escape(redactor.redact(line))}"),
-            redactor=redactor,
-        )
-        result = run(loop)
-    finally:
-        store.close()
-    print_summary(console(), redactor.redact_obj(result))
-    return result
-
-
-def _index(cfg: Config) -> tuple[IndexEntry, ...]:
-    from greenloop.index import load_index
-
-    return load_index(cfg)
 
 
 # --------------------------------------------------------------------------- probe

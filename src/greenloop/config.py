@@ -1,10 +1,12 @@
 """greenloop.toml: the pydantic models and the loader.
 
-`load_config` turns any mistake into one `ConfigError` naming the file, the key
-path and what was expected. `${VAR}` in any string is replaced from the
-environment before validation (`${VAR:-default}` gives a default, `${secret:VAR}`
-marks the value as a secret); an unset variable is an error, never "".
-Every relative path in the file is relative to the file's own folder.
+`read_config` turns any mistake into one `ConfigError` naming the file, the key
+path and what was expected. It imports no stage: `greenloop.load` (what commands
+call) adds the checks of every stage's part, through the kinds' registries.
+`${VAR}` in any string is replaced from the environment before validation
+(`${VAR:-default}` gives a default, `${secret:VAR}` marks the value as a secret);
+an unset variable is an error, never "". Every relative path in the file is relative
+to the file's own folder.
 docs/configuration.md is the reference for every key.
 """
 
@@ -89,7 +91,7 @@ class PhaseConfig(Section):
     # Components that must be healthy: None (not set) = every component, [] = none.
     needs: list[str] | None = None
     min_pass_rate: float = Field(0.0, ge=0.0, le=1.0)  # below it, later phases do not run
-    runner: Literal["pytest", "command"] = "pytest"
+    runner: str = "pytest"  # a kind of execute.runners.RUNNERS (checked by greenloop.load)
     command: list[str] = Field(default_factory=list)  # runner = "command"
     junit: str | None = None  # JUnit XML the command writes
     cwd: str | None = None
@@ -379,12 +381,12 @@ def interpolate(
     return value
 
 
-def config_from_dict(raw: dict[str, Any], source: Path, *, read_only: bool = False) -> Config:
-    """Validate an already parsed config tree (used by the loader and by `demo`).
+def parse_config(raw: dict[str, Any], source: Path, *, read_only: bool = False) -> Config:
+    """Validate an already parsed config tree against the models (no stage is asked).
 
     `read_only` is for commands that only read the store (`history`, `issues list`):
-    an unset ${VAR} stays as written and pluggable kinds are not checked, so they
-    work without the run's credentials.
+    an unset ${VAR} stays as written, so they work without the run's credentials.
+    `greenloop.load.config_from_dict` also checks every stage's part.
     """
     file = str(source)
     used = Interpolation(require_env=not read_only)
@@ -398,52 +400,14 @@ def config_from_dict(raw: dict[str, Any], source: Path, *, read_only: bool = Fal
     except ValidationError as exc:
         raise ConfigError(file, *validation_problem(exc)) from None
     _check_references(config, file)
-    if not read_only:
-        _check_selected_files(config, file)
-        _check_kinds(config)
-        _check_python(config, file)
     return config
 
 
-def _check_python(config: Config, file: str) -> None:
-    """execution.python must be an interpreter that can run pytest (lazy: it imports us)."""
-    from greenloop.execute.interpreter import check_python
+def read_config(path: str | Path = DEFAULT_CONFIG, *, read_only: bool = False) -> Config:
+    """Read greenloop.toml and validate it against the models; every failure is a ConfigError.
 
-    check_python(config, file)
-
-
-def _check_kinds(config: Config) -> None:
-    """Every pluggable part is built once here, so a mistake in any of them stops the
-    command before anything runs (lazy imports: those modules import this one)."""
-    from greenloop.deploy import validate_deploy
-    from greenloop.gate import validate_components
-    from greenloop.index import load_index
-    from greenloop.probes.run import validate_probes
-    from greenloop.redact import redactor_for
-    from greenloop.remediate.kinds import validate_actions
-    from greenloop.report.worklog import validate_template
-    from greenloop.store import validate_store
-    from greenloop.trackers import validate_tracker
-    from greenloop.triage.logs import validate_log_sources
-    from greenloop.triage.rules import user_rules
-
-    validate_store(config)
-    load_index(config)
-    validate_components(config)
-    validate_probes(config)
-    validate_deploy(config)
-    validate_actions(config)
-    validate_tracker(config)
-    validate_log_sources(config)
-    user_rules(config.triage.rules, str(config.source))
-    validate_template(config)
-    redactor_for(config)
-
-
-def load_config(path: str | Path = DEFAULT_CONFIG, *, read_only: bool = False) -> Config:
-    """Read and validate greenloop.toml; every failure is a ConfigError.
-
-    `read_only`: see `config_from_dict`.
+    `read_only`: see `parse_config`. `greenloop.load.load_config` also checks every
+    stage's part (kinds, store URL, index...): what commands use.
     """
     source = Path(path)
     if not source.is_file():
@@ -461,7 +425,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG, *, read_only: bool = False) -
     except RecursionError:
         raise ConfigError(str(source), "", "not valid TOML: nested too deeply") from None
     try:
-        return config_from_dict(raw, source, read_only=read_only)
+        return parse_config(raw, source, read_only=read_only)
     except RecursionError:
         raise ConfigError(str(source), "", "nested too deeply") from None
 
@@ -477,50 +441,9 @@ def _check_references(config: Config, file: str) -> None:
         for need in phase.needs or ():
             if need not in components:
                 raise ConfigError(file, f"phases[{i}].needs", f"unknown component {need!r}")
-        if phase.runner == "command" and not phase.command:
-            raise ConfigError(file, f"phases[{i}].command", "a command runner needs a command")
     names = [p.name for p in config.phases]
     if len(names) != len(set(names)):
         raise ConfigError(file, "phases", "phase names must be unique")
     probe_names = [p.name for p in config.probes]
     if len(probe_names) != len(set(probe_names)):
         raise ConfigError(file, "probes", "probe names must be unique")
-
-
-def _check_selected_files(config: Config, file: str) -> None:
-    """Each pytest phase's `select.files` entry must match a test file under tests_dir.
-
-    Otherwise the phase quietly selects nothing and the run can end green with tests
-    never run (a typo, a path from the wrong folder). Paths are relative to the
-    config file's folder; older configs wrote them relative to tests_dir, which
-    still matches.
-    """
-    from greenloop.execute.selection import (
-        config_relative_files,
-        discover_test_files,
-        path_matches,
-    )
-
-    wanted = [
-        (i, j, pattern)
-        for i, phase in enumerate(config.phases)
-        if phase.runner == "pytest"
-        for j, pattern in enumerate(phase.select.files)
-    ]
-    if not wanted:
-        return
-    tests_dir = config.resolve(config.execution.tests_dir)
-    if not tests_dir.is_dir():
-        raise ConfigError(file, "execution.tests_dir", f"{tests_dir} is not a folder")
-    files = discover_test_files(tests_dir)
-    for i, j, written in wanted:
-        select = config.phases[i].select.model_copy(update={"files": [written]})
-        (pattern,) = config_relative_files(select, config.base_dir, tests_dir).files
-        exists = not Path(pattern).is_absolute() and (tests_dir / pattern).exists()
-        if not exists and not any(path_matches(f, pattern, tests_dir) for f in files):
-            raise ConfigError(
-                file,
-                f"phases[{i}].select.files[{j}]",
-                f"{written!r} matches no test file under execution.tests_dir ({tests_dir}); "
-                "these paths are relative to the config file's folder",
-            )

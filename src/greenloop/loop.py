@@ -19,6 +19,7 @@ from greenloop import interrupt
 from greenloop.config import Config, PhaseConfig, SelectConfig
 from greenloop.deploy import ensure_deployed
 from greenloop.execute import Reporter, Selection, blocked_phase, run_phase, select_tests
+from greenloop.execute.runners import runner_for
 from greenloop.execute.runners.base import cut_short
 from greenloop.execute.runners.shared import SharedSession
 from greenloop.execute.selection import without_files
@@ -384,7 +385,7 @@ def plan_phases(
             loop.config, phase, loop.index, focus=loop.options.focus, store=loop.store
         )
         selection = without_files(selection, ran_whole)
-        if phase.runner == "pytest" and not selection.pytest_args:
+        if runner_for(phase.runner).runs_pytest and not selection.pytest_args:
             ran_whole.update(selection.files)
         state.selections[phase.name] = selection
         plan.append((phase, selection, phase_blocker(phase, gate)))

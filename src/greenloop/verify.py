@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 
 from greenloop.config import Config
 from greenloop.envskip import is_env_skip
+from greenloop.execute.runners import runner_for
 from greenloop.ports import DEFAULT_PORT
 from greenloop.records import (
     AuthenticityFinding,
@@ -134,7 +135,7 @@ def check_authenticity(
     """
     targets = target_hosts(config)
     endpoints = target_endpoints(config)
-    command_phases = {p.name for p in config.phases if p.runner == "command"}
+    command_phases = {p.name for p in config.phases if not runner_for(p.runner).runs_pytest}
     findings: list[AuthenticityFinding] = []
     for phase in phases:
         if phase.status in (PhaseStatus.BLOCKED, PhaseStatus.SKIPPED):

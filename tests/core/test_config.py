@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from greenloop.config import load_config, parse_duration
+from greenloop.config import parse_duration
 from greenloop.errors import ConfigError
+from greenloop.load import load_config
 
 GOOD = """
 [environment]

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from greenloop.config import config_from_dict
 from greenloop.errors import ConfigError
 from greenloop.execute.selection import select_tests
 from greenloop.index import load_index
+from greenloop.load import config_from_dict
 
 
 def load(raw: dict[str, object], env: dict[str, str], tmp_path: Path, **kw: bool):  # type: ignore[no-untyped-def]

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from greenloop.cli import main
-from greenloop.config import load_config
 from greenloop.errors import UserError
+from greenloop.load import load_config
 
 CONFIG_CASES = 300
 PROBED_CASES = 12

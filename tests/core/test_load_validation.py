@@ -210,7 +210,7 @@ def test_store_url_from_the_environment_is_checked_too(
 def test_a_tracker_token_that_is_set_passes_and_labels_keep_unknown_braces(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from greenloop.config import load_config
+    from greenloop.load import load_config
     from greenloop.records import Category, Cluster, RootCause
     from greenloop.trackers.body import issue_labels
 

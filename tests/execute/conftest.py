@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from greenloop.config import Config, config_from_dict
+from greenloop.config import Config
+from greenloop.load import config_from_dict
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from greenloop.config import PhaseConfig, config_from_dict
+from greenloop.config import PhaseConfig
 from greenloop.gate import check_gate, phase_blocker
+from greenloop.load import config_from_dict
 from greenloop.records import Cluster, GateResult, Outcome, TestResult
 from greenloop.triage import triage
 

@@ -22,13 +22,14 @@ from urllib.parse import urlsplit
 import pytest
 from faultlab_helpers import judge
 
-from greenloop.config import Config, PhaseConfig, config_from_dict
+from greenloop.config import Config, PhaseConfig
 from greenloop.demo import control
 from greenloop.demo.realdeps import RealDepsError, RealEnvironment, missing, wait_refused
 from greenloop.execute.phase import run_phase
 from greenloop.execute.selection import select_tests
 from greenloop.gate import evaluate_gate
 from greenloop.index import load_index
+from greenloop.load import config_from_dict
 from greenloop.probes.run import run_probes
 from greenloop.records import Category, Cluster
 from greenloop.triage import triage

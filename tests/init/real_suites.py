@@ -39,8 +39,8 @@ from pathlib import Path
 
 import pytest
 
-from greenloop.config import load_config
 from greenloop.index import load_index
+from greenloop.load import load_config
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("GREENLOOP_TEST_CACHE", "~/.cache/greenloop-tests")).expanduser()

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from greenloop.config import config_from_dict
 from greenloop.errors import ConfigError
 from greenloop.index import load_index
 from greenloop.indexfile import parse_money, parse_priority, read_index_file
+from greenloop.load import config_from_dict
 
 MARKDOWN = """\
 # What our tests guard

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from greenloop.config import load_config
 from greenloop.execute.selection import select_tests
 from greenloop.index import load_index
 from greenloop.init import survey
 from greenloop.init.render import render_config
+from greenloop.load import load_config
 
 CONFTEST = """
 import os

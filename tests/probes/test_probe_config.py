@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from greenloop.config import config_from_dict
 from greenloop.errors import ConfigError
+from greenloop.load import config_from_dict
 from greenloop.probes import PROBES
 from greenloop.probes.run import validate_probes
 

@@ -15,7 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from greenloop.config import Config, config_from_dict
+from greenloop.config import Config
+from greenloop.load import config_from_dict
 from greenloop.records import Category, Cluster, RootCause
 from greenloop.store import Store
 

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from remediation_staging import make_cluster
 
-from greenloop.config import config_from_dict
 from greenloop.demo import control
+from greenloop.load import config_from_dict
 from greenloop.records import ActionStatus, Verdict
 from greenloop.remediate import remediate, validate_actions
 from greenloop.store import Store

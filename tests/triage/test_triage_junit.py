@@ -10,7 +10,7 @@ from pathlib import Path
 
 from triage_helpers import failed, gate, probe
 
-from greenloop.config import config_from_dict
+from greenloop.load import config_from_dict
 from greenloop.records import Category
 from greenloop.triage import triage, triage_junit, triage_report
 

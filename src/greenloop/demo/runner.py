@@ -17,11 +17,12 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from rich.console import Console
 
-from greenloop.config import Config, load_config
+from greenloop.config import Config
 from greenloop.demo import OWNER_ENV, control, realdeps
 from greenloop.demo.realdeps import RealEnvironment
 from greenloop.demo.scenarios import REAL_DEPS_SCENARIOS, SCENARIOS, Scenario, prepare
 from greenloop.errors import UserError
+from greenloop.load import load_config
 from greenloop.records import ExitCode
 
 DEMO_DIR = Path(__file__).parent
@@ -115,8 +116,7 @@ def run_demo(
     real_deps: bool = False,
 ) -> ExitCode:
     """Prepare the scenario, run the loop against it, stop the service; the loop's exit code."""
-    from greenloop.cli import execute_run
-    from greenloop.loop import RunOptions
+    from greenloop.session import RunOptions, execute_run
 
     scenario = scenario_named(name, real_deps)
     # Every service started from here on (also by deploy and restart commands, which
@@ -181,7 +181,7 @@ def run_demo(
                 ["greenloop", "demo", *(["--real-deps"] if real_deps else []), "--scenario", name]
             ),
         )
-        result = execute_run(config, options)
+        result = execute_run(config, options, console)
     finally:
         control.stop(state_dir)
         if real is not None:

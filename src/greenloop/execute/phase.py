@@ -65,7 +65,7 @@ def blocked_phase(
     phase note says which.
     """
     started = time.monotonic()
-    if phase.runner == "command":
+    if not runner_for(phase.runner).runs_pytest:
         names: tuple[str, ...] = (f"{phase.name}::command",)
     else:
         listing = blocked_listing(config, selection, store)

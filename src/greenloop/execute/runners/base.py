@@ -22,6 +22,7 @@ from greenloop import interrupt
 from greenloop.config import Config, PhaseConfig
 from greenloop.execute.progress import Reporter
 from greenloop.execute.selection import Selection
+from greenloop.kinds import KindOptions
 from greenloop.records import PhaseResult, PhaseStatus, TestResult
 
 if TYPE_CHECKING:
@@ -39,9 +40,23 @@ SECRET_OPTION = re.compile(r"(token|secret|password|passwd|api[-_]?key|credentia
 
 
 class Runner(Protocol):
-    """Runs one phase's tests and says how each ended."""
+    """Runs one phase's tests and says how each ended.
+
+    A runner's settings are the phase's own keys (`command`, `junit`, `cwd`...), so
+    its `Options` is `NoOptions`; `validate` checks them at load time (raise
+    `OptionError` with the phase key). `runs_pytest`: the runner runs pytest with
+    greenloop's plugin over the selected test files (so `select.files` must match
+    files, the tests can be listed without running them, and a phase may share a
+    pytest session); otherwise the phase is one opaque command.
+    """
 
     kind: str
+    runs_pytest: bool
+
+    @property
+    def Options(self) -> type[KindOptions]: ...
+
+    def validate(self, phase: PhaseConfig) -> None: ...
 
     def run(
         self,

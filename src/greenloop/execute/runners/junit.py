@@ -27,6 +27,7 @@ from greenloop.execute.runners.base import (
 )
 from greenloop.execute.selection import Selection
 from greenloop.junit import parse_junit
+from greenloop.kinds import NoOptions, OptionError
 from greenloop.records import Outcome, PhaseResult, TestResult
 
 if TYPE_CHECKING:
@@ -37,6 +38,12 @@ class CommandRunner:
     """Runs `phase.command` and ingests the JUnit XML it writes."""
 
     kind = "command"
+    runs_pytest = False
+    Options = NoOptions
+
+    def validate(self, phase: PhaseConfig) -> None:
+        if not phase.command:
+            raise OptionError("command", "a command runner needs a command")
 
     def run(
         self,

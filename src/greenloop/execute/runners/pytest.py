@@ -38,6 +38,7 @@ from greenloop.execute.runners.base import (
 )
 from greenloop.execute.selection import Selection
 from greenloop.execute.wire import EVENTS_ENV, ORDER_ENV, PARENT_ENV
+from greenloop.kinds import NoOptions
 from greenloop.records import Outcome, PhaseResult, TestResult
 from greenloop.redact import redactor_for
 
@@ -219,6 +220,11 @@ class PytestRunner:
     """Runs a phase's selection with pytest (see module docstring)."""
 
     kind = "pytest"
+    runs_pytest = True
+    Options = NoOptions
+
+    def validate(self, phase: PhaseConfig) -> None:
+        """Nothing beyond the models: `select.files` is checked by `greenloop.load`."""
 
     def run(
         self,

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 from greenloop.config import Config, PhaseConfig
 from greenloop.execute.events import EventFold
+from greenloop.execute.runners import runner_for
 from greenloop.execute.runners.base import (
     KILL_GRACE_S,
     ProcessEnd,
@@ -55,7 +56,7 @@ SESSION_EVENTS = {"session_start", "collection_finish", "session_finish", "warni
 def shareable(phase: PhaseConfig, selection: Selection, settings: PytestSettings) -> bool:
     """Can this phase run in a shared session: pytest, one worker, no -m/-k of its own."""
     return (
-        phase.runner == "pytest"
+        runner_for(phase.runner).runs_pytest
         and settings.workers == 1
         and not selection.pytest_args
         and bool(selection.files)
