@@ -12,17 +12,20 @@ both fail, the deepest failure is cache: backend's failure is explained by it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 from rich.text import Text
 
-from greenloop.config import Config, PhaseConfig
+from greenloop.config import Config, PhaseConfig, SelectConfig
 from greenloop.errors import ConfigError
 from greenloop.probes.modes import mode_category, probe_mode, strongest
 from greenloop.probes.run import run_probes
@@ -179,6 +182,7 @@ def evaluate_gate(
 
     A probed component is healthy when all its probes pass (after the flapping
     rules over `previous`); an unprobed one is healthy when its dependencies are.
+    Probes not waited for (`waited` is False) count as no probe.
     """
     previous = previous or {}
     graph = _graph(config)
@@ -189,17 +193,21 @@ def evaluate_gate(
         graph.setdefault(result.component, ())
         if result.component not in order:
             order.append(result.component)
-    own_down = set()
+    own_down, checked = set(), set()
     for name, probes in by_component.items():
+        answered = [p for p in probes if waited(p)]
+        if not answered:
+            continue  # judged like an unprobed component
+        checked.add(name)
         history = previous.get(name, ComponentHistory()).checks
-        now = all(p.ok for p in probes)
+        now = all(p.ok for p in answered)
         if not debounced_healthy(
             (*history, now), config.gate.fail_after, config.gate.recover_after
         ):
             own_down.add(name)
     unhealthy = set(own_down)
     for name in order:
-        if name not in by_component and own_down & set(dependencies(name, graph)):
+        if name not in checked and own_down & set(dependencies(name, graph)):
             unhealthy.add(name)
     states = tuple(
         ComponentState(
@@ -232,6 +240,88 @@ def phase_blocker(phase: PhaseConfig, gate: GateResult) -> str | None:
         needed.update(dependencies(name, graph))
     failing = [c.name for c in gate.components if c.name in needed and not c.healthy]
     return _deepest(failing, graph, order)
+
+
+def waited(probe: ProbeResult) -> bool:
+    """False for a probe the gate stopped unanswered (`attempts == 0`, see `settled`)."""
+    return probe.attempts > 0
+
+
+# The phases a run has when the config names none: one that needs everything.
+_ALL = PhaseConfig(name="all", select=SelectConfig())
+# Pending components whose outcomes `settled` tries every combination of; beyond, it waits.
+MAX_UNDECIDED = 6
+
+
+def _verdict(config: Config, gate: GateResult) -> tuple[bool, str | None, tuple[str | None, ...]]:
+    """What a run decides from a gate: healthy or not, the deepest failure, each phase's
+    blocker (None: the phase runs)."""
+    blockers = tuple(phase_blocker(p, gate) for p in config.phases or [_ALL])
+    return gate.healthy, gate.deepest_failure, blockers
+
+
+def settled(
+    config: Config,
+    answers: Sequence[ProbeResult | None],
+    previous: Mapping[str, ComponentHistory] | None = None,
+) -> dict[int, str] | None:
+    """The probes still out (None in `answers`, config order) that need not be waited
+    for, with the reason for each; None to keep waiting.
+
+    They need not be when, whatever they answer, the run's verdict is the same
+    (healthy or not, the deepest failure, each phase's blocker) and every phase is
+    blocked, so no test runs whose triage could read their component's state.
+    Every combination of pass/fail of the components still out is evaluated
+    (up to MAX_UNDECIDED of them). Typical case: a component's dependency is down
+    and every phase needs it; a hung health check of the component then does not
+    hold the verdict for its `timeout_s`.
+    """
+    probes = config.probes
+    out = [i for i, a in enumerate(answers) if a is None]
+    if not out:
+        return None
+    failed = {a.component for a in answers if a is not None and not a.ok}
+    free = sorted({probes[i].component for i in out} - failed)
+    if len(free) > MAX_UNDECIDED:
+        return None
+    verdicts = set()
+    for outcome in range(2 ** len(free)):
+        passing = {c for bit, c in enumerate(free) if outcome >> bit & 1}
+        results = [
+            a
+            if a is not None
+            else ProbeResult(
+                component=probes[i].component,
+                name=probes[i].name,
+                kind=probes[i].kind,
+                target="",
+                ok=probes[i].component in passing,
+                latency_ms=None,
+                detail="",
+            )
+            for i, a in enumerate(answers)
+        ]
+        verdict = _verdict(config, evaluate_gate(config, results, previous))
+        healthy, _, blockers = verdict
+        if healthy or None in blockers:
+            return None
+        verdicts.add(verdict)
+        if len(verdicts) > 1:
+            return None
+    ((_, deepest, _),) = verdicts
+    graph = _graph(config)
+    reasons = {}
+    for i in out:
+        component = probes[i].component
+        if deepest in dependencies(component, graph):
+            why = f"{component} depends on {deepest}, which is down"
+        else:
+            why = f"{deepest} is down"
+        reasons[i] = (
+            f"not waited for: {why} and every phase is blocked by it; "
+            "no answer of this probe could change the verdict"
+        )
+    return reasons
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,10 +408,13 @@ def check_gate(
     """Run every probe once, record the results, and judge the environment.
 
     With flapping rules (fail_after/recover_after > 1) the earlier checks come
-    from the store. Synchronous: call it outside any running event loop.
+    from the store. Synchronous: call it outside any running event loop. The
+    first call for a config `start_early_check` was given takes that check's
+    answers instead of probing again.
     """
-    started = time.perf_counter()
-    stamp = utcnow()
+    early = _claim_early(config)
+    started = early.started if early else time.perf_counter()
+    stamp = early.stamp if early else utcnow()
     previous: dict[str, ComponentHistory] = {}
     if store is not None and max(config.gate.fail_after, config.gate.recover_after) > 1:
         components = {p.component for p in config.probes}
@@ -329,15 +422,119 @@ def check_gate(
             components, limit=HISTORY_CHECKS * len(config.probes)
         )
         previous = histories_from_rows(rows)
-    results = asyncio.run(
-        run_probes(config.probes, file=str(config.source), redactor=redactor_for(config))
-    )
+    if early:
+        results = early.results()
+    else:
+        results = asyncio.run(
+            run_probes(config.probes, file=str(config.source), redactor=redactor_for(config))
+        )
     # One stamp per check, so the history can tell checks apart.
     results = [replace(r, checked_at=stamp) for r in results]
     if store is not None:
-        store.probes.record_probes(results, run_id=run_id, iteration=iteration)
+        # A probe not waited for made no check: it is not part of the flapping history.
+        store.probes.record_probes(
+            [r for r in results if waited(r)], run_id=run_id, iteration=iteration
+        )
     gate = evaluate_gate(config, results, previous)
     return replace(gate, duration_s=time.perf_counter() - started)
+
+
+class EarlyCheck:
+    """A run's first gate check, started on a thread while the rest of greenloop loads.
+
+    `start_early_check(config)` starts it; the first `check_gate` for the same
+    config takes its answers (waiting for them if need be) and records and
+    judges them as usual. It stops waiting for probes whose answer can no
+    longer change the verdict (`settled`): a run whose cache is down does not
+    wait out the timeout of a health check that hangs behind it.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.started = time.perf_counter()
+        self.stamp = utcnow()
+        self._results: list[ProbeResult] = []
+        self._error: BaseException | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="greenloop-gate", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        config = self.config
+        decide = None
+        if max(config.gate.fail_after, config.gate.recover_after) == 1:
+            # Without flapping rules no history is needed to judge the answers so far.
+            decide = functools.partial(settled, config)
+        try:
+            self._results = asyncio.run(
+                run_probes(
+                    config.probes,
+                    file=str(config.source),
+                    redactor=redactor_for(config),
+                    decide=decide,
+                )
+            )
+        except BaseException as exc:  # handed to the thread that reads the results
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def results(self) -> list[ProbeResult]:
+        """The answers, in config order, once all are in; the check's exception, if any."""
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._results
+
+
+_early: list[EarlyCheck] = []  # started and not yet taken by check_gate
+
+
+def start_early_check(config: Config) -> EarlyCheck:
+    """Start the first gate check of a run now, on a thread (see `EarlyCheck`).
+
+    Only for a run whose first check would come before anything changes the
+    environment: the caller makes sure no deploy runs first.
+    """
+    early = EarlyCheck(config)
+    _early.append(early)
+    return early
+
+
+def start_early_check_for(path: Path, *, deploy_forced: bool = False) -> EarlyCheck | None:
+    """`start_early_check` from the config file itself, before `load_config` has imported
+    every stage to validate it (the probes then answer while that happens).
+
+    None (nothing started) when the file does not read cleanly (the full load then says
+    why), when a deploy may come before the first check (`deploy_forced`, or a deploy
+    with a max_age), or when a probe runs a command: nothing is run before the whole
+    config is known to be valid. The check is used only if the full load gives an
+    equal config.
+    """
+    import tomllib
+
+    from greenloop.config import Config, Interpolation, interpolate
+
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        used = Interpolation(require_env=True)
+        raw = interpolate(raw, str(path), used=used)
+        config = Config.model_validate({**raw, "source": path, "secrets": used.secrets()})
+    except Exception:  # the full load reports every mistake in its own words
+        return None
+    if deploy_forced or (config.deploy.command and config.deploy.max_age):
+        return None
+    if not config.probes or any(p.kind == "command" for p in config.probes):
+        return None
+    return start_early_check(config)
+
+
+def _claim_early(config: Config) -> EarlyCheck | None:
+    for early in _early:
+        if early.config is config or early.config == config:
+            _early.remove(early)
+            return early
+    return None
 
 
 ProgressCallback = Callable[[int, GateResult, float], None]
@@ -388,8 +585,11 @@ def describe_gate(gate: GateResult) -> str:
     failing = [p for p in gate.probes if not p.ok and p.component == down] or [
         p for p in gate.probes if not p.ok
     ]
+    failing = [p for p in failing if waited(p)]
     why = "; ".join(f"{p.name}: {p.detail}" for p in failing[:2])
-    return f"gate: {down} unhealthy ({why}) in {took}; phases that need it are blocked"
+    skipped = [p.name for p in gate.probes if not waited(p)]
+    unasked = f"; not waited for: {', '.join(skipped)} (could not change it)" if skipped else ""
+    return f"gate: {down} unhealthy ({why}) in {took}; phases that need it are blocked{unasked}"
 
 
 def probes_json(gate: GateResult) -> list[dict[str, Any]]:
@@ -423,6 +623,8 @@ def render_probe_table(gate: GateResult) -> Table:
         label = Text(("▶ " if deepest else "") + state.name)
         for probe in state.probes:
             status = Text("ok", style="green") if probe.ok else Text("FAIL", style="red")
+            if not waited(probe):
+                status = Text("not waited", style="yellow")
             latency = "-" if probe.latency_ms is None else f"{probe.latency_ms:.0f} ms"
             # Names come from the config and details from the servers: text, never markup.
             table.add_row(

@@ -5,7 +5,9 @@
 
 Timing: a probe's `timeout_s` bounds the whole probe, retries included, and
 all probes run concurrently; so against an environment where nothing answers,
-`run_probes` returns after about the largest `timeout_s`.
+`run_probes` returns after about the largest `timeout_s`. Given `decide`, it
+stops waiting as soon as the answers still out cannot matter (the gate's call,
+see `gate.settled`): those probes come back as not waited for, `attempts=0`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +31,19 @@ from greenloop.redact import Redactor
 if TYPE_CHECKING:
     from greenloop.config import Config, ProbeConfig
 
-__all__ = ["CompiledProbe", "compile_probe", "run_probe", "run_probes", "validate_probes"]
+__all__ = [
+    "CompiledProbe",
+    "Decide",
+    "compile_probe",
+    "not_waited",
+    "run_probe",
+    "run_probes",
+    "validate_probes",
+]
+
+# Given the results so far (None: still running; config order), the reason per
+# index of each probe no longer worth waiting for, or None to keep waiting.
+Decide = Callable[[Sequence[ProbeResult | None]], Mapping[int, str] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,10 +109,7 @@ async def run_probe(probe: CompiledProbe, redactor: Redactor | None = None) -> P
     passwords) before they leave: a health body or header may hold any secret.
     """
     cfg = probe.config
-    redact = Redactor(
-        redactor.extra_patterns if redactor else (),
-        secrets=(*(redactor.secrets if redactor else ()), *probe.kind.secrets(probe.options)),
-    ).redact
+    redact = _redact_for(probe, redactor)
     checked_at = utcnow()
     started = time.perf_counter()
     deadline = started + cfg.timeout_s
@@ -141,15 +152,71 @@ async def run_probe(probe: CompiledProbe, redactor: Redactor | None = None) -> P
     )
 
 
+def _redact_for(probe: CompiledProbe, redactor: Redactor | None) -> Callable[[str], str]:
+    """The redactor plus the probe's own passwords."""
+    return Redactor(
+        redactor.extra_patterns if redactor else (),
+        secrets=(*(redactor.secrets if redactor else ()), *probe.kind.secrets(probe.options)),
+    ).redact
+
+
+def not_waited(probe: CompiledProbe, reason: str, redactor: Redactor | None = None) -> ProbeResult:
+    """The result of a probe that was stopped unanswered: not ok, `attempts=0`, `reason`
+    (why its answer could not matter) as the detail. No check happened: the gate judges
+    its component as if unprobed and the store does not keep it in the history."""
+    redact = _redact_for(probe, redactor)
+    return ProbeResult(
+        component=probe.config.component,
+        name=probe.config.name,
+        kind=probe.config.kind,
+        target=redact(probe.target),
+        ok=False,
+        latency_ms=None,
+        detail=redact(reason),
+        checked_at=utcnow(),
+        attempts=0,
+    )
+
+
 async def run_probes(
     probes: Sequence[ProbeConfig],
     *,
     file: str = "greenloop.toml",
     redactor: Redactor | None = None,
+    decide: Decide | None = None,
 ) -> list[ProbeResult]:
-    """Check every probe concurrently; results come back in config order, redacted."""
+    """Check every probe concurrently; results come back in config order, redacted.
+
+    With `decide`, asked after each answer, the probes it names are cancelled
+    and come back as `not_waited` with its reason.
+    """
     compiled = [compile_probe(p, i, file) for i, p in enumerate(probes)]
     for module in sorted({m for p in compiled for m in p.kind.client_modules}):
         importlib.import_module(module)
-    results: list[Any] = await asyncio.gather(*(run_probe(p, redactor) for p in compiled))
-    return results
+    if decide is None:
+        results: list[Any] = await asyncio.gather(*(run_probe(p, redactor) for p in compiled))
+        return results
+    tasks = [asyncio.ensure_future(run_probe(p, redactor)) for p in compiled]
+    index: dict[asyncio.Future[ProbeResult], int] = {task: i for i, task in enumerate(tasks)}
+    answers: list[ProbeResult | None] = [None] * len(tasks)
+    pending: set[asyncio.Future[ProbeResult]] = set(tasks)
+    try:
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                answers[index[task]] = task.result()
+            reasons = decide(answers) if pending else None
+            if not reasons:
+                continue
+            stop = {task for task in pending if index[task] in reasons}
+            for task in stop:
+                task.cancel()
+            await asyncio.gather(*stop, return_exceptions=True)
+            for task in stop:
+                i = index[task]
+                answers[i] = not_waited(compiled[i], reasons[i], redactor)
+            pending -= stop
+    finally:
+        for task in pending:
+            task.cancel()
+    return [a for a in answers if a is not None]

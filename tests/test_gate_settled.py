@@ -1,0 +1,230 @@
+"""The gate stops waiting for probes whose answer cannot change the verdict.
+
+Pure: `settled` over every pass/fail combination of the probes still out. Real: a run's
+early check against a TCP server that accepts and never answers (a hung health check)
+behind a dependency whose port refuses; the verdict is the one a check that waits for
+every probe reaches, and the report says which probe was not waited for and why.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from greenloop.cli import main
+from greenloop.config import Config, config_from_dict
+from greenloop.gate import (
+    _verdict,
+    check_gate,
+    describe_gate,
+    evaluate_gate,
+    probes_json,
+    settled,
+    start_early_check,
+    waited,
+)
+from greenloop.records import ProbeResult
+
+# app -> cache; database stands alone.
+COMPONENTS = [
+    {"name": "app", "depends_on": ["cache"]},
+    {"name": "cache"},
+    {"name": "database"},
+]
+
+
+def config(phases: list[dict[str, Any]] | None = None, **gate: Any) -> Config:
+    probes = [
+        {"name": f"{c}-probe", "component": c, "kind": "tcp", "host": "127.0.0.1", "port": 1}
+        for c in ("app", "cache", "database")
+    ]
+    raw: dict[str, Any] = {"components": COMPONENTS, "probes": probes, "gate": gate}
+    if phases is not None:
+        raw["phases"] = phases
+    return config_from_dict(raw, Path("greenloop.toml"))
+
+
+def answer(component: str, ok: bool) -> ProbeResult:
+    return ProbeResult(
+        component=component,
+        name=f"{component}-probe",
+        kind="tcp",
+        target="tcp://127.0.0.1:1",
+        ok=ok,
+        latency_ms=1.0 if ok else None,
+        detail="connected" if ok else "connection refused",
+    )
+
+
+def test_a_dependency_down_settles_its_dependents_probe() -> None:
+    cfg = config()
+    reasons = settled(cfg, [None, answer("cache", False), answer("database", True)])
+    assert reasons is not None and set(reasons) == {0}
+    assert "app depends on cache, which is down" in reasons[0]
+
+
+def test_nothing_is_settled_while_the_answer_could_move_the_deepest_failure() -> None:
+    cfg = config()
+    # app failed, cache still out: if cache fails it is the deepest failure, else app is.
+    assert settled(cfg, [answer("app", False), None, answer("database", True)]) is None
+    # Nothing failed yet: the verdict is open.
+    assert settled(cfg, [None, None, answer("database", True)]) is None
+
+
+def test_nothing_is_settled_when_a_phase_would_still_run() -> None:
+    # A phase that needs only the database runs whatever app answers: its tests' triage
+    # may read app's state, so app's probe is waited for.
+    cfg = config(phases=[{"name": "db", "needs": ["database"]}, {"name": "all"}])
+    assert settled(cfg, [None, answer("cache", False), answer("database", True)]) is None
+
+
+def test_nothing_is_settled_under_flapping_rules_without_history() -> None:
+    # With fail_after 2, one refused check leaves cache healthy: the verdict is open.
+    cfg = config(fail_after=2)
+    assert settled(cfg, [None, answer("cache", False), answer("database", True)]) is None
+
+
+def test_a_probe_not_waited_for_counts_as_no_probe() -> None:
+    cfg = config()
+    skipped = ProbeResult(
+        component="app",
+        name="app-probe",
+        kind="tcp",
+        target="tcp://127.0.0.1:1",
+        ok=False,
+        latency_ms=None,
+        detail="not waited for: app depends on cache, which is down",
+        attempts=0,
+    )
+    gate = evaluate_gate(cfg, [skipped, answer("cache", False), answer("database", True)])
+    assert not waited(skipped)
+    state = gate.component("app")
+    assert state is not None and not state.healthy and state.degraded_by == ("cache",)
+    # The verdict is the one of either answer app could have given.
+    for ok in (True, False):
+        other = evaluate_gate(
+            cfg, [answer("app", ok), answer("cache", False), answer("database", True)]
+        )
+        assert _verdict(cfg, other) == _verdict(cfg, gate)
+    assert "not waited for: app-probe" in describe_gate(gate)
+    (entry,) = [p for p in probes_json(gate) if p["name"] == "app-probe"]
+    assert entry["attempts"] == 0 and entry["detail"].startswith("not waited for")
+
+
+# --------------------------------------------------------------------------- real sockets
+
+
+@pytest.fixture
+def hung_port() -> Iterator[int]:
+    """A port whose connections the kernel accepts and nobody ever answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    try:
+        yield int(server.getsockname()[1])
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def refused_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # closed again: connections are refused
+
+
+def live_config(hung: int, refused: int, timeout_s: float) -> Config:
+    probes = [
+        {
+            "name": "health",
+            "component": "app",
+            "kind": "http",
+            "url": f"http://127.0.0.1:{hung}/health",
+            "timeout_s": timeout_s,
+        },
+        {
+            "name": "cache",
+            "component": "cache",
+            "kind": "tcp",
+            "host": "127.0.0.1",
+            "port": refused,
+        },
+    ]
+    raw = {"components": COMPONENTS[:2], "probes": probes}
+    return config_from_dict(raw, Path("greenloop.toml"))
+
+
+def test_the_early_check_does_not_wait_for_a_hung_probe_behind_a_down_dependency(
+    hung_port: int, refused_port: int
+) -> None:
+    waiting = check_gate(live_config(hung_port, refused_port, timeout_s=1), None)
+    assert waiting.component("app") is not None
+    assert all(waited(p) for p in waiting.probes)  # a plain check waits for every answer
+
+    cfg = live_config(hung_port, refused_port, timeout_s=60)  # never reached
+    start_early_check(cfg)
+    early = check_gate(cfg, None)
+    assert _verdict(cfg, early) == _verdict(cfg, waiting)
+    assert early.deepest_failure == "cache"
+    health = next(p for p in early.probes if p.name == "health")
+    assert not waited(health) and health.attempts == 0 and not health.ok
+    assert "app depends on cache, which is down" in health.detail
+
+
+def test_a_run_with_a_dependency_down_reports_the_probe_it_did_not_wait_for(
+    tmp_path: Path, hung_port: int, refused_port: int
+) -> None:
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    (tests / "test_app.py").write_text("def test_app():\n    assert True\n", encoding="utf-8")
+    (tmp_path / "greenloop.toml").write_text(
+        f"""
+[environment]
+name = "settled"
+
+[execution]
+tests_dir = "tests"
+
+[[components]]
+name = "app"
+depends_on = ["cache"]
+
+[[components]]
+name = "cache"
+
+[[probes]]
+name = "health"
+component = "app"
+kind = "http"
+url = "http://127.0.0.1:{hung_port}/health"
+timeout_s = 60
+
+[[probes]]
+name = "cache"
+component = "cache"
+kind = "tcp"
+host = "127.0.0.1"
+port = {refused_port}
+
+[report]
+out_dir = "out"
+""",
+        encoding="utf-8",
+    )
+    report = tmp_path / "report.json"
+    code = main(["run", "-c", str(tmp_path / "greenloop.toml"), "--json", str(report)])
+    assert code == 3
+    data = json.loads(report.read_text(encoding="utf-8"))
+    assert data["verdict"] == "blocked" and data["exit_code"] == 3
+    health = next(p for p in data["probes"] if p["name"] == "health")
+    assert health["attempts"] == 0 and not health["ok"]
+    assert "not waited for: app depends on cache, which is down" in health["detail"]
+    cache = next(p for p in data["probes"] if p["name"] == "cache")
+    assert cache["attempts"] == 1 and "refused" in cache["detail"]
+    worklog = Path(data["worklog"]).read_text(encoding="utf-8")
+    assert "not waited for" in worklog
