@@ -502,8 +502,9 @@ def start_early_check(config: Config) -> EarlyCheck:
 
 
 def start_early_check_for(path: Path, *, deploy_forced: bool = False) -> EarlyCheck | None:
-    """`start_early_check` from the config file itself, before `load_config` has imported
-    every stage to validate it (the probes then answer while that happens).
+    """`start_early_check` from the config file as `config.read_config` reads it, before
+    `load.load_config` has imported every stage to check it (the probes then answer
+    while that happens).
 
     None (nothing started) when the file does not read cleanly (the full load then says
     why), when a deploy may come before the first check (`deploy_forced`, or a deploy
@@ -511,15 +512,10 @@ def start_early_check_for(path: Path, *, deploy_forced: bool = False) -> EarlyCh
     config is known to be valid. The check is used only if the full load gives an
     equal config.
     """
-    import tomllib
-
-    from greenloop.config import Config, Interpolation, interpolate
+    from greenloop.config import read_config
 
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        used = Interpolation(require_env=True)
-        raw = interpolate(raw, str(path), used=used)
-        config = Config.model_validate({**raw, "source": path, "secrets": used.secrets()})
+        config = read_config(path)
     except Exception:  # the full load reports every mistake in its own words
         return None
     if deploy_forced or (config.deploy.command and config.deploy.max_age):
