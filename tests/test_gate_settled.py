@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from greenloop.cli import main
-from greenloop.config import Config, config_from_dict
+from greenloop.config import Config
 from greenloop.gate import (
     _verdict,
     check_gate,
@@ -28,6 +28,7 @@ from greenloop.gate import (
     start_early_check,
     waited,
 )
+from greenloop.load import config_from_dict
 from greenloop.records import ProbeResult
 
 # app -> cache; database stands alone.
