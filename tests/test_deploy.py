@@ -31,13 +31,12 @@ from greenloop.deploy import (
     parse_timestamp,
     read_revision,
     rollback,
-    run_argv,
-    trim,
     validate_deploy,
 )
 from greenloop.errors import ConfigError
 from greenloop.load import config_from_dict
 from greenloop.probes.conditions import MISSING
+from greenloop.process import run_argv, trim
 from greenloop.store import Store
 
 OPS = textwrap.dedent(

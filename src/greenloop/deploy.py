@@ -4,22 +4,17 @@ The common path (nothing to deploy) costs at most one read of the revision: one
 HTTP GET of `deploy.version_url`, or one run of `deploy.revision_command`, or
 nothing when neither is configured. A deploy runs `deploy.command` (an argv
 list, never a shell string), then waits, within `deploy.timeout_s` in all, for
-the revision to change and for the health gate to pass. `run_argv` is the one
-way greenloop runs a configured command; remediation actions use it too.
+the revision to change and for the health gate to pass. Commands run through
+`greenloop.process.run_argv`, the one way greenloop runs a configured command.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
-import os
-import signal
 import ssl
-import subprocess
-import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -32,12 +27,12 @@ from greenloop.errors import ConfigError
 from greenloop.gate import wait_for_healthy
 from greenloop.probes.base import checked_url
 from greenloop.probes.conditions import MISSING, lookup
+from greenloop.process import run_argv
 from greenloop.records import DeployResult, utcnow
 from greenloop.redact import redactor_for
 from greenloop.store import Store
 
 # Output kept from a command: its tail, where the error usually is.
-OUTPUT_LIMIT = 4000
 # A revision_command's JSON is kept whole up to this size.
 REVISION_LIMIT = 4 * 1024 * 1024
 # How long one read of the revision may take, at most.
@@ -48,100 +43,6 @@ POLL_MAX_S = 1.0
 
 
 # --------------------------------------------------------------------------- commands
-
-
-@dataclass(frozen=True, slots=True)
-class CommandRun:
-    """How one configured command ended: exit code (None if it never ran or timed out)."""
-
-    argv: tuple[str, ...]
-    exit_code: int | None
-    output: str  # stdout and stderr interleaved (stdout only with stderr_apart), trimmed
-    duration_s: float
-    timed_out: bool = False
-    error: str = ""  # could not start: not found, not executable
-    stderr: str = ""  # with stderr_apart: what went to stderr, trimmed
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == 0
-
-    def describe(self) -> str:
-        """How it ended, in words."""
-        if self.error:
-            return self.error
-        if self.timed_out:
-            return f"timed out after {self.duration_s:.1f} s (killed)"
-        return f"exit code {self.exit_code} after {self.duration_s:.1f} s"
-
-
-def trim(text: str, limit: int = OUTPUT_LIMIT) -> str:
-    """The tail of a long output, saying how much was cut."""
-    text = text.strip()
-    if len(text) <= limit:
-        return text
-    return f"[... {len(text) - limit} characters cut ...]\n{text[-limit:]}"
-
-
-def run_argv(
-    argv: Sequence[str],
-    *,
-    timeout_s: float,
-    cwd: str | None = None,
-    env: Mapping[str, str] | None = None,
-    output_limit: int = OUTPUT_LIMIT,
-    stderr_apart: bool = False,
-) -> CommandRun:
-    """Run an argv list (no shell) with the inherited environment plus `env`, within a timeout.
-
-    Output goes to a temporary file, not a pipe, so a daemon the command leaves
-    running cannot keep us waiting; on timeout (or interruption) the command's
-    whole process group is killed. `stderr_apart` keeps stdout clean for JSON.
-    """
-    started = time.monotonic()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        try:
-            process = subprocess.Popen(
-                list(argv),
-                cwd=cwd,
-                env={**os.environ, **(env or {})},
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err if stderr_apart else subprocess.STDOUT,
-                start_new_session=True,
-            )
-        except FileNotFoundError:
-            error = f"command not found: {argv[0]}"
-            return CommandRun(tuple(argv), None, "", time.monotonic() - started, error=error)
-        except PermissionError:
-            error = f"command not executable: {argv[0]}"
-            return CommandRun(tuple(argv), None, "", time.monotonic() - started, error=error)
-        timed_out = False
-        try:
-            process.wait(timeout=max(timeout_s, 0.001))
-        except subprocess.TimeoutExpired:
-            timed_out = True
-        finally:
-            if process.poll() is None:
-                _kill_group(process)
-        out.seek(0)
-        err.seek(0)
-        output = out.read().decode("utf-8", "replace")
-        stderr = err.read().decode("utf-8", "replace")
-    return CommandRun(
-        argv=tuple(argv),
-        exit_code=None if timed_out else process.returncode,
-        output=trim(output, output_limit),
-        duration_s=time.monotonic() - started,
-        timed_out=timed_out,
-        stderr=trim(stderr),
-    )
-
-
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
 
 
 # --------------------------------------------------------------------------- reading the revision

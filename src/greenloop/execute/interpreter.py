@@ -17,13 +17,13 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from greenloop.config import Config
 from greenloop.errors import ConfigError
+from greenloop.process import run_argv
 
 PLUGIN_FOLDER = "greenloop-plugin"
 _PROBE = (
@@ -134,18 +134,10 @@ def plugin_copy(folder: Path) -> Path:
 @functools.lru_cache(maxsize=8)
 def capabilities(path: str) -> tuple[bool, bool, bool]:
     """(pytest, pytest-xdist, pytest-timeout) importable by that interpreter."""
-    try:
-        done = subprocess.run(
-            [path, "-c", _PROBE],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
+    done = run_argv([path, "-c", _PROBE], timeout_s=30, stderr_apart=True, output_limit=None)
+    if done.error or done.timed_out:
         return (False, False, False)
-    found = dict(line.split() for line in done.stdout.splitlines() if line.count(" ") == 1)
+    found = dict(line.split() for line in done.output.splitlines() if line.count(" ") == 1)
     return (
         found.get("pytest") == "True",
         found.get("xdist") == "True",

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from greenloop.process import run_argv
 
 COLLECT_TIMEOUT_S = 60.0
 _FILE_COUNT = re.compile(r"^(\S.*?\.py): (\d+)$")
@@ -58,22 +59,20 @@ def collect(
     ]
     run_env = {**os.environ, **(env or {})}
     run_env.pop("PYTEST_ADDOPTS", None)
-    try:
-        done = subprocess.run(
-            argv,
-            cwd=tests_dir,
-            env=run_env,
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
+    done = run_argv(
+        argv,
+        timeout_s=timeout_s,
+        cwd=tests_dir,
+        env=run_env,
+        inherit_env=False,
+        stderr_apart=True,
+        output_limit=None,
+    )
+    if done.timed_out:
         return Collection(error=f"pytest did not finish collecting within {timeout_s:g} s")
-    except OSError as exc:
-        return Collection(error=f"could not start {python}: {exc.strerror or exc}")
-    return parse_collect_output(done.stdout, done.stderr, done.returncode)
+    if done.error or done.exit_code is None:
+        return Collection(error=f"could not start {python}: {done.error}")
+    return parse_collect_output(done.output, done.stderr, done.exit_code)
 
 
 def parse_collect_output(stdout: str, stderr: str, returncode: int) -> Collection:

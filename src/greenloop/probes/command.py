@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import time
 
 from pydantic import Field
 
 from greenloop.probes.base import Observation, ProbeKind, ProbeOptions, json_or_none, ms
 from greenloop.probes.conditions import Document
+from greenloop.process import run_argv_async
 
 OUTPUT_LIMIT = 64 * 1024
 
@@ -31,39 +30,22 @@ class CommandProbe(ProbeKind[CommandOptions]):
 
     async def check(self, options: CommandOptions, timeout_s: float) -> Observation:
         started = time.perf_counter()
-        try:
-            process = await asyncio.create_subprocess_exec(
-                *options.argv,
-                cwd=options.cwd,
-                env={**os.environ, **options.env},
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-        except FileNotFoundError:
-            return Observation({}, f"command not found: {options.argv[0]}")
-        except PermissionError:
-            return Observation({}, f"command not executable: {options.argv[0]}")
-        try:
-            out, err = await process.communicate()
-        except asyncio.CancelledError:
-            # The probe timed out: leave no process behind.
-            process.kill()
-            await process.wait()
-            raise
+        run = await run_argv_async(options.argv, cwd=options.cwd, env=options.env)
+        if run.error:
+            return Observation({}, run.error)
         latency = ms(time.perf_counter() - started)
-        stdout = out[:OUTPUT_LIMIT].decode("utf-8", "replace")
-        stderr = err[:OUTPUT_LIMIT].decode("utf-8", "replace")
+        stdout = run.output[:OUTPUT_LIMIT]
+        stderr = run.stderr[:OUTPUT_LIMIT]
         parsed = json_or_none(stdout)
         values = {
-            "exit_code": process.returncode,
+            "exit_code": run.exit_code,
             "stdout": Document(stdout, parsed),
             "stderr": stderr,
             "json": parsed,
             "latency_ms": latency,
         }
         last = (stderr.strip() or stdout.strip()).splitlines()[-1:] or [""]
-        summary = f"exit code {process.returncode} in {latency:.0f} ms"
-        if process.returncode and last[0]:
+        summary = f"exit code {run.exit_code} in {latency:.0f} ms"
+        if run.exit_code and last[0]:
             summary += f": {last[0][:200]}"
         return Observation(values, summary)

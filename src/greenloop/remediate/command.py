@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import Field
 
-from greenloop.config import Config
-from greenloop.deploy import run_argv
+from greenloop.process import run_argv
 from greenloop.remediate.base import (
     ActionContext,
     ActionKind,
@@ -15,6 +16,9 @@ from greenloop.remediate.base import (
     substitute,
     substitutions,
 )
+
+if TYPE_CHECKING:
+    from greenloop.config import Config
 
 
 class CommandOptions(ActionOptions):

@@ -9,7 +9,6 @@ receives is documented in docs/reports.md.
 from __future__ import annotations
 
 import re
-import subprocess
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Any
 import jinja2
 
 from greenloop.errors import ConfigError, UserError
+from greenloop.process import run_argv
 from greenloop.records import (
     Category,
     Cluster,
@@ -284,17 +284,10 @@ def git_commit(base_dir: Path | None) -> str | None:
     """The test repository's commit, when the config lives in a git checkout."""
     if base_dir is None:
         return None
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(base_dir), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() or None if done.returncode == 0 else None
+    done = run_argv(
+        ["git", "-C", str(base_dir), "rev-parse", "--short", "HEAD"], timeout_s=5, stderr_apart=True
+    )
+    return done.output.strip() or None if done.ok else None
 
 
 # --------------------------------------------------------------------------- rendering

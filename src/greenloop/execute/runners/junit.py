@@ -22,12 +22,12 @@ from greenloop.execute.runners.base import (
     display_command,
     phase_status,
     process_environment,
-    run_process,
     tail,
 )
 from greenloop.execute.selection import Selection
 from greenloop.junit import parse_junit
 from greenloop.kinds import NoOptions, OptionError
+from greenloop.process import run_process
 from greenloop.records import Outcome, PhaseResult, TestResult
 
 if TYPE_CHECKING:

@@ -28,17 +28,16 @@ from greenloop.execute.listing import collection_keys, collections_to_cache
 from greenloop.execute.progress import Reporter
 from greenloop.execute.runners.base import (
     CUT_SHORT,
-    ProcessEnd,
     display_command,
     phase_status,
     process_environment,
-    run_process,
     skipped_phase,
     tail,
 )
 from greenloop.execute.selection import Selection
 from greenloop.execute.wire import EVENTS_ENV, ORDER_ENV, PARENT_ENV
 from greenloop.kinds import NoOptions
+from greenloop.process import ProcessEnd, run_process
 from greenloop.records import Outcome, PhaseResult, TestResult
 from greenloop.redact import redactor_for
 

@@ -34,16 +34,10 @@ from typing import TYPE_CHECKING
 from greenloop.config import Config, PhaseConfig
 from greenloop.execute.events import EventFold
 from greenloop.execute.runners import runner_for
-from greenloop.execute.runners.base import (
-    KILL_GRACE_S,
-    ProcessEnd,
-    display_command,
-    kill_group,
-    start_process,
-    watch_process,
-)
+from greenloop.execute.runners.base import display_command
 from greenloop.execute.selection import Selection
 from greenloop.execute.wire import CONTROL_ENV, EVENTS_ENV, ORDER_ENV, PARENT_ENV, PLAN_ENV
+from greenloop.process import KILL_GRACE_S, ProcessEnd, kill_group, start_process, watch_process
 
 if TYPE_CHECKING:
     from greenloop.execute.runners.pytest import EventTail, PytestSettings, _Context

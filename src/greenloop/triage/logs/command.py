@@ -9,11 +9,11 @@ from test output ever goes into the command.
 from __future__ import annotations
 
 import json
-import subprocess
 from datetime import datetime
 
 from pydantic import Field
 
+from greenloop.process import run_argv
 from greenloop.triage.logs.base import (
     LogBatch,
     LogRecord,
@@ -40,23 +40,17 @@ class CommandSource(LogSource[CommandOptions]):
             for a in self.options.argv
         ]
         cwd = self.base_dir / self.options.cwd if self.options.cwd else self.base_dir
-        try:
-            done = subprocess.run(
-                argv,
-                capture_output=True,
-                text=True,
-                timeout=self.options.timeout_s,
-                cwd=cwd,
-                check=False,
-            )
-        except FileNotFoundError:
-            return LogBatch(self.name, error=f"command not found: {argv[0]}")
-        except subprocess.TimeoutExpired:
+        done = run_argv(
+            argv, timeout_s=self.options.timeout_s, cwd=cwd, stderr_apart=True, output_limit=None
+        )
+        if done.error:
+            return LogBatch(self.name, error=done.error)
+        if done.timed_out:
             return LogBatch(self.name, error=f"{argv[0]} timed out after {self.options.timeout_s}s")
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or [""]
-            return LogBatch(self.name, error=f"{argv[0]} exited {done.returncode}: {tail[0][:200]}")
-        out = done.stdout
+        if done.exit_code != 0:
+            tail = (done.stderr or done.output).strip().splitlines()[-1:] or [""]
+            return LogBatch(self.name, error=f"{argv[0]} exited {done.exit_code}: {tail[0][:200]}")
+        out = done.output
         if out.lstrip().startswith("["):
             return self._json_array(out, start, end)
         records, malformed = parse_lines(out.splitlines(), self.name)
