@@ -36,3 +36,35 @@ def test_triage_output_and_json_are_redacted(tmp_path: Path) -> None:
     assert "test_charge" in written  # the report is there, and it names the tests
     for secret in (TOKEN, AWS):
         assert secret not in proc.stdout + proc.stderr + written
+
+
+def test_the_needle_filter_masks_what_every_pattern_alone_masks() -> None:
+    """The redactor runs a pattern only when a substring every match holds occurs: the
+    result must equal running every pattern, in ASCII texts, upper-case ones, and
+    non-ASCII ones (a case-blind pattern's `k` also matches the Kelvin sign)."""
+    from greenloop import redact
+
+    samples = [
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----",
+        "jwt eyJhbGciOiJI.eyJzdWIiOiIx.sig and " + TOKEN,
+        "github_pat_" + "A" * 22 + " glpat-" + "b" * 20 + " xoxb-1234567890ab",
+        "sk_live_abcdefghijk rk_test_abcdefghijk test_" + AWS + "_x ASIA" + "B" * 16,
+        'AUTHORIZATION: Bearer abcdefghijkl, Private-Token: "zz9" BEARER qwertyuiop',
+        "https://user:pw@host/x --PASSWORD s3cr3t --token=abc",
+        'API_KEY = "v1" Client_Secret: v2 db_pwd=v3 my_credentials=v4 token_env=GH_TOKEN',
+        "to\u212aen=hunter22 caf\u00e9 password=v5 Bearer abcdefghijkl",
+        "nothing to hide here: assert 500 == 200",
+    ]
+    plain = redact.Redactor()
+    for text in samples:
+        expected = text
+        for pattern, replacement, _ in redact._BUILTIN:
+            expected = pattern.sub(replacement, expected)
+        expected = redact._KEY_VALUE.sub(redact._key_value, expected)
+        assert plain._plain(text) == expected, text
+        for word in (text.upper(), text.lower()):
+            slow = word
+            for pattern, replacement, _ in redact._BUILTIN:
+                slow = pattern.sub(replacement, slow)
+            assert plain._plain(word) == redact._KEY_VALUE.sub(redact._key_value, slow), word
+    assert "hunter22" not in plain.redact("to\u212aen=hunter22")

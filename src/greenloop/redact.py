@@ -41,8 +41,13 @@ _NAMING_SUFFIX = re.compile(r"(?:_env|_var|_file|_path|_name|_url|_count|_type)$
 _START = r"(?<![A-Za-z0-9])"
 _END = r"(?![A-Za-z0-9])"
 
-# (pattern, replacement) pairs, applied in order; most specific first.
-_BUILTIN: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
+# (pattern, replacement, needles) triples, applied in order; most specific first. A pattern
+# runs only when one of its needles occurs in the text (in the lower-cased text for the
+# case-blind patterns, marked by a lower-case first needle): most texts hold none, and a
+# substring test costs far less than a regex scan. Each needle is a substring every match
+# must contain, so the filter never changes what is masked.
+_Replacement = str | Callable[[re.Match[str]], str]
+_BUILTIN: tuple[tuple[re.Pattern[str], _Replacement, tuple[str, ...]], ...] = (
     # PEM private keys, also the \n-escaped form inside a GCP service-account JSON,
     # also a block cut short by a log line limit.
     (
@@ -51,16 +56,21 @@ _BUILTIN: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ..
             re.S,
         ),
         "-----BEGIN PRIVATE KEY-----" + MASK + "-----END PRIVATE KEY-----",
+        ("-----BEGIN ",),
     ),
     # JSON Web Tokens: base64url header and payload, both JSON objects ("eyJ").
-    (re.compile(_START + r"eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), MASK),
+    (
+        re.compile(_START + r"eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"),
+        MASK,
+        ("eyJ",),
+    ),
     # Provider tokens with a recognisable prefix, also inside identifiers (test_AKIA..._x).
-    (re.compile(_START + r"gh[pousr]_[A-Za-z0-9]{20,}"), MASK),
-    (re.compile(_START + r"github_pat_[A-Za-z0-9_]{20,}"), MASK),
-    (re.compile(_START + r"glpat-[A-Za-z0-9_-]{20,}"), MASK),
-    (re.compile(_START + r"xox[abposr]-[A-Za-z0-9-]{10,}"), MASK),
-    (re.compile(_START + r"[sr]k_(?:live|test)_[A-Za-z0-9]{10,}"), MASK),
-    (re.compile(_START + r"(?:AKIA|ASIA)[A-Z0-9]{16}" + _END), MASK),
+    (re.compile(_START + r"gh[pousr]_[A-Za-z0-9]{20,}"), MASK, ("gh",)),
+    (re.compile(_START + r"github_pat_[A-Za-z0-9_]{20,}"), MASK, ("github_pat_",)),
+    (re.compile(_START + r"glpat-[A-Za-z0-9_-]{20,}"), MASK, ("glpat-",)),
+    (re.compile(_START + r"xox[abposr]-[A-Za-z0-9-]{10,}"), MASK, ("xox",)),
+    (re.compile(_START + r"[sr]k_(?:live|test)_[A-Za-z0-9]{10,}"), MASK, ("k_live_", "k_test_")),
+    (re.compile(_START + r"(?:AKIA|ASIA)[A-Z0-9]{16}" + _END), MASK, ("AKIA", "ASIA")),
     # Authorization headers and bearer tokens: keep the scheme, hide the credential.
     (
         re.compile(
@@ -68,17 +78,31 @@ _BUILTIN: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ..
             r"""[^\s"',;]+"""
         ),
         lambda m: f"{m.group(1)}{m.group(2) + ' ' if m.group(2) else ''}{MASK}",
+        ("authorization",),
     ),
-    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + MASK),
-    (re.compile(r"""(?i)(\bprivate-token["']?\s*[:=]\s*["']?)[^\s"',;]+"""), r"\1" + MASK),
+    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + MASK, ("bearer",)),
+    (
+        re.compile(r"""(?i)(\bprivate-token["']?\s*[:=]\s*["']?)[^\s"',;]+"""),
+        r"\1" + MASK,
+        ("private-token",),
+    ),
     # user:password@host (or :password@host) in any URL or DSN.
-    (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@'\"`]*):[^\s@/'\"`]+@", re.I), r"\1:" + MASK + "@"),
+    (
+        re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@'\"`]*):[^\s@/'\"`]+@", re.I),
+        r"\1:" + MASK + "@",
+        ("://",),
+    ),
     # --password x, --token=x on command lines.
     (
         re.compile(r"(?i)(--(?:password|passwd|token|api-key|secret|private-token)[= ])(\S+)"),
         r"\1" + MASK,
+        ("--",),
     ),
 )
+# Each with whether its needles are looked for in the lower-cased text.
+_FILTERED = tuple((p, r, needles, needles[0].islower()) for p, r, needles in _BUILTIN)
+# Substrings (lower case) one of which every secret key name of _SECRET_KEY holds.
+_KEY_NEEDLES = ("passw", "pwd", "secret", "token", "key", "credential")
 
 _KEY_VALUE = re.compile(
     r"""(?i)(?P<key>\b""" + _SECRET_KEY + r""")(?P<sep>["']?\s*[:=]\s*)"""
@@ -138,6 +162,7 @@ class Redactor:
         cores = {core for secret in known for core in _base64_cores(secret)}
         self.base64_cores = sorted(cores, key=len, reverse=True)
         self._memo: dict[str, str] = {}
+        self._runs: dict[str, bool] = {}  # base64 runs (paths, ids) seen: do they hide one?
 
     def redact(self, text: str) -> str:
         """The text with every recognised secret replaced by `***`."""
@@ -167,9 +192,27 @@ class Redactor:
                 half = len(secret) // 2
                 if secret[:half] in text or secret[half:] in text:
                     text = wrapped.sub(MASK, text)
-        for pattern, replacement in _BUILTIN:
+        # The case-blind patterns also match a few non-ASCII letters (the Kelvin sign is a
+        # `k`): lower-casing cannot stand in for them, so a non-ASCII text runs every pattern.
+        low = text.lower() if text.isascii() else None
+        for pattern, replacement, needles, blind in _FILTERED:
+            if low is not None:
+                hay = low if blind else text
+                for needle in needles:  # a plain loop: any() costs more here
+                    if needle in hay:
+                        break
+                else:
+                    continue
             text = pattern.sub(replacement, text)
-        text = _KEY_VALUE.sub(_key_value, text)
+            if low is not None:
+                low = text.lower()
+        if low is not None and (":" in text or "=" in text):
+            for needle in _KEY_NEEDLES:
+                if needle in low:
+                    text = _KEY_VALUE.sub(_key_value, text)
+                    break
+        elif low is None:
+            text = _KEY_VALUE.sub(_key_value, text)
         for pattern in self.extra:
             text = pattern.sub(_mask_groups, text)
         return text
@@ -177,12 +220,18 @@ class Redactor:
     def _base64_run(self, match: re.Match[str]) -> str:
         """A base64 run is masked whole when it encodes a secret (known or by shape)."""
         run = match.group(0)
+        done = self._runs.get(run)
+        if done is None:
+            done = self._runs[run] = self._encodes_secret(run)
+            if len(self._runs) > _MEMO_ENTRIES:
+                self._runs.clear()
+        return MASK if done else run
+
+    def _encodes_secret(self, run: str) -> bool:
         if any(core in run for core in self.base64_cores):
-            return MASK
+            return True
         decoded = _decode_base64(run)
-        if decoded is not None and self._plain(decoded) != decoded:
-            return MASK
-        return run
+        return decoded is not None and self._plain(decoded) != decoded
 
     def redact_obj(self, obj: T) -> T:
         """A copy of a nested structure (dicts, lists, tuples, dataclass records) redacted.
@@ -192,6 +241,16 @@ class Redactor:
         return self._walk(obj)  # type: ignore[no-any-return,unused-ignore]
 
     def _walk(self, obj: Any) -> Any:
+        # The common types first, by exact type: a report holds a million values.
+        kind = type(obj)
+        if kind is str:
+            return self.redact(obj)
+        if kind is dict:
+            return self._dict(obj)
+        if kind is list:
+            return [self._walk(v) for v in obj]
+        if kind in _ATOMS:
+            return obj
         if isinstance(obj, enum.Enum):
             return obj  # StrEnum members are strings, but never secrets
         if isinstance(obj, str):
@@ -209,6 +268,25 @@ class Redactor:
             return dataclasses.replace(obj, **changes)
         return obj
 
+    def _dict(self, obj: dict[Any, Any]) -> dict[Any, Any]:
+        """`{k: self._value(k, v)}`, with the common cases inline (a report's tests are a
+        hundred thousand dicts of short strings, most of them seen before)."""
+        out = {}
+        memo = self._memo
+        for key, value in obj.items():
+            kind = type(value)
+            if kind is str:
+                if value and isinstance(key, str) and _secret_key(key):
+                    out[key] = MASK
+                else:
+                    done = memo.get(value)
+                    out[key] = self.redact(value) if done is None else done
+            elif kind in _ATOMS:
+                out[key] = value
+            else:
+                out[key] = self._value(key, value)
+        return out
+
     def _value(self, key: Any, value: Any) -> Any:
         if isinstance(key, str) and isinstance(value, str) and value and _secret_key(key):
             return MASK
@@ -221,6 +299,7 @@ def _secret_key(key: str) -> bool:
     return bool(re.fullmatch(_SECRET_KEY, key, re.I)) and not _NAMING_SUFFIX.search(key)
 
 
+_ATOMS = frozenset({int, float, bool, type(None)})
 _MEMO_LENGTH, _MEMO_ENTRIES = 512, 50_000  # strings remembered, and how many at most
 _WRAP = r"(?:\r?\n[ \t>|#*/-]*)?"
 _MIN_BASE64 = 16

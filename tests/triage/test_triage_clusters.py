@@ -208,3 +208,40 @@ def test_chain_stops_at_the_first_hypothesis() -> None:
     assert whys[0].verified
     assert not whys[-1].verified and whys[-1].why.startswith("hypothesis")
     assert all(w.verified for w in whys[:-1])
+
+
+def test_index_lookup_by_table_finds_what_a_scan_of_the_index_finds() -> None:
+    """entry_for looks a file up in tables made once per index: the same entry a scan in
+    index order finds (the exact path first, else the first path that is the file's or a
+    tail of it after a slash), for exact, nested, `./`, backslash and unknown paths."""
+    from greenloop.triage.impact import entry_for
+
+    index = (
+        IndexEntry("e2e/tests/test_a.py", mrr_at_risk_usd=1.0),
+        IndexEntry("./test_b.py", mrr_at_risk_usd=2.0),
+        IndexEntry("tests\\test_c.py", mrr_at_risk_usd=3.0),
+        IndexEntry("test_a.py", mrr_at_risk_usd=4.0),
+        IndexEntry("c.py", mrr_at_risk_usd=5.0),
+        IndexEntry("tests/test_c.py", mrr_at_risk_usd=6.0),
+        IndexEntry("test_a.py", mrr_at_risk_usd=7.0),
+    )
+
+    def scan(path: str) -> IndexEntry | None:
+        exact = next((e for e in index if e.path == path), None)
+        if exact is not None:
+            return exact
+        for entry in index:
+            rel = entry.path.replace("\\", "/").removeprefix("./")
+            if path == rel or path.endswith("/" + rel):
+                return entry
+        return None
+
+    paths = [
+        "test_a.py", "e2e/tests/test_a.py", "x/e2e/tests/test_a.py", "tests/test_a.py",
+        "test_b.py", "a/test_b.py", "tests/test_c.py", "x/tests/test_c.py", "y/c.py",
+        "c.py", "tests/test_d.py", "", "/", "a//test_b.py", "e2e/tests\\test_a.py",
+    ]  # fmt: skip
+    for path in paths:
+        assert entry_for(path, index) == scan(path), path
+        assert entry_for(path, list(index)) == scan(path), path
+    assert entry_for("x/tests/test_c.py", index) == index[2]  # the first in index order

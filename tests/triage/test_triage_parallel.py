@@ -16,6 +16,7 @@ from greenloop.config import RuleConfig
 from greenloop.records import IndexEntry, Outcome, PhaseResult, PhaseStatus, TestResult
 from greenloop.store import Store
 from greenloop.triage import TriageResult, parallel, triage
+from greenloop.triage.cluster import cluster_keys
 from greenloop.triage.evidence import FailureEvidence, gather_evidence
 from greenloop.triage.logs.base import LogRecord
 from greenloop.triage.rules import BUILTIN_RULES, Rule, user_rules
@@ -110,18 +111,55 @@ def test_user_rules_reach_the_workers_without_pickling(monkeypatch: pytest.Monke
     )
     tests, _ = batch(1200, seed=5)
     evidence = [gather_evidence(t, gate=None) for t in tests]
-    serial, no_keys = parallel.classify_batch(evidence, rules, workers=1)
+    serial, serial_keys = parallel.classify_batch(evidence, rules, workers=1)
     monkeypatch.setattr(parallel, "PARALLEL_MIN", 100)
     decided, keys = parallel.classify_batch(evidence, rules, workers=2)
-    assert no_keys is None and keys is not None and len(keys) == len(tests)
+    assert keys == serial_keys == cluster_keys(serial) and len(keys) == len(tests)
     assert [d.classification for d in decided] == [d.classification for d in serial]
     assert [d.rule for d in decided] == [d.rule for d in serial]  # the same Rule objects
     assert any(d.reason == "VENDOR-OUTAGE" for d in decided)
 
 
-def test_one_worker_or_a_small_batch_stays_in_this_process() -> None:
+def test_one_worker_or_a_small_batch_stays_in_this_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     assert parallel.worker_count(1) == 1
     tests, _ = batch(50)
     evidence = [gather_evidence(t, gate=None) for t in tests]
-    _, keys = parallel.classify_batch(evidence, BUILTIN_RULES, workers=2)
-    assert keys is None  # below PARALLEL_MIN: the serial path, keys computed when clustering
+    forks: list[int] = []
+    monkeypatch.setattr(parallel, "_in_workers", lambda *args: forks.append(1))
+    decisions, keys = parallel.classify_batch(evidence, BUILTIN_RULES, workers=2)
+    assert forks == []  # below PARALLEL_MIN: the serial path
+    assert keys == cluster_keys(decisions)
+
+
+def test_failures_equal_but_for_the_test_id_are_classified_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One fault met by many tests costs one classification; each test keeps its own id,
+    and the result equals classifying every failure on its own."""
+    from greenloop.triage import classify as classify_module
+
+    texts = [json.loads(line)["text"] for line in LABELLED.read_text().splitlines() if line]
+    tests = [
+        failed(texts[i % 7], nodeid=f"tests/test_mod{i % 3}.py::test_case_{i}") for i in range(70)
+    ]
+    # A frame of the test function itself is left out of a signature: two tests whose
+    # texts name their own function are different inputs.
+    own = "tests/test_x.py:3: in test_named\n    assert f()\nE   AssertionError: boom"
+    tests += [failed(own, nodeid="tests/test_x.py::test_named"), failed(own, nodeid="t.py::t2")]
+    evidence = [gather_evidence(t, gate=None) for t in tests]
+    calls: list[str] = []
+    real = parallel.classify
+
+    def counting(ev: FailureEvidence, rules: Sequence[Rule]) -> classify_module.Decision:
+        calls.append(ev.nodeid)
+        return real(ev, rules)
+
+    monkeypatch.setattr(parallel, "classify", counting)
+    decisions, keys = parallel.classify_batch(evidence, BUILTIN_RULES, workers=1)
+    assert len(calls) == 7 + 2
+    alone = [real(ev, BUILTIN_RULES) for ev in evidence]
+    assert [d.classification for d in decisions] == [d.classification for d in alone]
+    assert [d.evidence for d in decisions] == evidence
+    assert keys == cluster_keys(alone)

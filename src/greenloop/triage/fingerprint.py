@@ -189,6 +189,11 @@ def failing_expression(ev: FailureEvidence) -> str:
     return found.group(1).strip()[:200] if found else ""
 
 
+def test_function(nodeid: str) -> str:
+    """The test function's name in a node id: `tests/t.py::C::test_x[1]` -> `test_x`."""
+    return nodeid.rsplit("::", 1)[-1].split("[", 1)[0]
+
+
 def signature(ev: FailureEvidence, category: Category | None = None) -> str:
     """The normalised text a fingerprint hashes (kept readable for debugging)."""
     if category in (Category.INFRASTRUCTURE, Category.CONFIGURATION):
@@ -197,11 +202,11 @@ def signature(ev: FailureEvidence, category: Category | None = None) -> str:
     stated = failure_statement(ev)
     statement = normalize_values(stated)
     expression = normalize_values(failing_expression(ev))
-    test_function = ev.nodeid.rsplit("::", 1)[-1].split("[", 1)[0]
+    function = test_function(ev.nodeid)
     frames = [
         f"{f.path.replace(chr(92), '/').rsplit('/', 1)[-1]}:{f.function}"
         for f in ev.frames
-        if f.kind == "app" or (f.kind == "test" and f.function != test_function)
+        if f.kind == "app" or (f.kind == "test" and f.function != function)
     ]
     if not ev.exc_type and not frames and not expression:
         # No exception, no frame, no marked line: the message alone may be generic

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from greenloop import index as test_index
 from greenloop.records import IndexEntry
 
 
@@ -18,15 +17,43 @@ def test_file(nodeid: str) -> str:
 
 def entry_for(path: str, index: Sequence[IndexEntry]) -> IndexEntry | None:
     """The index entry of a test file; index paths are relative to the tests dir, so a
-    node id under a parent folder ("e2e/tests/test_x.py") still finds "test_x.py"."""
-    exact = test_index.entry_for(path, list(index))
-    if exact is not None:
-        return exact
-    for entry in index:
-        rel = entry.path.replace("\\", "/").removeprefix("./")
-        if path == rel or path.endswith("/" + rel):
-            return entry
-    return None
+    node id under a parent folder ("e2e/tests/test_x.py") still finds "test_x.py".
+
+    The entry whose path is the file's, else the first entry (in index order) whose path
+    is the file's or a tail of it after a `/`: looked up in tables made once per index,
+    so a run's hundred thousand failures do not each scan a thousand-file index."""
+    exact, tails = _tables(index)
+    found = exact.get(path.split("::", 1)[0])
+    if found is not None:
+        return found
+    best = tails.get(path)
+    slash = path.find("/")
+    while slash != -1:
+        hit = tails.get(path[slash + 1 :])
+        if hit is not None and (best is None or hit[0] < best[0]):
+            best = hit
+        slash = path.find("/", slash + 1)
+    return best[1] if best is not None else None
+
+
+_Tables = tuple[dict[str, IndexEntry], dict[str, tuple[int, IndexEntry]]]
+_last: list[tuple[Sequence[IndexEntry], _Tables]] = []  # the last index (a tuple) and its tables
+
+
+def _tables(index: Sequence[IndexEntry]) -> _Tables:
+    """The index by path (the first entry of each) and by normalised path (with its
+    position): made once for the last index tuple seen; a list, which may change, each
+    time."""
+    if _last and _last[0][0] is index:
+        return _last[0][1]
+    exact: dict[str, IndexEntry] = {}
+    tails: dict[str, tuple[int, IndexEntry]] = {}
+    for n, entry in enumerate(index):
+        exact.setdefault(entry.path, entry)
+        tails.setdefault(entry.path.replace("\\", "/").removeprefix("./"), (n, entry))
+    if isinstance(index, tuple):
+        _last[:] = [(index, (exact, tails))]
+    return exact, tails
 
 
 def files_at_risk(nodeids: Iterable[str], index: Sequence[IndexEntry]) -> dict[str, float]:

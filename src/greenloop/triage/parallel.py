@@ -1,8 +1,12 @@
-"""Classify large batches of failures in worker processes.
+"""Classify a batch of failures once per distinct input, large batches in worker processes.
+
+Failures whose evidence is equal but for the test id (`input_key`: one fault met by many
+tests, a fixture's error re-raised for every test of a module) are classified and keyed
+once; the others get copies of that decision, with their own test id.
 
 Classifying a failure (the rule table) and computing its own cluster key (masking and
 hashing its text) depend on that failure's evidence alone, and they are most of triage's
-time on a large batch. So for `PARALLEL_MIN` failures or more, `classify_batch` forks
+time on a large batch. So for `PARALLEL_MIN` distinct failures or more, `classify_batch` forks
 worker processes: they inherit the evidence the parent gathered (every store read and
 log match happens in the parent first), each classifies an index range and sends back
 compact parts (rule position, matched text, component, keys), and the parent rebuilds
@@ -19,6 +23,7 @@ or written to by them.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import multiprocessing
 import os
@@ -26,13 +31,15 @@ import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import fields
 
 from greenloop.triage.classify import Decision, classify, decided
 from greenloop.triage.cluster import record_keys, shared_keys
 from greenloop.triage.evidence import FailureEvidence
+from greenloop.triage.fingerprint import test_function
 from greenloop.triage.rules import FALLBACK, Rule
 
-__all__ = ["PARALLEL_MIN", "classify_batch", "worker_count"]
+__all__ = ["PARALLEL_MIN", "classify_batch", "input_key", "worker_count"]
 
 # Below this many failures, forking costs more than it saves: the serial path runs.
 PARALLEL_MIN = 5_000
@@ -63,23 +70,58 @@ def worker_count(requested: int | None = None) -> int:
 
 def classify_batch(
     evidence: Sequence[FailureEvidence], rules: Sequence[Rule], workers: int | None = None
-) -> tuple[list[Decision], list[str | None] | None]:
-    """Each evidence's decision, plus the cluster keys when workers computed them
-    (None on the serial path: `build_clusters` computes them as it always did)."""
+) -> tuple[list[Decision], list[str | None]]:
+    """Each evidence's decision and cluster key (`cluster_keys` of the decisions).
+
+    Work is done once per distinct input: failures whose evidence is equal but for the
+    test's id (`input_key`) get the decision and key their first one got, so a hundred
+    thousand failures of a few thousand problems cost a few thousand classifications."""
+    slot: dict[object, int] = {}
+    firsts: list[int] = []  # per distinct input, the position of its first failure
+    owner: list[int] = []  # per failure, its distinct input
+    for n, ev in enumerate(evidence):
+        key = input_key(ev, n)
+        at = slot.get(key)
+        if at is None:
+            at = slot[key] = len(firsts)
+            firsts.append(n)
+        owner.append(at)
+    distinct = [evidence[n] for n in firsts]
     processes = worker_count(workers)
-    if processes == 1 or len(evidence) < PARALLEL_MIN:
-        return [classify(ev, rules) for ev in evidence], None
-    try:
-        compact = _in_workers(evidence, tuple(rules), processes)
-    except (OSError, BrokenProcessPool):
-        # Could not fork, or a worker died (out of memory): the serial path still answers.
-        return [classify(ev, rules) for ev in evidence], None
+    compact: list[Compact] | None = None
+    if processes > 1 and len(distinct) >= PARALLEL_MIN:
+        # Could not fork, or a worker died (out of memory): this process answers.
+        with contextlib.suppress(OSError, BrokenProcessPool):
+            compact = _in_workers(distinct, tuple(rules), processes)
+    if compact is None:
+        positions = _positions(rules)
+        compact = [_compact(classify(ev, rules), positions) for ev in distinct]
     table = (*rules, FALLBACK)
-    decisions = [
-        classify(ev, rules) if pos is None else decided(ev, table[pos], found, component)
-        for ev, (pos, found, component, _, _) in zip(evidence, compact, strict=True)
-    ]
-    return decisions, shared_keys([(text, key) for _, _, _, text, key in compact])
+    decisions = []
+    for ev, at in zip(evidence, owner, strict=True):
+        pos, found, component, _, _ = compact[at]
+        decisions.append(
+            classify(ev, rules) if pos is None else decided(ev, table[pos], found, component)
+        )
+    return decisions, shared_keys([compact[at][3:] for at in owner])
+
+
+def input_key(ev: FailureEvidence, n: int) -> object:
+    """What a failure's decision and own cluster key depend on: every evidence field but
+    the test's id, of which only the function's name counts, and only when the text names
+    it (a frame of the test function itself is left out of a signature). Evidence that
+    cannot be hashed is its own input."""
+    function = test_function(ev.nodeid)
+    named = function if function in ev.text else ""
+    key = (*(getattr(ev, name) for name in _INPUT_FIELDS), named)
+    try:
+        hash(key)
+    except TypeError:
+        return n
+    return key
+
+
+_INPUT_FIELDS = tuple(f.name for f in fields(FailureEvidence) if f.name != "nodeid")
 
 
 def _in_workers(
@@ -106,12 +148,17 @@ def _classify_range(bounds: tuple[int, int]) -> list[Compact]:
     """In a worker: classify and key the inherited evidence in [lo, hi)."""
     assert _shared is not None, "workers must be forked after _shared is set"
     evidence, rules = _shared
-    positions = {id(rule): n for n, rule in enumerate((*rules, FALLBACK))}
-    out: list[Compact] = []
-    for ev in evidence[bounds[0] : bounds[1]]:
-        decision = classify(ev, rules)
-        text, key = record_keys(decision)
-        c = decision.classification
-        pos = positions[id(decision.rule)] if decision.rule is not None else None
-        out.append((pos, c.evidence, c.component, text, key))
-    return out
+    positions = _positions(rules)
+    return [_compact(classify(ev, rules), positions) for ev in evidence[bounds[0] : bounds[1]]]
+
+
+def _positions(rules: Sequence[Rule]) -> dict[int, int]:
+    return {id(rule): n for n, rule in enumerate((*rules, FALLBACK))}
+
+
+def _compact(decision: Decision, positions: dict[int, int]) -> Compact:
+    """A decision as its compact parts (`positions`: `_positions` of the rules)."""
+    text, key = record_keys(decision)
+    c = decision.classification
+    pos = positions[id(decision.rule)] if decision.rule is not None else None
+    return (pos, c.evidence, c.component, text, key)
