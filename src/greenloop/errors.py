@@ -1,6 +1,6 @@
 """Errors a user can cause. Each becomes one clear line on stderr and exit code 2.
 
-Bugs are ordinary exceptions and end with exit code 70 (see cli.py).
+Bugs are ordinary exceptions and end with exit code 70 (see greenloop.cli).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import pytest
 
 from greenloop.config import PhaseConfig
 from greenloop.execute.phase import run_phase
-from greenloop.execute.plugin import parse_request_head
+from greenloop.execute.pytestplugin.network import parse_request_head
 from greenloop.execute.selection import select_tests
 
 pytest.importorskip("requests", reason="a dev dependency (pip install -e '.[dev]')")

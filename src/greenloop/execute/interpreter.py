@@ -1,10 +1,11 @@
 """`execution.python`: run the suite with the project's own interpreter, plugin included.
 
-greenloop's pytest plugins (`greenloop.execute.plugin`, `.phased`, and the
-names they share in `.wire`) need only the standard library and pytest, so
-they can load in any interpreter that has pytest: they are copied into a
-folder of their own (a `greenloop` package holding just the plugins) that is
-put first on the test processes' PYTHONPATH, and loaded with the same
+greenloop's pytest plugins (`greenloop.execute.plugin` and its parts in
+`.pytestplugin`, `.phased`, and the names they share in `.wire`) need only
+the standard library and pytest, so they can load in any interpreter that
+has pytest: they are copied into a folder of their own (a `greenloop`
+package holding just the plugins) that is put first on the test processes'
+PYTHONPATH, and loaded with the same
 `-p greenloop.execute.plugin` as always. Node ids, the socket and mock
 records and every authenticity check stay the same whichever interpreter
 runs. pytest-xdist and pytest-timeout are used when that interpreter has
@@ -116,8 +117,9 @@ def interpreter_for(config: Config, workdir: Path) -> Interpreter:
 
 
 def plugin_copy(folder: Path) -> Path:
-    """A folder holding greenloop's pytest plugins (`plugin.py`, `phased.py`, `wire.py`) alone."""
-    from greenloop.execute import phased, plugin, wire
+    """A folder holding greenloop's pytest plugins (`plugin.py` with its `pytestplugin/`
+    package, `phased.py`, `wire.py`) alone."""
+    from greenloop.execute import phased, plugin, pytestplugin, wire
 
     package = folder / "greenloop" / "execute"
     package.mkdir(parents=True, exist_ok=True)
@@ -128,6 +130,13 @@ def plugin_copy(folder: Path) -> Path:
     (package / "__init__.py").write_text("", encoding="utf-8")
     for module in (plugin, phased, wire):
         shutil.copyfile(str(module.__file__), package / Path(str(module.__file__)).name)
+    parts = Path(str(pytestplugin.__file__)).parent
+    shutil.copytree(
+        parts,
+        package / parts.name,
+        ignore=shutil.ignore_patterns("__pycache__"),
+        dirs_exist_ok=True,
+    )
     return folder
 
 

@@ -1,0 +1,77 @@
+"""pytest-xdist and pytest-timeout glue, and the watchdog on greenloop itself.
+
+The hooks are optional: either plugin may be absent from the interpreter that runs
+the suite.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from greenloop.execute.pytestplugin.sink import EventSink
+
+
+class XdistTimeoutGlue:
+    """Says which test crashed a worker or timed out before the process is gone."""
+
+    def __init__(self, sink: EventSink) -> None:
+        self.sink = sink
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_handlecrashitem(self, crashitem: str, report: Any, sched: Any) -> None:
+        self.sink.emit("crashed", nodeid=crashitem, worker=worker_id(report))
+
+    @pytest.hookimpl(tryfirst=True, optionalhook=True)
+    def pytest_timeout_set_timer(self, item: pytest.Item, settings: Any) -> bool | None:
+        """Thread-method timeouts end the process: say which test it was first."""
+        main = threading.current_thread() is threading.main_thread()
+        if settings.method == "signal" and main:
+            return None
+        import pytest_timeout
+
+        def expire() -> None:
+            self.sink.emit("timeout", nodeid=item.nodeid, timeout_s=settings.timeout)
+            pytest_timeout.timeout_timer(item, settings)
+
+        timer = threading.Timer(settings.timeout, expire)
+        timer.daemon = True
+        timer.name = f"greenloop timeout {item.nodeid}"
+
+        def cancel() -> None:
+            timer.cancel()
+            timer.join()
+
+        item.cancel_timeout = cancel  # type: ignore[attr-defined]
+        timer.start()
+        return True
+
+
+def worker_id(report: Any) -> str | None:
+    gateway = getattr(getattr(report, "node", None), "gateway", None)
+    return getattr(gateway, "id", None)
+
+
+def watch_parent(parent: int, interval_s: float = 0.5) -> None:
+    """Stop this pytest (and its xdist workers) when greenloop itself is gone.
+
+    pytest runs in its own session so Ctrl-C reaches greenloop first; if greenloop is
+    killed outright (SIGKILL, OOM) nothing else would stop tests from running on
+    against the environment, unobserved.
+    """
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval_s)
+            if os.getppid() != parent:
+                try:
+                    os.killpg(os.getpgrp(), signal.SIGKILL)
+                finally:
+                    os._exit(1)
+
+    threading.Thread(target=watch, name="greenloop-parent-watch", daemon=True).start()
