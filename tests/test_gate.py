@@ -19,7 +19,6 @@ from greenloop.config import Config, PhaseConfig
 from greenloop.errors import ConfigError
 from greenloop.gate import (
     ComponentHistory,
-    backoff_delay,
     check_gate,
     debounced_healthy,
     dependencies,
@@ -35,6 +34,7 @@ from greenloop.gate import (
 )
 from greenloop.load import config_from_dict
 from greenloop.records import Outcome, PhaseResult, PhaseStatus, ProbeResult, TestResult
+from greenloop.retry import backoff_delay
 from greenloop.store import Store
 
 # load_balancer -> backend -> (database, cache); search is unprobed and needs backend.

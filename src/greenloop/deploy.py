@@ -30,6 +30,7 @@ from greenloop.probes.conditions import MISSING, lookup
 from greenloop.process import run_argv
 from greenloop.records import DeployResult, utcnow
 from greenloop.redact import redactor_for
+from greenloop.retry import backoff, poll
 from greenloop.store import Store
 
 # Output kept from a command: its tail, where the error usually is.
@@ -350,11 +351,9 @@ def _wait_for_new_revision(
     config: Config, before: RevisionReading, deadline: float
 ) -> RevisionReading:
     """Poll the revision until it changes or the deadline passes; the last reading."""
-    delay = POLL_INITIAL_S
-    while True:
-        reading = read_revision_detail(config, timeout_s=deadline - time.monotonic())
-        remaining = deadline - time.monotonic()
-        if is_new(before, reading) or remaining <= 0:
-            return reading
-        time.sleep(min(delay, remaining))
-        delay = min(delay * 2, POLL_MAX_S)
+    return poll(
+        lambda: read_revision_detail(config, timeout_s=deadline - time.monotonic()),
+        done=lambda reading: is_new(before, reading),
+        deadline=deadline,
+        wait=backoff(POLL_INITIAL_S, POLL_MAX_S),
+    )

@@ -40,6 +40,7 @@ from greenloop.records import (
     utcnow,
 )
 from greenloop.redact import redactor_for
+from greenloop.retry import backoff, poll
 
 if TYPE_CHECKING:
     # Only a type here: the store (SQLAlchemy, Alembic) costs ~0.5 s to import,
@@ -390,15 +391,6 @@ def should_expand(previous_phase_result: PhaseResult, phase_cfg: PhaseConfig) ->
     return True, f"{summary}, min_pass_rate {phase_cfg.min_pass_rate:.0%}"
 
 
-def backoff_delay(attempt: int, initial_s: float, max_s: float, rng: random.Random) -> float:
-    """Exponential backoff with jitter: about initial * 2^(attempt-1), capped, 50-100% of it.
-
-    Jitter keeps several greenloop runs from probing a recovering service in lockstep.
-    """
-    base = min(max_s, initial_s * 2 ** max(0, attempt - 1))
-    return base * rng.uniform(0.5, 1.0)
-
-
 # --------------------------------------------------------------------------- I/O shell
 
 
@@ -551,22 +543,14 @@ def wait_for_healthy(
     (gate.wait_initial_s doubling up to gate.wait_max_s) and calls
     `on_progress(attempt, gate, next_delay_s)` so the CLI can show progress.
     """
-    rng = rng or random.Random()
-    deadline = time.monotonic() + timeout_s
-    attempt = 0
-    while True:
-        attempt += 1
-        gate = check_gate(config, store, run_id=run_id)
-        remaining = deadline - time.monotonic()
-        if gate.healthy or remaining <= 0:
-            return gate
-        delay = min(
-            backoff_delay(attempt, config.gate.wait_initial_s, config.gate.wait_max_s, rng),
-            remaining,
-        )
-        if on_progress is not None:
-            on_progress(attempt, gate, delay)
-        time.sleep(delay)
+    wait = backoff(config.gate.wait_initial_s, config.gate.wait_max_s, rng or random.Random())
+    return poll(
+        lambda: check_gate(config, store, run_id=run_id),
+        done=lambda gate: gate.healthy,
+        deadline=time.monotonic() + timeout_s,
+        wait=wait,
+        on_wait=on_progress,
+    )
 
 
 # --------------------------------------------------------------------------- presentation

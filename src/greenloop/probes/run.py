@@ -27,6 +27,7 @@ from greenloop.probes.conditions import Condition, ConditionError, parse
 from greenloop.probes.modes import failure_mode
 from greenloop.records import ProbeResult, utcnow
 from greenloop.redact import Redactor
+from greenloop.retry import retry_async
 
 if TYPE_CHECKING:
     from greenloop.config import Config, ProbeConfig
@@ -102,6 +103,16 @@ def judge(probe: CompiledProbe, seen: Observation) -> tuple[bool, tuple[str, ...
     return not failed, failed, detail
 
 
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """One check of a probe and its judgement."""
+
+    seen: Observation
+    ok: bool
+    failed: tuple[str, ...]
+    detail: str
+
+
 async def run_probe(probe: CompiledProbe, redactor: Redactor | None = None) -> ProbeResult:
     """Check one probe, retrying failures, all within the probe's `timeout_s`.
 
@@ -111,13 +122,9 @@ async def run_probe(probe: CompiledProbe, redactor: Redactor | None = None) -> P
     cfg = probe.config
     redact = _redact_for(probe, redactor)
     checked_at = utcnow()
-    started = time.perf_counter()
-    deadline = started + cfg.timeout_s
-    attempts = 0
-    ok, detail, latency = False, "not checked", None
-    failed: tuple[str, ...] = ()
-    while True:
-        attempts += 1
+    deadline = time.perf_counter() + cfg.timeout_s
+
+    async def attempt() -> _Attempt:
         remaining = deadline - time.perf_counter()
         try:
             async with asyncio.timeout(remaining):
@@ -126,14 +133,18 @@ async def run_probe(probe: CompiledProbe, redactor: Redactor | None = None) -> P
             seen = Observation({}, f"timed out after {cfg.timeout_s:g} s")
         except Exception as exc:  # a client library's surprise must not sink the whole gate
             seen = Observation({}, f"{type(exc).__name__}: {exc}")
-        ok, failed, detail = judge(probe, seen)
-        value = seen.values.get("latency_ms")
-        latency = float(value) if isinstance(value, int | float) else None
-        if ok or attempts > cfg.retries:
-            break
-        if deadline - time.perf_counter() <= cfg.retry_delay_s:
-            break  # no time left for another honest attempt
-        await asyncio.sleep(cfg.retry_delay_s)
+        return _Attempt(seen, *judge(probe, seen))
+
+    last, attempts = await retry_async(
+        attempt,
+        ok=lambda tried: tried.ok,
+        attempts=cfg.retries + 1,
+        delay_s=cfg.retry_delay_s,
+        within_s=cfg.timeout_s,
+    )
+    ok, failed, detail = last.ok, last.failed, last.detail
+    value = last.seen.values.get("latency_ms")
+    latency = float(value) if isinstance(value, int | float) else None
     mode = failure_mode(detail, failed, ok)
     if attempts > 1:
         detail += f" (after {attempts} attempts)"

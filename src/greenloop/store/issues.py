@@ -10,9 +10,9 @@ only keeps it.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NoReturn
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from greenloop.errors import UserError
 from greenloop.records import utcnow
+from greenloop.retry import retry_transaction
 from greenloop.store.base import Repository
 from greenloop.store.schema import IssueRow, OutboxRow
 from greenloop.store.stored import OutboxEntry, OutboxPayload, StoredIssue, view
@@ -99,46 +100,48 @@ class IssueRepository(Repository):
         fingerprint) decides again against the winner's row, so it comments instead of
         creating a second issue. UserError when SQLite stays locked through 8 attempts.
         """
-        for attempt in range(8):
-            try:
-                with self.session() as s:
-                    row = _issue(s, tracker, fingerprint)
-                    change = decide(view(StoredIssue, row) if row is not None else None)
-                    now = utcnow()
-                    if row is None:
-                        row = IssueRow(
-                            tracker=tracker,
-                            fingerprint=fingerprint,
-                            title=title,
-                            state="open",
-                            location="",
-                            category=category or "unknown",
-                            occurrences=1,
-                            green_streak=0,
-                            needs_person=False,
-                            created_at=now,
-                            updated_at=now,
-                        )
-                        s.add(row)
-                        s.flush()  # the claim: IntegrityError if another run got here first
-                    row.state = change.state
-                    row.occurrences = change.occurrences
-                    row.green_streak = change.green_streak
-                    row.last_run_id = change.last_run_id
-                    row.updated_at = now
-                    if title and not row.title:
-                        row.title = title
-                    ops: tuple[int, ...] = ()
-                    if change.queue is not None:
-                        ops = (_enqueue(s, tracker, fingerprint, change.queue),)
-                    return RecordedIssue(row.title, ops)
-            except IntegrityError:
-                continue  # lost the race for the row: decide again against the winner's
-            except OperationalError as exc:
-                if "locked" not in str(exc).lower():
-                    raise
-                time.sleep(0.05 * (attempt + 1))  # SQLite: another writer holds the lock
-        raise UserError(f"issue index: could not record {fingerprint} (store busy); rerun later")
+
+        def once() -> RecordedIssue:
+            with self.session() as s:
+                row = _issue(s, tracker, fingerprint)
+                change = decide(view(StoredIssue, row) if row is not None else None)
+                now = utcnow()
+                if row is None:
+                    row = IssueRow(
+                        tracker=tracker,
+                        fingerprint=fingerprint,
+                        title=title,
+                        state="open",
+                        location="",
+                        category=category or "unknown",
+                        occurrences=1,
+                        green_streak=0,
+                        needs_person=False,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    s.add(row)
+                    s.flush()  # the claim: IntegrityError if another run got here first
+                row.state = change.state
+                row.occurrences = change.occurrences
+                row.green_streak = change.green_streak
+                row.last_run_id = change.last_run_id
+                row.updated_at = now
+                if title and not row.title:
+                    row.title = title
+                ops: tuple[int, ...] = ()
+                if change.queue is not None:
+                    ops = (_enqueue(s, tracker, fingerprint, change.queue),)
+                return RecordedIssue(row.title, ops)
+
+        def give_up() -> NoReturn:
+            raise UserError(
+                f"issue index: could not record {fingerprint} (store busy); rerun later"
+            )
+
+        return retry_transaction(
+            once, conflict=_conflict, wait=_conflict_wait, attempts=8, give_up=give_up
+        )
 
     def flag_needs_person(
         self, tracker: str, fingerprint: str, queue: Callable[[StoredIssue], QueuedOp]
@@ -243,3 +246,15 @@ def _enqueue(s: Session, tracker: str, fingerprint: str, queued: QueuedOp) -> in
     s.add(row)
     s.flush()
     return row.id
+
+
+def _conflict(error: BaseException) -> bool:
+    """Another writer got there first: a lost race for a unique row, or SQLite's lock."""
+    if isinstance(error, IntegrityError):
+        return True
+    return isinstance(error, OperationalError) and "locked" in str(error).lower()
+
+
+def _conflict_wait(attempt: int, error: BaseException) -> float:
+    """Decide again at once after a lost race; wait a little longer each time for a lock."""
+    return 0.0 if isinstance(error, IntegrityError) else 0.05 * attempt
