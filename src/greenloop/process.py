@@ -115,12 +115,8 @@ def run_argv(
                 stderr=err if stderr_apart else subprocess.STDOUT,
                 start_new_session=True,
             )
-        except FileNotFoundError:
-            error = f"command not found: {argv[0]}"
-            return CommandRun(tuple(argv), None, "", time.monotonic() - started, error=error)
-        except PermissionError:
-            error = f"command not executable: {argv[0]}"
-            return CommandRun(tuple(argv), None, "", time.monotonic() - started, error=error)
+        except (FileNotFoundError, PermissionError) as exc:
+            return _not_started(argv, exc, started)
         timed_out = False
         try:
             process.wait(timeout=max(timeout_s, 0.001))
@@ -143,6 +139,13 @@ def run_argv(
     )
 
 
+def _not_started(argv: Sequence[str], exc: OSError, started: float) -> CommandRun:
+    """A command that could not start, in words: not found, or not executable."""
+    why = "not found" if isinstance(exc, FileNotFoundError) else "not executable"
+    error = f"command {why}: {argv[0]}"
+    return CommandRun(tuple(argv), None, "", time.monotonic() - started, error=error)
+
+
 async def run_argv_async(
     argv: Sequence[str], *, cwd: str | Path | None = None, env: Mapping[str, str] | None = None
 ) -> CommandRun:
@@ -163,12 +166,8 @@ async def run_argv_async(
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
         )
-    except FileNotFoundError:
-        error = f"command not found: {argv[0]}"
-        return CommandRun(tuple(argv), None, "", time.monotonic() - started, error=error)
-    except PermissionError:
-        error = f"command not executable: {argv[0]}"
-        return CommandRun(tuple(argv), None, "", time.monotonic() - started, error=error)
+    except (FileNotFoundError, PermissionError) as exc:
+        return _not_started(argv, exc, started)
     try:
         out, err = await process.communicate()
     except asyncio.CancelledError:
