@@ -77,7 +77,7 @@ class ActionKind(ABC, Generic[OptionsT]):
     name: ClassVar[str]
     Options: ClassVar[type[ActionOptions]]
 
-    def check(self, options: OptionsT, config: Config) -> None:
+    def validate(self, options: OptionsT, config: Config) -> None:
         """Raise OptionError for options that cannot work with this config."""
 
     def scope(self, options: OptionsT, cluster: Cluster) -> str:

@@ -31,7 +31,7 @@ class CommandAction(ActionKind[CommandOptions]):
     name = "command"
     Options = CommandOptions
 
-    def check(self, options: CommandOptions, config: Config) -> None:
+    def validate(self, options: CommandOptions, config: Config) -> None:
         for i, arg in enumerate(options.command):
             check_placeholders(f"command[{i}]", arg)
         if options.cwd:

@@ -38,7 +38,7 @@ class HttpAction(ActionKind[HttpOptions]):
     name = "http"
     Options = HttpOptions
 
-    def check(self, options: HttpOptions, config: Config) -> None:
+    def validate(self, options: HttpOptions, config: Config) -> None:
         check_placeholders("url", options.url)
         if not options.url.startswith(("http://", "https://", "{base_url}")):
             raise OptionError("url", "expected an http:// or https:// URL")

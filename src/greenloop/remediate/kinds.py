@@ -72,6 +72,6 @@ def validate_actions(config: Config) -> None:
             seen[action.name] = key
             kind, options = resolve_action(action, key, file)
             try:
-                kind.check(options, config)
+                kind.validate(options, config)
             except OptionError as exc:
                 raise ConfigError(file, f"{key}.{exc.key}", exc.problem) from None

@@ -22,7 +22,7 @@ class RedeployAction(ActionKind[RedeployOptions]):
     name = "redeploy"
     Options = RedeployOptions
 
-    def check(self, options: RedeployOptions, config: Config) -> None:
+    def validate(self, options: RedeployOptions, config: Config) -> None:
         if not config.deploy.command:
             raise OptionError("kind", "a redeploy action needs deploy.command")
 

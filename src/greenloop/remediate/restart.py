@@ -47,7 +47,7 @@ class RestartAction(ActionKind[RestartOptions]):
     name = "restart"
     Options = RestartOptions
 
-    def check(self, options: RestartOptions, config: Config) -> None:
+    def validate(self, options: RestartOptions, config: Config) -> None:
         for component, how in options.components.items():
             key = f"components.{component}"
             if "command" not in how and "url" not in how:
@@ -57,7 +57,7 @@ class RestartAction(ActionKind[RestartOptions]):
             except ValidationError as exc:
                 raise OptionError(*validation_problem(exc, key)) from None
             try:
-                kind.check(target, config)
+                kind.validate(target, config)
             except OptionError as exc:
                 raise OptionError(f"{key}.{exc.key}", exc.problem) from None
 

@@ -31,7 +31,7 @@ class RollbackAction(ActionKind[RollbackOptions]):
     name = "rollback"
     Options = RollbackOptions
 
-    def check(self, options: RollbackOptions, config: Config) -> None:
+    def validate(self, options: RollbackOptions, config: Config) -> None:
         if not config.deploy.rollback_command:
             raise OptionError("kind", "a rollback action needs deploy.rollback_command")
 
