@@ -237,18 +237,23 @@ class Redactor:
         """A copy of a nested structure (dicts, lists, tuples, dataclass records) redacted.
 
         Dict values under a secret-looking key are masked whole, whatever they look like.
+        Each distinct string is redacted once per call, however often it occurs (a report
+        names every test in its test list and again in its cluster).
         """
-        return self._walk(obj)  # type: ignore[no-any-return,unused-ignore]
+        return self._walk(obj, {})  # type: ignore[no-any-return,unused-ignore]
 
-    def _walk(self, obj: Any) -> Any:
+    def _walk(self, obj: Any, seen: dict[str, str]) -> Any:
         # The common types first, by exact type: a report holds a million values.
         kind = type(obj)
         if kind is str:
-            return self.redact(obj)
+            done = seen.get(obj)
+            if done is None:
+                done = seen[obj] = self.redact(obj)
+            return done
         if kind is dict:
-            return self._dict(obj)
+            return self._dict(obj, seen)
         if kind is list:
-            return [self._walk(v) for v in obj]
+            return [self._walk(v, seen) for v in obj]
         if kind in _ATOMS:
             return obj
         if isinstance(obj, enum.Enum):
@@ -256,41 +261,44 @@ class Redactor:
         if isinstance(obj, str):
             return self.redact(obj)
         if isinstance(obj, dict):
-            return {k: self._value(k, v) for k, v in obj.items()}
+            return {k: self._value(k, v, seen) for k, v in obj.items()}
         if isinstance(obj, list):
-            return [self._walk(v) for v in obj]
+            return [self._walk(v, seen) for v in obj]
         if isinstance(obj, tuple):
-            return tuple(self._walk(v) for v in obj)
+            return tuple(self._walk(v, seen) for v in obj)
         if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
             changes = {
-                f.name: self._walk(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.init
+                f.name: self._walk(getattr(obj, f.name), seen)
+                for f in dataclasses.fields(obj)
+                if f.init
             }
             return dataclasses.replace(obj, **changes)
         return obj
 
-    def _dict(self, obj: dict[Any, Any]) -> dict[Any, Any]:
-        """`{k: self._value(k, v)}`, with the common cases inline (a report's tests are a
-        hundred thousand dicts of short strings, most of them seen before)."""
+    def _dict(self, obj: dict[Any, Any], seen: dict[str, str]) -> dict[Any, Any]:
+        """`{k: self._value(k, v, seen)}`, with the common cases inline (a report's tests
+        are a hundred thousand dicts of short strings)."""
         out = {}
-        memo = self._memo
         for key, value in obj.items():
             kind = type(value)
             if kind is str:
                 if value and isinstance(key, str) and _secret_key(key):
                     out[key] = MASK
                 else:
-                    done = memo.get(value)
-                    out[key] = self.redact(value) if done is None else done
+                    done = seen.get(value)
+                    if done is None:
+                        done = seen[value] = self.redact(value)
+                    out[key] = done
             elif kind in _ATOMS:
                 out[key] = value
             else:
-                out[key] = self._value(key, value)
+                out[key] = self._value(key, value, seen)
         return out
 
-    def _value(self, key: Any, value: Any) -> Any:
+    def _value(self, key: Any, value: Any, seen: dict[str, str]) -> Any:
         if isinstance(key, str) and isinstance(value, str) and value and _secret_key(key):
             return MASK
-        return self._walk(value)
+        return self._walk(value, seen)
 
 
 @functools.lru_cache(maxsize=4096)

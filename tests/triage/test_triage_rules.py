@@ -7,7 +7,9 @@ that is the point of gathering evidence rather than matching messages.
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -348,3 +350,46 @@ def test_no_rule_literal_matches_exactly_one_labelled_failure() -> None:
         if hits == 1:
             single.append(literal)
     assert not single, "literals matching exactly one labelled failure:\n" + "\n".join(single)
+
+
+def test_the_rule_table_is_data_checked_when_it_is_read(tmp_path: Path) -> None:
+    """table.toml is read once and checked: each mistake stops greenloop with the entry's
+    name, and the shipped table builds the rules in its order, the model's rules after."""
+    from greenloop.triage.rules import TABLE_PATH, build_rules, load_table
+
+    table = load_table(TABLE_PATH)
+    assert [r.name for r in BUILTIN_RULES[: len(table)]] == [e["name"] for e in table]
+    assert [r.name for r in BUILTIN_RULES[len(table) :]] == [
+        "model-infrastructure", "model-product", "model-test", "model-configuration",
+    ]  # fmt: skip
+    good = {
+        "name": "x",
+        "category": "product",
+        "reason": "X-Y",
+        "confidence": 0.5,
+        "doc": "d",
+        "match": {"regex": "boom", "needles": ["boom"]},
+    }
+    assert build_rules([good])[0].match(gather_evidence(failed("E boom"), gate=None))
+    broken = [
+        ({"colour": "red"}, "unknown keys ['colour']"),
+        ({"category": "gremlins"}, "unknown category 'gremlins'"),
+        ({"reason": "not upper"}, "a reason is upper-case"),
+        ({"confidence": 1.5}, "confidence must be in (0, 1]"),
+        ({"component": "moon"}, "unknown component 'moon'"),
+        ({"match": {"predicate": "nope"}}, "unknown predicate 'nope'"),
+        ({"match": {"when": "never", "then": {"predicate": "rerun"}}}, "unknown condition"),
+        ({"match": {"regex": "(unclosed", "needles": ["x"]}}, "regex does not compile"),
+        ({"match": {"regex": "x", "needles": []}}, "needles must be non-empty"),
+        ({"match": {"regex": "x"}}, "match has an unknown shape"),
+    ]
+    for change, message in broken:
+        with pytest.raises(ValueError, match=re.escape(message)) as raised:
+            build_rules([{**good, **change}])
+        assert "'x'" in str(raised.value)
+    with pytest.raises(ValueError, match="the name is used twice"):
+        build_rules([good, good])
+    bad_file = tmp_path / "t.toml"
+    bad_file.write_text('[[rules]]\nname = "x"\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"expected only \[\[rule\]\] tables"):
+        load_table(bad_file)

@@ -2,8 +2,8 @@
 
 Each entry names a kind that many projects print the same way: a pytest or mock API used
 the way a removed version allowed, a fixture a plugin provides, a module the standard
-library or setuptools removed, a system library a binary wheel loads. The rules in
-rules.py combine them with where the code raised (test file, application, library) to
+library or setuptools removed, a system library a binary wheel loads. The rules (rules/)
+combine them with where the code raised (test file, application, library) to
 pick a category. tests/triage/test_triage_rules.py checks that no pattern here or in the
 rule table matches exactly one item of the labelled corpus: a pattern that fits one
 failure is memorised, not general.
