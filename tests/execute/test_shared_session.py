@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from greenloop.config import PhaseConfig, SelectConfig
 from greenloop.execute import run_phase, select_tests
-from greenloop.execute.runners.shared import SharedSession
+from greenloop.execute.runners.shared import SharedSession, reap_closed
 from greenloop.records import Outcome, PhaseStatus
 
 # Each session start appends its pid: one line per pytest session that set the suite up.
@@ -128,3 +128,35 @@ def test_collection_errors_reach_the_phase_that_owns_the_file(tree, make_config)
     assert first.status is PhaseStatus.PASSED and not first.collection_errors
     assert second.status is PhaseStatus.FAILED
     assert "not_a_module_anywhere" in " ".join(second.collection_errors)
+
+
+def test_close_waits_for_the_session_teardown_and_the_exit_is_reaped(tree, make_config) -> None:
+    # A slow session teardown with an effect outside: close() returns after it, never before.
+    tests = tree(
+        {
+            "conftest.py": (
+                "import time\nfrom pathlib import Path\n\nimport pytest\n\n"
+                "@pytest.fixture(scope='session', autouse=True)\n"
+                "def backend():\n"
+                "    yield\n"
+                "    time.sleep(0.5)\n"
+                "    Path(__file__).with_name('torn.down').write_text('done')\n"
+            ),
+            "test_smoke.py": "def test_up(): pass\n",
+            "test_full.py": "def test_one(): pass\n",
+        }
+    )
+    config = make_config()
+    smoke, full = (select_tests(config, p, []) for p in (SMOKE, FULL))
+    shared = SharedSession.plan(config, [(SMOKE, smoke), (FULL, full)], {})
+    assert shared is not None
+    try:
+        [result] = [run_phase(config, SMOKE, smoke, shared=shared)]
+    finally:
+        shared.close()
+    assert [t.outcome for t in result.tests] == [Outcome.PASSED]
+    assert (tests / "torn.down").read_text() == "done"
+    assert shared.proc is not None
+    reap_closed()
+    assert shared.proc.poll() is not None  # exited, and waited for
+    assert not shared.workdir.exists()

@@ -28,7 +28,7 @@ import os
 
 import pytest
 
-from greenloop.execute.pytestplugin.glue import XdistTimeoutGlue, watch_parent
+from greenloop.execute.pytestplugin.glue import TeardownMark, XdistTimeoutGlue, watch_parent
 from greenloop.execute.pytestplugin.hooks import GreenloopPlugin
 from greenloop.execute.pytestplugin.mocks import install_mock_recorder
 from greenloop.execute.pytestplugin.network import install_network_recorder, parse_request_head
@@ -59,4 +59,6 @@ def pytest_configure(config: pytest.Config) -> None:
     plugin = GreenloopPlugin(config, EventSink(path))
     config.pluginmanager.register(plugin, "greenloop-events")
     config.pluginmanager.register(XdistTimeoutGlue(plugin.sink), "greenloop-glue")
+    if plugin.writes_tests:
+        config.pluginmanager.register(TeardownMark(plugin.sink), "greenloop-teardown")
     config.add_cleanup(plugin.sink.close)

@@ -1,4 +1,5 @@
-"""pytest-xdist and pytest-timeout glue, and the watchdog on greenloop itself.
+"""pytest-xdist and pytest-timeout glue, the end-of-teardown mark, and the watchdog on
+greenloop itself.
 
 The hooks are optional: either plugin may be absent from the interpreter that runs
 the suite.
@@ -50,6 +51,23 @@ class XdistTimeoutGlue:
         item.cancel_timeout = cancel  # type: ignore[attr-defined]
         timer.start()
         return True
+
+
+class TeardownMark:
+    """Writes `torn_down` once pytest has torn the session's fixtures down.
+
+    pytest tears session fixtures down in its own `pytest_sessionfinish`; this one
+    runs after it (trylast). What follows (the terminal summary, the interpreter's
+    exit) changes nothing outside, so a runner that waits for teardown before going
+    on (runners/shared.py) need not wait for it.
+    """
+
+    def __init__(self, sink: EventSink) -> None:
+        self.sink = sink
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self) -> None:
+        self.sink.emit("torn_down")
 
 
 def worker_id(report: Any) -> str | None:

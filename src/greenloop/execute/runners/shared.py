@@ -15,11 +15,12 @@ any crash).
 
     SharedSession.plan(config, phases, history) -> SharedSession | None
     session.serve(ctx, fold, phase) -> ProcessEnd    # the phase's first launch
-    session.close()
+    session.close()                                  # teardown waited for, exit reaped later
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -117,6 +118,7 @@ class SharedSession:
     # ------------------------------------------------------------------ the process
 
     def _start(self, env: Mapping[str, str]) -> None:
+        reap_closed()
         from greenloop.execute.interpreter import interpreter_for
         from greenloop.execute.runners.pytest import EventTail, pytest_argv
 
@@ -217,15 +219,54 @@ class SharedSession:
         return owners or list(self.selections)
 
     def close(self) -> None:
-        """End the session: `stop`, then wait for pytest's teardown; kill it if it lingers."""
-        if self.proc is not None and self.proc.poll() is None:
+        """End the session: `stop`, then wait until pytest has torn the session fixtures
+        down (its `torn_down` event) or exited; kill it if it lingers.
+
+        The rest of its exit (terminal summary, interpreter teardown) changes nothing
+        outside and is not waited for here: `reap_closed` waits for it before another
+        session starts and when greenloop exits.
+        """
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
             with (self.workdir / "control").open("a", encoding="utf-8") as control:
                 control.write("stop\n")
-            try:
-                self.proc.wait(timeout=KILL_GRACE_S * 3)
-            except subprocess.TimeoutExpired:
-                kill_group(self.proc)
+            deadline = time.monotonic() + KILL_GRACE_S * 3
+            while proc.poll() is None and not self._torn_down():
+                if time.monotonic() > deadline:
+                    kill_group(proc)
+                    break
+                time.sleep(0.01)
+            if proc.poll() is None:
+                _closing.append((proc, self.workdir))
+                return
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _torn_down(self) -> bool:
+        assert self.tail is not None
+        for line in self.tail.read():
+            with contextlib.suppress(ValueError, AttributeError):
+                if json.loads(line).get("event") == "torn_down":
+                    return True
+        return False
+
+
+# Sessions told to stop whose processes are still exiting, with their folders.
+_closing: list[tuple[subprocess.Popen[bytes], Path]] = []
+
+
+def reap_closed() -> None:
+    """Wait for the processes of closed sessions to exit (kill any that lingers); remove
+    their folders. Run before a session starts and when greenloop exits."""
+    while _closing:
+        proc, workdir = _closing.pop()
+        try:
+            proc.wait(timeout=KILL_GRACE_S * 3)
+        except subprocess.TimeoutExpired:
+            kill_group(proc)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+atexit.register(reap_closed)
 
 
 def _relative(path: str, tests_dir: Path) -> str:
