@@ -405,7 +405,7 @@ def check_gate(
     answers instead of probing again.
     """
     early = _claim_early(config)
-    started = early.started if early else time.perf_counter()
+    started = time.perf_counter()
     stamp = early.stamp if early else utcnow()
     previous: dict[str, ComponentHistory] = {}
     if store is not None and max(config.gate.fail_after, config.gate.recover_after) > 1:
@@ -428,7 +428,9 @@ def check_gate(
             [r for r in results if waited(r)], run_id=run_id, iteration=iteration
         )
     gate = evaluate_gate(config, results, previous)
-    return replace(gate, duration_s=time.perf_counter() - started)
+    # An early check's time is its probes' time, not how long its answers waited to be read.
+    took = early.took if early else time.perf_counter() - started
+    return replace(gate, duration_s=took)
 
 
 class EarlyCheck:
@@ -447,6 +449,7 @@ class EarlyCheck:
         self.stamp = utcnow()
         self._results: list[ProbeResult] = []
         self._error: BaseException | None = None
+        self.took = 0.0  # seconds from the start to the last answer
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="greenloop-gate", daemon=True)
         self._thread.start()
@@ -469,6 +472,7 @@ class EarlyCheck:
         except BaseException as exc:  # handed to the thread that reads the results
             self._error = exc
         finally:
+            self.took = time.perf_counter() - self.started
             self._done.set()
 
     def results(self) -> list[ProbeResult]:

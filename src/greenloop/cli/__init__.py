@@ -69,6 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         filename=path, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
+    if argv is None:
+        # greenloop's own process never uses trio; httpcore imports it when it is
+        # installed (~70 ms of CPU per run). Only for the real process: in-process
+        # callers (tests) may need trio later.
+        sys.modules.setdefault("trio", None)  # type: ignore[arg-type]
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="greenloop", standalone_mode=False)
