@@ -123,6 +123,16 @@ class IssueAction(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class DependencyLatency:
+    """A dependency's answer time as a health body reported it (`"database":{"ok":true,
+    "latency_ms":3004.9}`): its name there, the milliseconds, and those words of the body."""
+
+    name: str
+    latency_ms: float
+    said: str
+
+
+@dataclass(frozen=True, slots=True)
 class ProbeResult:
     """One probe's check of one target at one moment."""
 
@@ -137,6 +147,8 @@ class ProbeResult:
     failed_conditions: tuple[str, ...] = ()
     attempts: int = 1
     mode: FailureMode | None = None  # how it failed; None when it passed
+    # Slow or failed answers only: each dependency latency the health body reported.
+    dependencies: tuple[DependencyLatency, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -132,3 +132,41 @@ def pg_store(pg_database: str) -> Iterator[Store]:
 def test_flaky_report_on_postgres(pg_store: Store) -> None:
     _history(pg_store)
     _check(pg_store)
+
+
+def test_triage_reads_the_store_once_per_kind_not_once_per_failure(tmp_path) -> None:
+    """History, probes during the tests and the previous revision's results are read in a
+    fixed number of queries, whether 2 or 40 tests fail; the facts equal each test's own."""
+    from sqlalchemy import event
+
+    from greenloop.triage.flaky import histories_facts, history_facts
+
+    store = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
+    nodes = [f"tests/test_m.py::test_{i}" for i in range(40)]
+    try:
+        for i in range(4):
+            outcomes = {n: Outcome.FAILED if (i + k) % 2 else Outcome.PASSED for k, n in
+                        enumerate(nodes)}  # fmt: skip
+            _record(store, f"run-{i}", T0 - timedelta(hours=6 - i), outcomes, probe_down=i == 1)
+        statements: list[str] = []
+
+        def count(conn: object, cursor: object, sql: str, *args: object) -> None:
+            if sql.lstrip().upper().startswith("SELECT"):
+                statements.append(sql)
+
+        event.listen(store.engine, "before_cursor_execute", count)
+
+        def reads(n: int) -> int:
+            statements.clear()
+            tests = [failed("E   AssertionError: boom", nodeid=node, started_at=T0) for node in
+                     nodes[:n]]  # fmt: skip
+            triage(tests, gate=gate(probe("backend", True, "200")), store=store, revision="rev-8")
+            return len(statements)
+
+        few, many = reads(2), reads(40)
+        assert few == many and many <= 6, statements
+        batch = histories_facts(store, nodes, 20)
+        assert all(batch[n] == history_facts(store, n, 20) for n in nodes)
+        assert {f.verdict for f in batch.values()} >= {"environment", "flaky"}
+    finally:
+        store.close()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from triage_helpers import T0, failed, gate, probe
 
+from greenloop.probes.http import dependency_latencies
 from greenloop.records import Category, Outcome, ProbeResult, TestResult
 from greenloop.triage import triage
 from greenloop.triage.logs.base import LogRecord, normalize_path, parse_lines
@@ -219,9 +220,11 @@ def test_rejected_tokens_are_one_configuration_cluster_with_the_login_that_issue
 
 
 def health_probe(component: str, detail: str, latency: float) -> ProbeResult:
+    """A passing http probe whose slow answer's body reported per-dependency latencies:
+    the structured `dependencies` come from its excerpt as the http probe makes them."""
     return ProbeResult(
         component, f"{component}-health", "http", "GET http://127.0.0.1:8000/health", True,
-        latency, detail, checked_at=T0,
+        latency, detail, checked_at=T0, dependencies=dependency_latencies(detail),
     )  # fmt: skip
 
 
@@ -314,3 +317,55 @@ def test_bad_deploy_demo_end_to_end(tmp_path: Path) -> None:
     whys = product[0]["root_cause"]["whys"]
     assert "KeyError: 'author_id'" in whys[1]["why"] and whys[1]["verified"]
     assert "matched by request id" in whys[1]["evidence"]
+
+
+def test_a_real_health_probe_hands_triage_the_dependency_latencies_as_data() -> None:
+    """Triage reads a slow dependency from the probe's structured `dependencies`, which the
+    http probe fills from the body it received (never from its human detail): a real
+    server whose /health answers 503 with per-dependency latencies."""
+    import asyncio
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from greenloop.config import ProbeConfig
+    from greenloop.probes.run import run_probes
+    from greenloop.triage.slowness import slow_components
+
+    body = {"status": "degraded", "dependencies": {
+        "db": {"ok": True, "latency_ms": 3004.9}, "cache": {"ok": True, "latency_ms": 0.4},
+    }}  # fmt: skip
+
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(503)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/health"
+        cfg = ProbeConfig.model_validate(
+            {"name": "health", "component": "backend", "kind": "http", "url": url}
+        )
+        (result,) = asyncio.run(run_probes([cfg]))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not result.ok and '"latency_ms":3004.9' in result.detail
+    assert [(d.name, d.latency_ms) for d in result.dependencies] == [("db", 3004.9), ("cache", 0.4)]
+    assert result.dependencies[0].said == '"db":{"ok":true,"latency_ms":3004.9}'
+    (slow,) = slow_components((result,), ("backend", "database"))
+    assert (slow.component, slow.latency_ms, slow.probe) == ("database", 3004.9, result)
+    # The same words in a detail with no structured field are not read by triage.
+    words_only = ProbeResult(
+        "backend", "health", "http", url, False, 5.0, result.detail, checked_at=T0
+    )
+    assert slow_components((words_only,), ("backend", "database")) == ()

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import AfterValidator
 
 from greenloop.kinds import KindOptions
+from greenloop.records import DependencyLatency
 
 
 def checked_url(value: str) -> str:
@@ -79,6 +80,8 @@ class Observation:
 
     values: Mapping[str, Any] = field(default_factory=dict)
     summary: str = ""
+    # Dependency latencies the answer reported (an http health body), for triage.
+    dependencies: tuple[DependencyLatency, ...] = ()
 
 
 class ProbeKind(ABC, Generic[OptionsT]):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import ssl
 import time
 from typing import Any, Literal
@@ -23,6 +24,7 @@ from greenloop.probes.base import (
     url_password,
 )
 from greenloop.probes.conditions import Document
+from greenloop.records import DependencyLatency
 
 # An answer slower than this is worth explaining: its body (a health check's per-dependency
 # latency) goes into the detail, as it does for any 4xx/5xx answer.
@@ -103,13 +105,15 @@ class HttpProbe(ProbeKind[HttpOptions]):
         if overhead >= OVERHEAD_NOTE_MS:
             connect = f"connect {ms(clock.connect_s):.0f} ms, " if clock.connect_s else ""
             summary += f" ({connect}{overhead:.0f} ms more on greenloop's side)"
+        dependencies: tuple[DependencyLatency, ...] = ()
         if response.status_code >= 400 or latency >= SLOW_MS:
             # An error or a slow answer: what the body says is the evidence triage cites
             # ("connection refused to cache at ...", a dependency's latency_ms).
             excerpt = body_excerpt(text, parsed)
             if excerpt:
                 summary += f"; body: {excerpt}"
-        return Observation(values, summary)
+                dependencies = dependency_latencies(excerpt)
+        return Observation(values, summary, dependencies)
 
 
 class _Clock:
@@ -140,6 +144,23 @@ class _Clock:
                 self._marks["answer"] = begun
             elif step.endswith("receive_response_body") and "answer" in self._marks:
                 self.answer_s = (self.answer_s or 0.0) + now - self._marks.pop("answer")
+
+
+# '"database":{"ok":true,"latency_ms":3001.2}' in a health body's compact excerpt.
+_DEPENDENCY_LATENCY = re.compile(
+    r'"(?P<name>[\w.-]+)":\{[^{}]*?"latency_ms":(?P<ms>\d+(?:\.\d+)?)[^{}]*\}'
+)
+
+
+def dependency_latencies(excerpt: str) -> tuple[DependencyLatency, ...]:
+    """Each dependency a health body's excerpt (`body_excerpt`) reports a `latency_ms` for,
+    in order, with the body's words for it (at most 160 characters)."""
+    if "latency_ms" not in excerpt:
+        return ()
+    return tuple(
+        DependencyLatency(m.group("name"), float(m.group("ms")), m.group(0)[:160])
+        for m in _DEPENDENCY_LATENCY.finditer(excerpt)
+    )
 
 
 def body_excerpt(text: str, parsed: Any, limit: int = BODY_EXCERPT_CHARS) -> str:

@@ -16,7 +16,7 @@ import asyncio
 import importlib
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from greenloop.errors import ConfigError
@@ -160,6 +160,9 @@ async def run_probe(probe: CompiledProbe, redactor: Redactor | None = None) -> P
         failed_conditions=tuple(redact(f) for f in failed),
         attempts=attempts,
         mode=mode,
+        dependencies=tuple(
+            replace(d, name=redact(d.name), said=redact(d.said)) for d in last.seen.dependencies
+        ),
     )
 
 

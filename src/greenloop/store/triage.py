@@ -7,12 +7,15 @@ from collections.abc import Iterable
 from dataclasses import asdict
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from greenloop.records import Classification, Cluster
 from greenloop.store.base import Repository
 from greenloop.store.schema import ClusterRow, LabelRow, ProbeResultRow, TestResultRow
 from greenloop.store.stored import StoredCluster, StoredLabel, StoredProbe, StoredTest, view
+
+# Tests per history query: well under every database's limit of bound parameters.
+HISTORY_BATCH = 500
 
 
 class TriageRepository(Repository):
@@ -74,17 +77,57 @@ class TriageRepository(Repository):
             )
             return [view(StoredTest, r) for r in s.scalars(query)]
 
+    def test_histories(
+        self, nodeids: Iterable[str], limit: int = 20
+    ) -> dict[str, list[StoredTest]]:
+        """`test_history` of many tests at once: each test's most recent results, newest
+        first (a test with none maps to []). One query per HISTORY_BATCH tests (a window
+        function numbers each test's rows), not one per test."""
+        wanted = list(dict.fromkeys(nodeids))
+        out: dict[str, list[StoredTest]] = {n: [] for n in wanted}
+        for lo in range(0, len(wanted), HISTORY_BATCH):
+            chunk = wanted[lo : lo + HISTORY_BATCH]
+            newest = (
+                func.row_number()
+                .over(
+                    partition_by=TestResultRow.nodeid,
+                    order_by=(TestResultRow.finished_at.desc(), TestResultRow.id.desc()),
+                )
+                .label("newest")
+            )
+            ranked = (
+                select(TestResultRow.id, newest).where(TestResultRow.nodeid.in_(chunk)).subquery()
+            )
+            query = (
+                select(TestResultRow)
+                .join(ranked, ranked.c.id == TestResultRow.id)
+                .where(ranked.c.newest <= limit)
+                .order_by(ranked.c.newest)
+            )
+            with self.session() as s:
+                for row in s.scalars(query):
+                    out[row.nodeid].append(view(StoredTest, row))
+        return out
+
     def probes_between(
-        self, start: datetime, end: datetime, component: str | None = None
+        self,
+        start: datetime,
+        end: datetime,
+        component: str | None = None,
+        *,
+        failed_only: bool = False,
     ) -> list[StoredProbe]:
-        """Probe results in a time window, oldest first: what was healthy when a test failed."""
+        """Probe results in a time window, oldest first (then in the order stored): what was
+        healthy when a test failed. `failed_only`: the failed checks alone."""
         with self.session() as s:
             query = select(ProbeResultRow).where(
                 ProbeResultRow.checked_at >= start, ProbeResultRow.checked_at <= end
             )
             if component:
                 query = query.where(ProbeResultRow.component == component)
-            rows = s.scalars(query.order_by(ProbeResultRow.checked_at))
+            if failed_only:
+                query = query.where(ProbeResultRow.ok.is_(False))
+            rows = s.scalars(query.order_by(ProbeResultRow.checked_at, ProbeResultRow.id))
             return [view(StoredProbe, r) for r in rows]
 
     def run_clusters(self, run_id: str) -> list[StoredCluster]:

@@ -39,7 +39,7 @@ from greenloop.store import Store, aware
 from greenloop.triage.classify import Decision, needs_triage
 from greenloop.triage.cluster import build_clusters
 from greenloop.triage.evidence import FailureEvidence, gather_evidence, index_components
-from greenloop.triage.flaky import history_facts
+from greenloop.triage.flaky import ProbeTimeline, histories_facts
 from greenloop.triage.impact import test_file, total_impact_usd
 from greenloop.triage.labels import Label, labels_from_rows, team_rules
 from greenloop.triage.logs import LogRecord, read_logs
@@ -129,18 +129,21 @@ def triage(
     timed = _TimedRejections(records)
 
     components_by_file: dict[str, tuple[str, ...]] = {}  # the index, looked up once per file
+    # The store is read once per kind for every failure: histories, then probes.
+    failing_ids = [t.nodeid for t in todo if t.outcome.is_failure]
+    history = histories_facts(store, failing_ids, window) if store and failing_ids else {}
+    moments = [m for t in todo if (m := _moment(t)) is not None]
+    probes = ProbeTimeline.read(store, moments) if store else None
     evidences: list[FailureEvidence] = []
     for test in todo:
         file = test_file(test.nodeid)
         if file not in components_by_file:
             components_by_file[file] = index_components(test.nodeid, index)
-        facts = (
-            history_facts(store, test.nodeid, window) if store and test.outcome.is_failure else None
-        )
+        facts = history.get(test.nodeid) if test.outcome.is_failure else None
         evidence = gather_evidence(
             test,
             gate=gate,
-            probe_history=_probes_during(store, test) if store else (),
+            probe_history=_probes_during(probes, test) if probes else (),
             index=index,
             tests_dirs=tests_dirs,
             flips=facts.flips if facts else 0,
@@ -250,13 +253,19 @@ class _TimedRejections:
         return replace(ev, server_records=tuple(found), server_match=how)
 
 
-def _probes_during(store: Store, test: TestResult) -> list[ProbeResult]:
-    """Probe results stored while the test ran (the gate checked only before the phase)."""
-    if test.started_at is None:
-        return []
+def _moment(test: TestResult) -> tuple[datetime, datetime] | None:
+    """While the test ran, plus PROBE_SLACK_S after (None when its start is unknown)."""
     start = aware(test.started_at)
-    assert start is not None
-    end = start + timedelta(seconds=test.duration_s + PROBE_SLACK_S)
+    if start is None:
+        return None
+    return start, start + timedelta(seconds=test.duration_s + PROBE_SLACK_S)
+
+
+def _probes_during(probes: ProbeTimeline, test: TestResult) -> list[ProbeResult]:
+    """Probe results stored while the test ran (the gate checked only before the phase)."""
+    moment = _moment(test)
+    if moment is None:
+        return []
     return [
         ProbeResult(
             r.component,
@@ -268,7 +277,7 @@ def _probes_during(store: Store, test: TestResult) -> list[ProbeResult]:
             r.detail,
             aware(r.checked_at) or utcnow(),
         )
-        for r in store.triage.probes_between(start, end)
+        for r in probes.between(*moment)
     ]
 
 
@@ -292,13 +301,10 @@ def _previous_green(
     if store is None or not previous_revision:
         return None
     failing = [d.classification.nodeid for d in decisions if d.evidence.outcome.is_failure]
+    histories = store.triage.test_histories(failing[:50], limit=10)
     seen = False
     for nodeid in failing[:50]:
-        rows = [
-            r
-            for r in store.triage.test_history(nodeid, limit=10)
-            if r.revision == previous_revision
-        ]
+        rows = [r for r in histories[nodeid] if r.revision == previous_revision]
         if rows:
             seen = True
             if rows[0].outcome != Outcome.PASSED.value:
@@ -309,9 +315,10 @@ def _previous_green(
 def _last_green_revision(store: Store, decisions: Sequence[Decision], revision: str) -> str | None:
     """The other revision every failing test last ran on, when they all passed there."""
     failing = [d.classification.nodeid for d in decisions if d.evidence.outcome.is_failure]
+    histories = store.triage.test_histories(failing[:50], limit=10)
     found: set[str] = set()
     for nodeid in failing[:50]:
-        rows = [r for r in store.triage.test_history(nodeid, limit=10) if r.revision != revision]
+        rows = [r for r in histories[nodeid] if r.revision != revision]
         if not rows or rows[0].outcome != Outcome.PASSED.value or rows[0].revision is None:
             return None
         found.add(rows[0].revision)

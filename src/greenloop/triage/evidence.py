@@ -25,6 +25,7 @@ from greenloop.records import (
     TestResult,
 )
 from greenloop.triage.logs.base import LogRecord
+from greenloop.triage.slowness import Slowness, slow_components
 
 # Only the head and the tail of a long failure text carry the signal; the middle
 # of a 2,000-frame recursion does not, and scanning it costs time per failure.
@@ -40,16 +41,6 @@ class Frame:
     line: int | None
     function: str
     kind: str  # app | test | library | pytest | unknown
-
-
-@dataclass(frozen=True, slots=True)
-class Slowness:
-    """A component a probe saw answering slowly, though it may have passed."""
-
-    component: str
-    latency_ms: float
-    probe: ProbeResult
-    said: str  # what shows it: '"database":{"ok":true,"latency_ms":3001.2}', '... in 3020 ms'
 
 
 @dataclass(frozen=True)  # no slots: the text facts below are cached on the instance
@@ -575,52 +566,3 @@ def _gate_facts(gate: GateResult | None) -> _GateFacts:
     facts = _GateFacts(gate, failing, healthy, known, slow)
     _last_gate[:] = [facts]
     return facts
-
-
-# --------------------------------------------------------------------------- slowness
-
-# A probe answer slower than this (or a dependency whose reported latency is) is slow.
-SLOW_MS = 1000.0
-# '"database":{"ok":true,"latency_ms":3001.2' in a health body excerpt (probes/http.py)
-_DEPENDENCY_LATENCY = re.compile(
-    r'"(?P<name>[\w.-]+)":\{[^{}]*?"latency_ms":(?P<ms>\d+(?:\.\d+)?)[^{}]*\}'
-)
-_ALIASES = {"db": "database", "postgres": "database", "postgresql": "database", "redis": "cache"}
-
-
-@lru_cache(maxsize=64)
-def slow_components(
-    probes: tuple[ProbeResult, ...], known: tuple[str, ...] = ()
-) -> tuple[Slowness, ...]:
-    """Which components answered slowly, slowest first.
-
-    A health body that reports each dependency's `latency_ms` names the slow one itself
-    (every probe of that endpoint is slow, whichever component it belongs to); otherwise
-    a slow probe's own component is.
-    """
-    found: dict[str, Slowness] = {}
-    for probe in probes:
-        if "latency_ms" in probe.detail:
-            for m in _DEPENDENCY_LATENCY.finditer(probe.detail):
-                latency = float(m.group("ms"))
-                if latency < SLOW_MS:
-                    continue
-                name = m.group("name")
-                name = name if name in known else _ALIASES.get(name.lower(), name)
-                # Several probes read the same body: cite the component's own probe.
-                if name not in found or (
-                    probe.component == name and found[name].probe.component != name
-                ):
-                    found[name] = Slowness(name, latency, probe, m.group(0)[:160])
-    if not found:
-        for probe in probes:
-            if probe.latency_ms is not None and probe.latency_ms >= SLOW_MS:
-                current = found.get(probe.component)
-                if current is None or current.latency_ms < probe.latency_ms:
-                    found[probe.component] = Slowness(
-                        probe.component,
-                        probe.latency_ms,
-                        probe,
-                        f"probe {probe.name!r} answered in {probe.latency_ms:.0f} ms",
-                    )
-    return tuple(sorted(found.values(), key=lambda s: -s.latency_ms))

@@ -8,13 +8,15 @@ the test is innocent. Only the former is `flaky`. The scoring is pure
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import pairwise
 
 from greenloop.records import Outcome
 from greenloop.store import Store, aware
+from greenloop.store.stored import StoredProbe
 
 # How far before a failed test's end its probe window opens, beyond its duration.
 PROBE_MARGIN_S = 5.0
@@ -85,43 +87,93 @@ def score_history(nodeid: str, points: Sequence[HistoryPoint]) -> FlakyTest:
 # --------------------------------------------------------------------------- store I/O
 
 
-def _probe_failed(store: Store) -> Callable[[datetime | None, float], bool]:
-    def check(finished: datetime | None, duration_s: float) -> bool:
-        if finished is None:
-            return False
-        end = aware(finished)
-        assert end is not None
-        start = end - timedelta(seconds=duration_s + PROBE_MARGIN_S)
-        return any(not row.ok for row in store.triage.probes_between(start, end))
+class ProbeTimeline:
+    """The stored probe results of one time span, read in one query, then asked about
+    windows inside it (a failing test's moment, a past run's): not one query a window."""
 
-    return check
+    def __init__(self, rows: Sequence[StoredProbe]) -> None:
+        self.rows = list(rows)  # oldest first, as probes_between returns them
+        self.times = [aware(r.checked_at) or r.checked_at for r in self.rows]
+
+    @classmethod
+    def read(
+        cls,
+        store: Store,
+        windows: Sequence[tuple[datetime, datetime]],
+        *,
+        failed_only: bool = False,
+    ) -> ProbeTimeline:
+        """The results from the earliest window's start to the latest one's end."""
+        if not windows:
+            return cls(())
+        start, end = min(w[0] for w in windows), max(w[1] for w in windows)
+        return cls(store.triage.probes_between(start, end, failed_only=failed_only))
+
+    def between(self, start: datetime, end: datetime) -> list[StoredProbe]:
+        """The results checked in [start, end], oldest first."""
+        return self.rows[bisect_left(self.times, start) : bisect_right(self.times, end)]
+
+
+def _run_window(finished: datetime | None, duration_s: float) -> tuple[datetime, datetime] | None:
+    """A past run's moment: from its duration plus PROBE_MARGIN_S before its end, to its end."""
+    end = aware(finished)
+    if end is None:
+        return None
+    return end - timedelta(seconds=duration_s + PROBE_MARGIN_S), end
+
+
+def load_histories(
+    store: Store, nodeids: Sequence[str], window: int
+) -> dict[str, list[HistoryPoint]]:
+    """Each test's last `window` results as history points, newest first: one history
+    query per batch of tests and one probe query for every failed run's moment."""
+    histories = store.triage.test_histories(nodeids, limit=window)
+    failure = {o.value for o in Outcome if o.is_failure}
+    moments = [
+        moment
+        for rows in histories.values()
+        for row in rows
+        if row.outcome in failure
+        and (moment := _run_window(row.finished_at, row.duration_s or 0.0)) is not None
+    ]
+    failing_probes = ProbeTimeline.read(store, moments, failed_only=True)
+    out: dict[str, list[HistoryPoint]] = {}
+    for nodeid, rows in histories.items():
+        points = out[nodeid] = []
+        for row in rows:
+            reruns = tuple(row.reruns or ())
+            passed = row.outcome == Outcome.PASSED.value
+            failed = row.outcome in failure
+            if not passed and not failed:
+                continue  # skipped or blocked runs say nothing about flakiness
+            moment = _run_window(row.finished_at, row.duration_s or 0.0) if failed else None
+            points.append(
+                HistoryPoint(
+                    passed=passed,
+                    revision=row.revision,
+                    finished_at=aware(row.finished_at),
+                    passed_on_retry=failed and Outcome.PASSED.value in reruns,
+                    env_failing=moment is not None and bool(failing_probes.between(*moment)),
+                )
+            )
+    return out
 
 
 def load_history(store: Store, nodeid: str, window: int) -> list[HistoryPoint]:
     """The test's last `window` results as history points, newest first."""
-    probe_failed = _probe_failed(store)
-    points = []
-    for row in store.triage.test_history(nodeid, limit=window):
-        reruns = tuple(row.reruns or ())
-        passed = row.outcome == Outcome.PASSED.value
-        failed = row.outcome in (o.value for o in Outcome if o.is_failure)
-        if not passed and not failed:
-            continue  # skipped or blocked runs say nothing about flakiness
-        points.append(
-            HistoryPoint(
-                passed=passed,
-                revision=row.revision,
-                finished_at=aware(row.finished_at),
-                passed_on_retry=failed and Outcome.PASSED.value in reruns,
-                env_failing=failed and probe_failed(row.finished_at, row.duration_s or 0.0),
-            )
-        )
-    return points
+    return load_histories(store, [nodeid], window)[nodeid]
 
 
 def history_facts(store: Store, nodeid: str, window: int) -> FlakyTest:
     """What triage asks per failing test: flips on this revision, environment-correlated or not."""
     return score_history(nodeid, load_history(store, nodeid, window))
+
+
+def histories_facts(store: Store, nodeids: Sequence[str], window: int) -> dict[str, FlakyTest]:
+    """`history_facts` of many tests, read in a few queries (`load_histories`)."""
+    return {
+        n: score_history(n, points) for n, points in load_histories(store, nodeids, window).items()
+    }
 
 
 def flaky_report(store: Store, window: int) -> list[FlakyTest]:
@@ -130,9 +182,6 @@ def flaky_report(store: Store, window: int) -> list[FlakyTest]:
     Tests whose flips coincide with probe failures are listed too, with verdict
     `environment`, so nobody quarantines a test for an outage.
     """
-    out = []
-    for nodeid in store.results.recent_outcomes(per_test=1):
-        scored = history_facts(store, nodeid, window)
-        if scored.flips:
-            out.append(scored)
+    recent = list(store.results.recent_outcomes(per_test=1))
+    out = [scored for scored in histories_facts(store, recent, window).values() if scored.flips]
     return sorted(out, key=lambda f: (f.verdict != "flaky", -f.score, -f.flips, f.nodeid))
