@@ -68,3 +68,21 @@ def test_the_needle_filter_masks_what_every_pattern_alone_masks() -> None:
                 slow = pattern.sub(replacement, slow)
             assert plain._plain(word) == redact._KEY_VALUE.sub(redact._key_value, slow), word
     assert "hunter22" not in plain.redact("to\u212aen=hunter22")
+
+
+def test_the_maskers_of_one_value_live_in_the_one_redactor() -> None:
+    """Probe targets and shown command lines are masked by greenloop.redact, and whatever
+    those maskers leave, the Redactor leaves too (no second notion of a secret)."""
+    from greenloop import redact
+    from greenloop.execute.runners.base import display_command
+    from greenloop.probes import base
+
+    assert base.mask_url is redact.mask_url and base.mask_dsn is redact.mask_dsn
+    assert redact.mask_url("postgres://app:s3cr3t@db:5432/x") == "postgres://app:***@db:5432/x"
+    assert redact.mask_url("redis://cache:6379/0") == "redis://cache:6379/0"
+    assert redact.mask_dsn("host=db password='a b' user=u") == "host=db password=*** user=u"
+    assert display_command(["pytest", "--token", "t0k", "--api-key=k3y", "-k", "x"]) == (
+        "pytest --token '***' '--api-key=***' -k x"
+    )
+    for masked in ("postgres://app:***@db:5432/x", "--api-key=***"):
+        assert redact.Redactor().redact(masked) == masked

@@ -1,11 +1,13 @@
-"""Secret redaction, applied to everything greenloop writes or sends.
+"""Secret redaction, applied to everything greenloop writes or sends: the one redactor.
 
 Worklogs, JSON reports, JUnit files, issue titles, bodies and comments and the
 terminal rendering of reports all pass through one `Redactor` first. It knows
 the common shapes of credentials (JWTs, bearer tokens, provider API keys,
 passwords in URLs and DSNs, PEM private keys, AWS keys), the user's own
 patterns (`report.redact_patterns`) and the literal values that came from
-`${VAR}` in the config, which are secrets until proven otherwise.
+`${VAR}` in the config, which are secrets until proven otherwise. The maskers of one
+known value live here too: `mask_url` and `mask_dsn` (a probe's target), `mask_argv`
+(a command line shown in progress and reports).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 
 from greenloop.errors import ConfigError
 
@@ -378,6 +380,57 @@ def _mask_groups(match: re.Match[str]) -> str:
         last = match.end(i) - start
     out.append(text[last:])
     return "".join(out)
+
+
+# --------------------------------------------------------------------------- one value
+
+# An option whose name says its value is a secret (`--api-key`, `-password=`).
+SECRET_OPTION = re.compile(r"(token|secret|password|passwd|api[-_]?key|credential)", re.I)
+_KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by ***: what a probe shows as its target."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{user}:{MASK}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def mask_dsn(dsn: str) -> str:
+    """A PostgreSQL DSN (URL or key=value form) with its password masked."""
+    if "://" in dsn:
+        return mask_url(dsn)
+    return _KV_PASSWORD.sub(r"\1" + MASK, dsn)
+
+
+def mask_argv(argv: Sequence[str]) -> list[str]:
+    """A command's arguments with the values of secret-looking options (SECRET_OPTION)
+    masked: `--token=x` -> `--token=***`, `--password x` -> `--password ***`."""
+    shown: list[str] = []
+    mask_next = False
+    for arg in argv:
+        if mask_next:
+            shown.append(MASK)
+            mask_next = False
+            continue
+        if arg.startswith("-") and SECRET_OPTION.search(arg):
+            if "=" in arg:
+                shown.append(arg.split("=", 1)[0] + "=" + MASK)
+            else:
+                shown.append(arg)
+                mask_next = True
+            continue
+        shown.append(arg)
+    return shown
 
 
 def redactor_for(config: Any, secrets: Iterable[str] = ()) -> Redactor:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import errno
 import json
-import re
 import socket
 import ssl
 from abc import ABC, abstractmethod
@@ -26,12 +25,14 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator
 
 from greenloop.kinds import KindOptions
 from greenloop.records import DependencyLatency
+from greenloop.redact import mask_dsn as mask_dsn  # the one redactor's maskers
+from greenloop.redact import mask_url as mask_url
 
 
 def checked_url(value: str) -> str:
@@ -118,44 +119,11 @@ class ProbeKind(ABC, Generic[OptionsT]):
 # --------------------------------------------------------------------------- helpers
 
 
-def mask_url(url: str) -> str:
-    """The URL with its password replaced by ***."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-_KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
-
-
-def mask_dsn(dsn: str) -> str:
-    """A PostgreSQL DSN (URL or key=value form) with its password masked."""
-    if "://" in dsn:
-        return mask_url(dsn)
-    return _KV_PASSWORD.sub(r"\1***", dsn)
-
-
 def url_password(url: str) -> str | None:
     try:
         return urlsplit(url).password
     except ValueError:
         return None
-
-
-def redact(text: str, secrets: tuple[str, ...]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
 
 
 def root_cause(exc: BaseException) -> BaseException:

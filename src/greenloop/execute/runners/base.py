@@ -20,6 +20,7 @@ from greenloop.execute.progress import Reporter
 from greenloop.execute.selection import Selection
 from greenloop.kinds import KindOptions
 from greenloop.records import PhaseResult, PhaseStatus, TestResult
+from greenloop.redact import mask_argv
 
 if TYPE_CHECKING:
     from greenloop.store import Store
@@ -30,7 +31,6 @@ INHERITED_PYTEST_VARS = {
     "PYTEST_XDIST_WORKER_COUNT",
     "PYTEST_XDIST_TESTRUNUID",
 }
-SECRET_OPTION = re.compile(r"(token|secret|password|passwd|api[-_]?key|credential)", re.I)
 
 
 class Runner(Protocol):
@@ -87,22 +87,7 @@ def process_environment(config: Config, run_env: Mapping[str, str] | None = None
 
 def display_command(argv: Sequence[str]) -> str:
     """The command as a shell line, with values of secret-looking options masked."""
-    shown: list[str] = []
-    mask_next = False
-    for arg in argv:
-        if mask_next:
-            shown.append("***")
-            mask_next = False
-            continue
-        if arg.startswith("-") and SECRET_OPTION.search(arg):
-            if "=" in arg:
-                shown.append(arg.split("=", 1)[0] + "=***")
-            else:
-                shown.append(arg)
-                mask_next = True
-            continue
-        shown.append(arg)
-    return shlex.join(shown)
+    return shlex.join(mask_argv(argv))
 
 
 # --------------------------------------------------------------------------- processes
