@@ -21,16 +21,15 @@ from typing import Any
 
 import pytest
 
+from greenloop.carry import ensure_deployed, rollback
 from greenloop.config import Config
 from greenloop.deploy import (
     RevisionReading,
     deploy_reason,
     dig,
-    ensure_deployed,
     is_new,
     parse_timestamp,
     read_revision,
-    rollback,
     validate_deploy,
 )
 from greenloop.errors import ConfigError

@@ -34,7 +34,7 @@ url = "sqlite:///{store}"
 
 # The loop's stages as loop.py calls them (module attribute names).
 STAGES = [
-    "ensure_deployed",
+    "deploy_if_due",
     "check_gate",
     "run_phase",
     "check_authenticity",

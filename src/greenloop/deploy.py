@@ -3,9 +3,11 @@
 The common path (nothing to deploy) costs at most one read of the revision: one
 HTTP GET of `deploy.version_url`, or one run of `deploy.revision_command`, or
 nothing when neither is configured. A deploy runs `deploy.command` (an argv
-list, never a shell string), then waits, within `deploy.timeout_s` in all, for
-the revision to change and for the health gate to pass. Commands run through
-`greenloop.process.run_argv`, the one way greenloop runs a configured command.
+list, never a shell string) and waits, within `deploy.timeout_s` in all, for
+the revision to change; waiting for the health gate is a request it returns
+(`DeployStep.wait`), which the loop carries out (carry.py) before `after_health`
+gives the final result. Commands run through `greenloop.process.run_argv`, the one
+way greenloop runs a configured command.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import json
 import ssl
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,14 +26,12 @@ import httpx
 from greenloop.config import Config, parse_duration
 from greenloop.deadline import get_within
 from greenloop.errors import ConfigError
-from greenloop.gate import wait_for_healthy
 from greenloop.probes.base import checked_url
 from greenloop.probes.conditions import MISSING, lookup
 from greenloop.process import run_argv
-from greenloop.records import DeployResult, utcnow
+from greenloop.records import DeployResult, GateResult, WaitForHealth, utcnow
 from greenloop.redact import redactor_for
 from greenloop.retry import backoff, poll
-from greenloop.store import Store
 
 # Output kept from a command: its tail, where the error usually is.
 # A revision_command's JSON is kept whole up to this size.
@@ -212,13 +212,30 @@ def validate_deploy(config: Config) -> None:
 # --------------------------------------------------------------------------- the stage
 
 
-def ensure_deployed(
-    config: Config, store: Store, *, force: bool, run_id: str | None
-) -> DeployResult:
-    """Deploy when forced or stale, wait until the new revision serves and is healthy.
+@dataclass(frozen=True, slots=True)
+class DeployStep:
+    """What the deploy stage did, and the health wait it asks for.
 
-    A failed or timed-out deploy comes back with ok=False, its output and a
-    detail in words; the loop then stops the iteration.
+    With `wait` None, `result` is final. Otherwise the command ran and the new revision
+    serves; `after_health` turns the gate the loop waited for into the final result.
+    """
+
+    result: DeployResult
+    wait: WaitForHealth | None = None
+    what: str = "deploy"  # deploy | rollback
+    why: str = ""
+    serving: str = ""  # "revision r2" or "the new revision"
+    was: str = ""  # the revision before, in words
+    started: float = 0.0  # time.monotonic() when the step began
+    timeout_s: float = 0.0
+
+
+def deploy_if_due(config: Config, *, force: bool) -> DeployStep:
+    """Deploy when forced or stale, and wait until the new revision serves.
+
+    A failed or timed-out deploy comes back with ok=False, its output and a detail in
+    words (no wait asked); the loop then stops the iteration. Nothing is recorded here.
+    ConfigError when --deploy is given without a deploy command.
     """
     started = time.monotonic()
     validate_deploy(config)
@@ -233,75 +250,94 @@ def ensure_deployed(
             else "no deploy configured"
             + (f"; revision unknown ({reading.problem})" if reading.problem else "")
         )
-        result = DeployResult(
-            reading.revision, reading.revision, False, True, detail, "", time.monotonic() - started
+        return DeployStep(
+            DeployResult(
+                reading.revision,
+                reading.revision,
+                False,
+                True,
+                detail,
+                "",
+                time.monotonic() - started,
+            )
         )
-        store.remediation.record_deploy(run_id, result)
-        return result
     before = read_revision_detail(config) if _can_read(config) else RevisionReading(None, None)
     max_age = parse_duration(config.deploy.max_age) if config.deploy.max_age else None
     reason = deploy_reason(force=force, max_age_s=max_age, reading=before, now=utcnow())
     if reason is None:
-        result = DeployResult(
-            before.revision,
-            before.revision,
-            False,
-            True,
-            f"serving revision {before.revision}, deployed {before.deployed_at:%Y-%m-%d %H:%M} UTC"
-            if before.deployed_at
-            else f"serving revision {before.revision}",
-            "",
-            time.monotonic() - started,
+        detail = f"serving revision {before.revision}"
+        if before.deployed_at:
+            detail += f", deployed {before.deployed_at:%Y-%m-%d %H:%M} UTC"
+        return DeployStep(
+            DeployResult(
+                before.revision,
+                before.revision,
+                False,
+                True,
+                detail,
+                "",
+                time.monotonic() - started,
+            )
         )
-        store.remediation.record_deploy(run_id, result)
-        return result
-    result = _run_and_wait(
-        config, store, config.deploy.command, before, what="deploy", why=reason, run_id=run_id
-    )
-    store.remediation.record_deploy(run_id, result)
-    return result
+    return _run_command(config, config.deploy.command, before, what="deploy", why=reason)
 
 
-def rollback(config: Config, store: Store, run_id: str | None) -> DeployResult:
-    """Run `deploy.rollback_command` and wait until the previous revision serves and is healthy."""
+def roll_back(config: Config) -> DeployStep:
+    """Run `deploy.rollback_command` and wait until the previous revision serves."""
     started = time.monotonic()
     if not config.deploy.rollback_command:
-        result = DeployResult(
-            None,
-            None,
-            False,
-            False,
-            "no deploy.rollback_command configured",
-            "",
-            time.monotonic() - started,
+        return DeployStep(
+            DeployResult(
+                None,
+                None,
+                False,
+                False,
+                "no deploy.rollback_command configured",
+                "",
+                time.monotonic() - started,
+            )
         )
-        store.remediation.record_deploy(run_id, result)
-        return result
     before = read_revision_detail(config) if _can_read(config) else RevisionReading(None, None)
-    result = _run_and_wait(
-        config,
-        store,
-        config.deploy.rollback_command,
-        before,
-        what="rollback",
-        why="rollback requested",
-        run_id=run_id,
+    return _run_command(
+        config, config.deploy.rollback_command, before, what="rollback", why="rollback requested"
     )
-    store.remediation.record_deploy(run_id, result)
-    return result
 
 
-def _run_and_wait(
+def after_health(step: DeployStep, gate: GateResult | None, config: Config) -> DeployResult:
+    """The final result of a step once the loop waited for health (`gate`, the last check).
+
+    A step that asked for no wait is returned as it is.
+    """
+    if step.wait is None or gate is None:
+        return step.result
+    redact = redactor_for(config).redact
+    if not gate.healthy:
+        ok = False
+        detail = (
+            f"{step.what} ({step.why}): {step.serving} is serving but not healthy within "
+            f"{step.timeout_s:g} s: deepest failure {gate.deepest_failure} "
+            f"(unhealthy: {', '.join(gate.unhealthy())})"
+        )
+    else:
+        ok = True
+        detail = (
+            f"{step.what} ({step.why}): {step.serving} serving and healthy "
+            f"(was {step.was}) in {time.monotonic() - step.started:.1f} s"
+        )
+    return replace(
+        step.result, ok=ok, detail=redact(detail), duration_s=time.monotonic() - step.started
+    )
+
+
+def _run_command(
     config: Config,
-    store: Store,
     argv: Sequence[str],
     before: RevisionReading,
     *,
     what: str,
     why: str,
-    run_id: str | None,
-) -> DeployResult:
-    """Run a deploy or rollback command, then wait for a new revision and a healthy gate."""
+) -> DeployStep:
+    """Run a deploy or rollback command and wait for a new revision; ask to wait for health."""
     redact = redactor_for(config).redact
     started = time.monotonic()
     deadline = started + config.deploy.timeout_s
@@ -315,35 +351,32 @@ def _run_and_wait(
         )
 
     if not run.ok:
-        return done(False, f"{what} failed ({why}): `{shown}` {run.describe()}", before.revision)
+        return DeployStep(
+            done(False, f"{what} failed ({why}): `{shown}` {run.describe()}", before.revision)
+        )
     after = before
     if _can_read(config):
         after = _wait_for_new_revision(config, before, deadline)
         if not is_new(before, after):
-            return done(
-                False,
-                f"{what} command succeeded but the serving revision is still "
-                f"{after.describe()} after {config.deploy.timeout_s:g} s "
-                f"(was {before.describe()})",
-                after.revision,
+            return DeployStep(
+                done(
+                    False,
+                    f"{what} command succeeded but the serving revision is still "
+                    f"{after.describe()} after {config.deploy.timeout_s:g} s "
+                    f"(was {before.describe()})",
+                    after.revision,
+                )
             )
-    gate = wait_for_healthy(
-        config, store, timeout_s=max(0.0, deadline - time.monotonic()), run_id=run_id
-    )
     serving = f"revision {after.revision}" if after.revision else "the new revision"
-    if not gate.healthy:
-        return done(
-            False,
-            f"{what} ({why}): {serving} is serving but not healthy within "
-            f"{config.deploy.timeout_s:g} s: deepest failure {gate.deepest_failure} "
-            f"(unhealthy: {', '.join(gate.unhealthy())})",
-            after.revision,
-        )
-    return done(
-        True,
-        f"{what} ({why}): {serving} serving and healthy "
-        f"(was {before.describe()}) in {time.monotonic() - started:.1f} s",
-        after.revision,
+    return DeployStep(
+        done(False, f"{what} ({why}): {serving} serving; waiting for health", after.revision),
+        wait=WaitForHealth(deadline),
+        what=what,
+        why=why,
+        serving=serving,
+        was=before.describe(),
+        started=started,
+        timeout_s=config.deploy.timeout_s,
     )
 
 

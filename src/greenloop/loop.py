@@ -1,8 +1,11 @@
 """The loop: deploy -> probe -> gate -> execute -> verify -> triage -> report -> file -> remediate.
 
 `run` goes round until green or out of budget; `run_iteration` is one pass and
-reads as the list of stages. Each stage lives in its own module; this file only
-orders them and carries their records along.
+reads as the flat list of stage calls. Each stage lives in its own module, takes
+records and returns records; what a stage asks for instead of doing it (wait for
+health, re-gate, roll back, flag issues as needing a person) the loop carries out
+through `carry.Carrier`, and every record of the run is written through one
+`recorder.Recorder`. This file only orders the stages and carries their records along.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from datetime import datetime
 from pathlib import Path
 
 from greenloop import interrupt
+from greenloop.carry import Carrier
 from greenloop.config import Config, PhaseConfig, SelectConfig
-from greenloop.deploy import ensure_deployed
+from greenloop.deploy import deploy_if_due
 from greenloop.execute import Reporter, Selection, blocked_phase, run_phase, select_tests
 from greenloop.execute.runners import runner_for
 from greenloop.execute.runners.base import cut_short
@@ -28,12 +32,13 @@ from greenloop.gate import (
     describe_gate,
     phase_blocker,
     should_expand,
-    wait_for_healthy,
 )
+from greenloop.recorder import Recorder
 from greenloop.records import (
     Action,
     DeployResult,
     ExitCode,
+    FlagNeedsPerson,
     GateResult,
     IndexEntry,
     IssueRef,
@@ -42,13 +47,13 @@ from greenloop.records import (
     PhaseStatus,
     RunResult,
     Verdict,
+    WaitForHealth,
     utcnow,
 )
 from greenloop.redact import Redactor
 from greenloop.remediate import remediate
-from greenloop.report import ReportContext, write_reports
+from greenloop.report import ReportContext, RunFacts, run_facts, run_trend, write_reports
 from greenloop.store import Store
-from greenloop.store.stored import ResumeProgress
 from greenloop.trackers.filing import file_issues, mark_needs_person
 from greenloop.triage import TriageResult, triage
 from greenloop.verdict import is_stuck, iteration_verdict, run_verdict
@@ -84,6 +89,7 @@ class LoopState:
 
     run_id: str
     started_at: datetime
+    recorder: Recorder  # every record of this run goes through it
     iterations: list[IterationResult] = field(default_factory=list)
     selections: dict[str, Selection] = field(default_factory=dict)
     triaged: list[TriageResult] = field(default_factory=list)
@@ -93,6 +99,7 @@ class LoopState:
     resumed_from: str | None = None
     error: str = ""  # what stopped the run early (see finish_after_error)
     error_code: ExitCode | None = None
+    facts: RunFacts | None = None  # for the reports, gathered once per run
 
 
 @dataclass(frozen=True)
@@ -118,17 +125,16 @@ def run(loop: Loop) -> RunResult:
     options, config = loop.options, loop.config
     for dead in loop.store.runs.mark_dead_runs():
         loop.say(f"run {dead} was killed without finishing; marked crashed")
-    state = LoopState(run_id=new_run_id(), started_at=utcnow())
-    first = 1
-    if options.resume:
-        first = resume_from(loop, state)
-    loop.store.runs.start_run(
-        state.run_id,
+    run_id = new_run_id()
+    state = LoopState(run_id=run_id, started_at=utcnow(), recorder=Recorder(loop.store, run_id))
+    first = resume_from(loop, state) if options.resume else 1
+    state.recorder.started(
         environment=config.environment.name,
         focus=options.focus or "all",
         command_line=options.command_line,
         config_path=str(config.source.resolve()),
     )
+    state.facts = run_facts(loop.store, run_id, config.base_dir)
     max_iterations = options.max_iterations or (
         config.loop.max_iterations if options.until_green else 1
     )
@@ -138,14 +144,20 @@ def run(loop: Loop) -> RunResult:
             for number in range(first, first + max_iterations):
                 iteration = run_iteration(loop, state, number)
                 state.iterations.append(iteration)
-                loop.store.runs.record_iteration(state.run_id, iteration)
+                state.recorder.iteration(iteration)
                 report(loop, state)
-                if iteration.interrupted or not should_go_round(loop, state, number, deadline):
+                if iteration.interrupted:
                     break
-                wait_for_healthy(
-                    config,
-                    loop.store,
-                    timeout_s=min(config.gate.wait_timeout_s, _left(deadline)),
+                round_ = should_go_round(loop, state, deadline)
+                if round_.why:
+                    loop.say(round_.why)
+                if round_.flag is not None:
+                    flag_needs_person(loop, state, round_.flag)
+                if not round_.again:
+                    break
+                wait = min(config.gate.wait_timeout_s, _left(deadline))
+                Carrier(config, loop.store, None).wait_for_health(
+                    WaitForHealth(time.monotonic() + wait),
                     on_progress=lambda attempt, gate, delay: _waiting(loop, attempt, gate, delay),
                 )
     except interrupt.Interrupted:
@@ -159,7 +171,7 @@ def run(loop: Loop) -> RunResult:
     if state.interrupted:
         loop.say(f"run {state.run_id} interrupted; continue it with `greenloop run --resume`")
     result = report(loop, state)
-    loop.store.runs.finish_run(result)
+    state.recorder.finished(result)
     return result
 
 
@@ -179,7 +191,7 @@ def finish_after_error(loop: Loop, state: LoopState, exc: BaseException) -> RunR
     except Exception:
         log.exception("could not write the reports of run %s after an error", state.run_id)
     try:
-        loop.store.runs.finish_run(result, status="interrupted" if state.interrupted else "crashed")
+        state.recorder.finished(result, status="interrupted" if state.interrupted else "crashed")
     except Exception:
         log.exception("could not close run %s in the store after an error", state.run_id)
     where = f"; partial worklog: {result.worklog}" if result.worklog else ""
@@ -192,26 +204,41 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def should_go_round(loop: Loop, state: LoopState, number: int, deadline: float) -> bool:
-    """After an iteration: another one, or stop (green, stuck, or out of budget)?"""
+@dataclass(frozen=True)
+class Round:
+    """After an iteration: go round again or stop; what to say, and what to ask for."""
+
+    again: bool
+    why: str = ""  # said to the user when stopping for a reason
+    flag: FlagNeedsPerson | None = None
+
+
+def should_go_round(loop: Loop, state: LoopState, deadline: float) -> Round:
+    """Another iteration, or stop (green, stuck, or out of budget)? Decides only."""
     options, last = loop.options, state.iterations[-1]
     if not options.until_green or last.verdict is Verdict.GREEN:
-        return False
+        return Round(again=False)
     if is_stuck(state.iterations):
-        loop.say("two iterations ended with the same failures and nothing left to try")
-        mark_needs_person(
-            last.clusters,
-            config=loop.config,
-            store=loop.store,
-            out_dir=options.out_dir,
-            run_id=state.run_id,
+        return Round(
+            again=False,
+            why="two iterations ended with the same failures and nothing left to try",
+            flag=FlagNeedsPerson(last.clusters),
         )
-        return False
     max_iterations = options.max_iterations or loop.config.loop.max_iterations
     if len(state.iterations) >= max_iterations or time.monotonic() >= deadline:
-        loop.say("out of budget: stopping with the last verdict")
-        return False
-    return True
+        return Round(again=False, why="out of budget: stopping with the last verdict")
+    return Round(again=True)
+
+
+def flag_needs_person(loop: Loop, state: LoopState, request: FlagNeedsPerson) -> None:
+    """The loop is stuck: flag these problems' issues and say so on them (trackers/)."""
+    mark_needs_person(
+        request.clusters,
+        config=loop.config,
+        store=loop.store,
+        out_dir=loop.options.out_dir,
+        run_id=state.run_id,
+    )
 
 
 def resume_from(loop: Loop, state: LoopState) -> int:
@@ -230,11 +257,13 @@ def resume_from(loop: Loop, state: LoopState) -> int:
 
 
 def run_iteration(loop: Loop, state: LoopState, number: int) -> IterationResult:
-    """One pass round the loop, stage by stage."""
-    config, store, run_id = loop.config, loop.store, state.run_id
+    """One pass round the loop: the stages in order, their requests carried out."""
+    config, store, run_id, record = loop.config, loop.store, state.run_id, state.recorder
+    carrier = Carrier(config, store, run_id, number)
     started, clock = utcnow(), time.monotonic()
     force = loop.options.force_deploy and number == 1
-    deploy = ensure_deployed(config, store, force=force, run_id=run_id)
+    deploy = carrier.deployed(deploy_if_due(config, force=force))
+    record.deploy(deploy)
     state.revision = deploy.revision_after or state.revision
     if not deploy.ok:
         return IterationResult(
@@ -262,13 +291,7 @@ def run_iteration(loop: Loop, state: LoopState, number: int) -> IterationResult:
     )
     state.triaged.append(triaged)
     verdict = iteration_verdict(phases, findings)
-    store.triage.record_triage(
-        run_id,
-        number,
-        triaged.classifications,
-        triaged.clusters,
-        {f.nodeid: False for f in findings},
-    )
+    record.triage(number, triaged, findings)
     issues: list[IssueRef] = []
     actions: list[Action] = []
     if interrupt.requested():
@@ -298,6 +321,7 @@ def run_iteration(loop: Loop, state: LoopState, number: int) -> IterationResult:
             iteration=number,
             allow=loop.options.allow_remediation,
             approve=loop.options.approve,
+            requests=carrier,
         )
     return IterationResult(
         number=number,
@@ -359,14 +383,15 @@ def execute_phases(
                 if not expand:
                     stop_reason = why
             result = loop.redactor.redact_obj(result)
-            loop.store.results.record_phase(state.run_id, number, result, revision=state.revision)
             results.append(result)
             # A phase that ended on its own is completed even if a stop request came right
             # after (it was printed as such); one the request cut short is re-run by --resume.
-            if not cut_short(result):
-                loop.store.runs.save_progress(
-                    state.run_id, ResumeProgress(iteration=number, phases=tuple(results))
-                )
+            state.recorder.phase(
+                number,
+                result,
+                revision=state.revision,
+                completed=None if cut_short(result) else results,
+            )
     finally:
         if shared is not None:
             shared.close()
@@ -410,11 +435,13 @@ def report(loop: Loop, state: LoopState) -> RunResult:
         mrr_at_risk_usd=state.triaged[-1].mrr_at_risk_usd if state.triaged else 0.0,
         log_templates=state.triaged[-1].log_templates if state.triaged else (),
         secrets=loop.config.secrets,
+        previous=state.facts.previous if state.facts else None,
+        trend=run_trend(loop.store, state.run_id),
+        commit=state.facts.commit if state.facts else None,
     )
     paths = write_reports(
         result,
         context,
-        store=loop.store,
         out_dir=loop.options.out_dir,
         json_path=loop.options.json_path,
         output_format=loop.options.output_format,

@@ -450,6 +450,25 @@ class DeployResult:
     duration_s: float = 0.0
 
 
+# --------------------------------------------------------------------------- requests
+# What a stage asks the loop to do rather than doing it itself (loop.py carries them out
+# through carry.py): a stage never calls another stage.
+
+
+@dataclass(frozen=True, slots=True)
+class WaitForHealth:
+    """Wait until the gate passes, until `deadline` (a time.monotonic() value) at the latest."""
+
+    deadline: float
+
+
+@dataclass(frozen=True, slots=True)
+class FlagNeedsPerson:
+    """The loop is stuck on these problems: flag their issues and say so on them."""
+
+    clusters: tuple[Cluster, ...]
+
+
 # --------------------------------------------------------------------------- runs
 
 

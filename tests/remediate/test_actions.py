@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from remediation_staging import Staging, make_cluster, start_run
 
+from greenloop.carry import Carrier
 from greenloop.errors import ConfigError
 from greenloop.records import ActionStatus, Category, Verdict
 from greenloop.remediate import remediate, validate_actions
@@ -33,8 +34,15 @@ def run(
 ) -> Any:
     options = {"verdict": Verdict.FAILING, "allow": True, **kw}
     clusters = options.pop("clusters", [make_cluster()])
+    requests = Carrier(config, store, run_id, iteration)
     return remediate(
-        clusters, config=config, store=store, run_id=run_id, iteration=iteration, **options
+        clusters,
+        config=config,
+        store=store,
+        run_id=run_id,
+        iteration=iteration,
+        requests=requests,
+        **options,
     )
 
 

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from remediation_staging import make_cluster
 
+from greenloop.carry import Carrier
 from greenloop.demo import control
 from greenloop.load import config_from_dict
 from greenloop.records import ActionStatus, Verdict
@@ -81,6 +82,7 @@ def test_restart_dependency_recovers_the_cache(
         run_id=run_id,
         iteration=1,
         allow=True,
+        requests=Carrier(config, store, run_id, 1),
     )
     assert action.status is ActionStatus.DONE, action.detail
     assert "cache restarted" in action.detail

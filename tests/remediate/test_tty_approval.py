@@ -20,6 +20,7 @@ SCRIPT = textwrap.dedent(
     from remediation_staging import Staging, make_cluster, start_run
     from greenloop.records import Verdict
     from greenloop.remediate import remediate
+    from greenloop.carry import Carrier
     from greenloop.store import Store
 
     root = Path(sys.argv[2])
@@ -30,8 +31,10 @@ SCRIPT = textwrap.dedent(
         [{"name": "fix-cache", "match": {"component": "cache"}, "actions": [action]}],
         remediation={"approval": "tty"},
     )
+    run_id = start_run(store, "run-1")
     (done,) = remediate([make_cluster()], verdict=Verdict.FAILING, config=config, store=store,
-                        run_id=start_run(store, "run-1"), iteration=1, allow=True)
+                        run_id=run_id, iteration=1, allow=True,
+                        requests=Carrier(config, store, run_id, 1))
     print("RESULT " + json.dumps({"status": done.status.value, "detail": done.detail}))
     """
 )

@@ -20,6 +20,8 @@ from greenloop.report import (
     ReportContext,
     build_json_report,
     render_run_for_terminal,
+    run_facts,
+    run_trend,
     write_reports,
 )
 from greenloop.report.github import github_annotations
@@ -246,7 +248,11 @@ def test_trend_and_previous_run_from_a_real_store(tmp_path: Path) -> None:
             store.probes.record_probes(it.gate.probes if it.gate else (), run.run_id, 1)
             store.runs.finish_run(run)
             runs.append(run)
-        paths = write_reports(runs[-1], context(tmp_path), store=store, out_dir=tmp_path / "out")
+        facts = run_facts(store, "run-2", tmp_path)
+        gathered = replace(
+            context(tmp_path), previous=facts.previous, trend=run_trend(store, "run-2")
+        )
+        paths = write_reports(runs[-1], gathered, out_dir=tmp_path / "out")
         text = paths.worklog.read_text()
         assert "Previous run `run-1`" in text and "pass rate" in text and "availability" in text
         rendered = render_run_for_terminal(store, "run-2", redactor=Redactor())

@@ -4,9 +4,11 @@
 (`remediation.runbooks`) are matched to clusters (`runbook.py`), each planned
 action is ruled on (`guardrails.py`: dry-run, attempts, cooldown, approval),
 run by its kind (one file per kind, registered in `kinds.py`), and recorded. After an
-action succeeds the gate is probed again: better or worse goes into its
-detail, and when things got worse the environment is rolled back (if a
-rollback command is configured) and remediation stops for the rest of the run.
+action succeeds the loop is asked to probe the gate again (`requests.regate()`):
+better or worse goes into its detail, and when things got worse the loop is asked to
+roll the environment back (`requests.roll_back()`, if a rollback command is
+configured) and remediation stops for the rest of the run. It never calls the gate
+or the deploy stage itself.
 """
 
 from __future__ import annotations
@@ -15,13 +17,20 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Protocol
 
 import typer
 
-from greenloop import deploy
 from greenloop.config import ActionConfig, Config
-from greenloop.gate import check_gate
-from greenloop.records import Action, ActionStatus, Cluster, GateResult, Verdict, utcnow
+from greenloop.records import (
+    Action,
+    ActionStatus,
+    Cluster,
+    DeployResult,
+    GateResult,
+    Verdict,
+    utcnow,
+)
 from greenloop.redact import redactor_for
 from greenloop.remediate.base import ActionContext, ActionKind, ActionOptions
 from greenloop.remediate.guardrails import (
@@ -39,7 +48,19 @@ from greenloop.remediate.kinds import ACTIONS, validate_actions
 from greenloop.remediate.runbook import Step, plan
 from greenloop.store import Store, aware
 
-__all__ = ["ACTIONS", "remediate", "validate_actions"]
+__all__ = ["ACTIONS", "RemediationRequests", "remediate", "validate_actions"]
+
+
+class RemediationRequests(Protocol):
+    """What remediation asks the loop for while it runs (carry.Carrier carries it out)."""
+
+    def regate(self) -> GateResult:
+        """Probe every component once; the gate's verdict."""
+        ...
+
+    def roll_back(self) -> DeployResult:
+        """Roll the environment back, wait for health; how it went."""
+        ...
 
 
 # --------------------------------------------------------------------------- the stage
@@ -54,6 +75,7 @@ def remediate(
     run_id: str,
     iteration: int,
     allow: bool,
+    requests: RemediationRequests,
     approve: bool = False,
 ) -> list[Action]:
     """Plan, rule on, run and record the runbooks' actions for these clusters.
@@ -74,7 +96,7 @@ def remediate(
         approve=approve,
         interactive=sys.stdin is not None and sys.stdin.isatty(),
     )
-    shell = _Shell(config, store, run_id, iteration)
+    shell = _Shell(config, store, run_id, iteration, requests)
     actions: list[Action] = []
     failed_runbooks: dict[int, str] = {}
     for step in steps:
@@ -99,8 +121,16 @@ def _scope(action: ActionConfig, cluster: Cluster) -> str:
 class _Shell:
     """The I/O around the pure rules: store history, asking, running, re-probing, recording."""
 
-    def __init__(self, config: Config, store: Store, run_id: str, iteration: int) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        run_id: str,
+        iteration: int,
+        requests: RemediationRequests,
+    ) -> None:
         self.config, self.store, self.run_id, self.iteration = config, store, run_id, iteration
+        self.requests = requests
         self.baseline: GateResult | None = None
         self.worse: str | None = None
 
@@ -182,7 +212,7 @@ class _Shell:
         redact = redactor_for(self.config).redact
         if self.config.deploy.rollback_command:
             started, clock = utcnow(), time.monotonic()
-            result = deploy.rollback(self.config, self.store, self.run_id)
+            result = self.requests.roll_back()
             status = ActionStatus.DONE if result.ok else ActionStatus.FAILED
             detail = redact(f"{reason}: {result.detail}")
             out.append(
@@ -196,7 +226,7 @@ class _Shell:
         return out
 
     def _gate(self) -> GateResult:
-        return check_gate(self.config, self.store, run_id=self.run_id, iteration=self.iteration)
+        return self.requests.regate()
 
     def _history(self) -> list[Attempt]:
         return [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from greenloop import deploy
+from greenloop import carry
 from greenloop.config import Config
 from greenloop.remediate.base import (
     ActionContext,
@@ -30,7 +30,7 @@ class RedeployAction(ActionKind[RedeployOptions]):
         return f"redeploy `{' '.join(context.config.deploy.command)}`"
 
     def run(self, options: RedeployOptions, context: ActionContext) -> ActionOutcome:
-        result = deploy.ensure_deployed(
+        result = carry.ensure_deployed(
             deploy_config(context), context.store, force=True, run_id=context.run_id
         )
         return ActionOutcome(result.ok, result.detail)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from greenloop import deploy
+from greenloop import carry
 from greenloop.config import Config
 from greenloop.remediate.base import (
     ActionContext,
@@ -39,5 +39,5 @@ class RollbackAction(ActionKind[RollbackOptions]):
         return f"rollback `{' '.join(context.config.deploy.rollback_command)}`"
 
     def run(self, options: RollbackOptions, context: ActionContext) -> ActionOutcome:
-        result = deploy.rollback(deploy_config(context), context.store, context.run_id)
+        result = carry.rollback(deploy_config(context), context.store, context.run_id)
         return ActionOutcome(result.ok, result.detail)

@@ -1,8 +1,10 @@
 """Reports: the markdown worklog, the JSON report, JUnit XML and GitHub annotations.
 
 `write_reports` is the one entry point the loop calls after each iteration, so an
-interrupted run still leaves a (partial) worklog. Everything is redacted before
-it is written: the run record itself first, then each rendered text again.
+interrupted run still leaves a (partial) worklog. It renders records only (the run and
+its `ReportContext`); what comes from the store or git is gathered by the loop:
+`run_facts` once per run, `run_trend` after each iteration. Everything is redacted
+before it is written: the run record itself first, then each rendered text again.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ __all__ = [
     "junit_xml",
     "previous_run",
     "render_run_for_terminal",
+    "run_facts",
     "run_trend",
     "sparkline",
     "write_reports",
@@ -59,7 +62,6 @@ def write_reports(
     run: RunResult,
     context: ReportContext,
     *,
-    store: Store | None = None,
     out_dir: Path,
     json_path: Path | None = None,
     output_format: str = "text",
@@ -78,8 +80,6 @@ def write_reports(
     worklog = out_dir / worklog_name(run)
     json_file = Path(json_path) if json_path else worklog.with_suffix(".json")
     safe = _with_paths(safe, worklog, json_file)
-    previous = previous_run(store, run.run_id) if store is not None else None
-    trend = run_trend(store, run.run_id) if store is not None else None
     config = context.config
     template = (
         config.resolve(config.report.worklog_template)
@@ -89,10 +89,10 @@ def write_reports(
     markdown = render_worklog(
         safe,
         context,
-        previous=previous,
-        trend=trend,
+        previous=context.previous,
+        trend=context.trend,
         template=template,
-        commit=git_commit(config.base_dir if config is not None else None),
+        commit=context.commit,
     )
     _write(worklog, redactor.redact(markdown))
     report = build_json_report(safe, worklog=worklog, mrr_at_risk_usd=context.mrr_at_risk_usd)
@@ -106,6 +106,19 @@ def write_reports(
         tests_dir = config.resolve(config.execution.tests_dir) if config is not None else None
         summary = write_github(safe, redactor.redact(markdown), stream or sys.stdout, tests_dir)
     return ReportPaths(worklog=worklog, json_report=json_file, junit=junit, step_summary=summary)
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What the reports say about a run's surroundings that stays put while it runs."""
+
+    previous: PreviousRun | None
+    commit: str | None
+
+
+def run_facts(store: Store, run_id: str, base_dir: Path | None) -> RunFacts:
+    """The previous finished run (from the store) and the test repository's commit (git)."""
+    return RunFacts(previous=previous_run(store, run_id), commit=git_commit(base_dir))
 
 
 def previous_run(store: Store, run_id: str) -> PreviousRun | None:

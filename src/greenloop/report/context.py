@@ -1,7 +1,8 @@
 """What a report needs beyond the RunResult: selections, index, the previous run, the trend.
 
-`ReportContext` is what the loop hands over; `PreviousRun` is read from the
-store so the executive summary can say what changed since the last run.
+`ReportContext` is what the loop hands over, records only: the reports read no store
+and run no command. `PreviousRun` and the commit are gathered once per run
+(`report.run_facts`), the trend after each iteration (`report.run_trend`), by the loop.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from greenloop.config import Config
 from greenloop.records import IndexEntry
+from greenloop.report.trend import Trend
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,9 @@ class ReportContext:
     log_templates: Sequence[Any] = ()
     # Literal secrets to redact besides config.secrets (e.g. tokens read at run time).
     secrets: tuple[str, ...] = ()
+    previous: PreviousRun | None = None  # the last finished run before this one
+    trend: Trend | None = None  # pass rate and availability up to this run
+    commit: str | None = None  # the test repository's commit, when it is a git checkout
 
     def selection_reason(self, phase: str) -> str:
         selection = self.selections.get(phase)
