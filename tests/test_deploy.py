@@ -12,6 +12,7 @@ import os
 import sys
 import textwrap
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,10 +22,12 @@ from typing import Any
 
 import pytest
 
-from greenloop.carry import ensure_deployed, rollback
+from greenloop.carry import Carrier, ensure_deployed, rollback
 from greenloop.config import Config
 from greenloop.deploy import (
     RevisionReading,
+    after_health,
+    deploy_if_due,
     deploy_reason,
     dig,
     is_new,
@@ -36,6 +39,7 @@ from greenloop.errors import ConfigError
 from greenloop.load import config_from_dict
 from greenloop.probes.conditions import MISSING
 from greenloop.process import run_argv, trim
+from greenloop.records import ComponentState, GateResult
 from greenloop.store import Store
 
 OPS = textwrap.dedent(
@@ -410,3 +414,48 @@ def test_trim_keeps_the_tail() -> None:
     text = "x" * 5000 + "the error"
     trimmed = trim(text, 100)
     assert trimmed.endswith("the error") and "4909 characters cut" in trimmed
+
+
+def test_the_deploy_stage_asks_for_the_health_wait_instead_of_waiting(
+    staging: Staging, tmp_path: Path, store: Store
+) -> None:
+    """deploy_if_due runs the command and waits for the new revision, then returns the health
+    wait as a request: it probes nothing and records nothing; after_health concludes."""
+    staging.write(healthy_from=2)  # r1 is unhealthy, r2 is not
+    health = {
+        "name": "health",
+        "component": "backend",
+        "kind": "http",
+        "url": f"{staging.url}/health",
+        "conditions": ["status == 200"],
+    }
+    config = make_config(
+        tmp_path,
+        {"version_url": f"{staging.url}/version", "command": staging.command("bump")},
+        probes=[health],
+    )
+    step = deploy_if_due(config, force=True)
+    assert step.wait is not None and step.wait.deadline > time.monotonic()
+    assert (step.result.revision_before, step.result.revision_after) == ("r1", "r2")
+    assert not step.result.ok and "waiting for health" in step.result.detail
+    assert staging.hits.get("/health", 0) == 0
+    with store.session() as s:
+        from greenloop.store.schema import DeployRow
+
+        assert s.query(DeployRow).count() == 0
+
+    unhealthy = GateResult(
+        healthy=False,
+        components=(ComponentState("backend", healthy=False),),
+        probes=(),
+        deepest_failure="backend",
+    )
+    failed = after_health(step, unhealthy, config)
+    assert not failed.ok and failed.deployed
+    assert "revision r2 is serving but not healthy" in failed.detail
+    assert "deepest failure backend" in failed.detail
+
+    result = after_health(step, Carrier(config, store, None).wait_for_health(step.wait), config)
+    assert result.ok, result.detail
+    assert "deploy (deploy requested): revision r2 serving and healthy (was r1" in result.detail
+    assert staging.hits["/health"] >= 1
