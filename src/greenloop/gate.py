@@ -12,6 +12,7 @@ both fail, the deepest failure is cache: backend's failure is explained by it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import random
 import threading
@@ -19,7 +20,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
@@ -443,8 +443,9 @@ class EarlyCheck:
     wait out the timeout of a health check that hangs behind it.
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, when_healthy: Callable[[], object] | None = None) -> None:
         self.config = config
+        self.when_healthy = when_healthy
         self.started = time.perf_counter()
         self.stamp = utcnow()
         self._results: list[ProbeResult] = []
@@ -474,6 +475,9 @@ class EarlyCheck:
         finally:
             self.took = time.perf_counter() - self.started
             self._done.set()
+        if self._error is None and self.when_healthy and all(r.ok for r in self._results):
+            with contextlib.suppress(Exception):  # an optional head start, never an error
+                self.when_healthy()
 
     def results(self) -> list[ProbeResult]:
         """The answers, in config order, once all are in; the check's exception, if any."""
@@ -486,39 +490,40 @@ class EarlyCheck:
 _early: list[EarlyCheck] = []  # started and not yet taken by check_gate
 
 
-def start_early_check(config: Config) -> EarlyCheck:
-    """Start the first gate check of a run now, on a thread (see `EarlyCheck`).
+def start_early_check(
+    config: Config, when_healthy: Callable[[], object] | None = None
+) -> EarlyCheck:
+    """Start the first gate check of a run now, on a thread (see `EarlyCheck`);
+    `when_healthy` runs on that thread when every probe passed.
 
     Only for a run whose first check would come before anything changes the
     environment: the caller makes sure no deploy runs first.
     """
-    early = EarlyCheck(config)
+    early = EarlyCheck(config, when_healthy)
     _early.append(early)
     return early
 
 
-def start_early_check_for(path: Path, *, deploy_forced: bool = False) -> EarlyCheck | None:
-    """`start_early_check` from the config file as `config.read_config` reads it, before
+def start_early_check_for(
+    config: Config,
+    *,
+    deploy_forced: bool = False,
+    when_healthy: Callable[[], object] | None = None,
+) -> EarlyCheck | None:
+    """`start_early_check` for a config as `config.read_config` reads it, before
     `load.load_config` has imported every stage to check it (the probes then answer
     while that happens).
 
-    None (nothing started) when the file does not read cleanly (the full load then says
-    why), when a deploy may come before the first check (`deploy_forced`, or a deploy
-    with a max_age), or when a probe runs a command: nothing is run before the whole
-    config is known to be valid. The check is used only if the full load gives an
-    equal config.
+    None (nothing started) when a deploy may come before the first check
+    (`deploy_forced`, or a deploy with a max_age), or when a probe runs a command:
+    nothing is run before the whole config is known to be valid. The check is used
+    only if the full load gives an equal config.
     """
-    from greenloop.config import read_config
-
-    try:
-        config = read_config(path)
-    except Exception:  # the full load reports every mistake in its own words
-        return None
     if deploy_forced or (config.deploy.command and config.deploy.max_age):
         return None
     if not config.probes or any(p.kind == "command" for p in config.probes):
         return None
-    return start_early_check(config)
+    return start_early_check(config, when_healthy)
 
 
 def _claim_early(config: Config) -> EarlyCheck | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Annotated
 
@@ -53,31 +54,43 @@ def run(
 
     Example: `greenloop run -c greenloop.toml --focus websocket --json report.json`
     """
+    from greenloop.config import read_config
+    from greenloop.execute.warm import discard_warm_pytest, warm_up
     from greenloop.gate import start_early_check_for
 
-    # The probes answer while the config's validation imports every stage.
-    start_early_check_for(config, deploy_forced=deploy)
-    from greenloop.loop import RunOptions
+    # The probes answer while the config's validation imports every stage; when all pass,
+    # a pytest process starts loading on the other core (execute/warm.py).
+    try:
+        early = read_config(config)
+    except Exception:  # the full load below says what is wrong, in its own words
+        early = None
+    if early is not None:
+        warm = functools.partial(warm_up, early, workers)
+        start_early_check_for(early, deploy_forced=deploy, when_healthy=warm)
+    try:
+        from greenloop.loop import RunOptions
 
-    cfg = load(config)
-    options = RunOptions(
-        focus=focus,
-        out_dir=out_dir or cfg.resolve(cfg.report.out_dir),
-        json_path=json_path,
-        until_green=until_green,
-        max_iterations=max_iterations,
-        max_time_s=max_time,
-        allow_remediation=allow_remediation or cfg.remediation.enabled,
-        approve=approve,
-        force_deploy=deploy,
-        resume=resume,
-        workers=workers,
-        output_format=output_format,
-        command_line=command_line(),
-    )
-    from greenloop.session import execute_run
+        cfg = load(config)
+        options = RunOptions(
+            focus=focus,
+            out_dir=out_dir or cfg.resolve(cfg.report.out_dir),
+            json_path=json_path,
+            until_green=until_green,
+            max_iterations=max_iterations,
+            max_time_s=max_time,
+            allow_remediation=allow_remediation or cfg.remediation.enabled,
+            approve=approve,
+            force_deploy=deploy,
+            resume=resume,
+            workers=workers,
+            output_format=output_format,
+            command_line=command_line(),
+        )
+        from greenloop.session import execute_run
 
-    result = execute_run(cfg, options, console())
+        result = execute_run(cfg, options, console())
+    finally:
+        discard_warm_pytest()  # one nobody took: a blocked run, no shared session
     raise typer.Exit(int(result.exit_code))
 
 

@@ -37,6 +37,7 @@ from greenloop.execute.events import EventFold
 from greenloop.execute.runners import runner_for
 from greenloop.execute.runners.base import display_command
 from greenloop.execute.selection import Selection
+from greenloop.execute.warm import take_warm_pytest
 from greenloop.execute.wire import CONTROL_ENV, EVENTS_ENV, ORDER_ENV, PARENT_ENV, PLAN_ENV
 from greenloop.process import KILL_GRACE_S, ProcessEnd, kill_group, start_process, watch_process
 
@@ -147,7 +148,10 @@ class SharedSession:
             CONTROL_ENV: str(self.workdir / "control"),
             PARENT_ENV: str(os.getpid()),
         }
-        self.proc = start_process(argv, cwd=tests_dir, env=full_env, output=self.output)
+        # A pytest started ahead (execute/warm.py) when there is one that fits, else a cold one.
+        self.proc = take_warm_pytest(
+            argv, cwd=tests_dir, env=full_env, output=self.output
+        ) or start_process(argv, cwd=tests_dir, env=full_env, output=self.output)
 
     def serve(self, ctx: _Context, fold: EventFold, phase: str) -> ProcessEnd:
         """Run `phase` in the shared process, its events into `fold`; how it ended.
