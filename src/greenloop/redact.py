@@ -235,14 +235,15 @@ class Redactor:
         decoded = _decode_base64(run)
         return decoded is not None and self._plain(decoded) != decoded
 
-    def redact_obj(self, obj: T) -> T:
+    def redact_obj(self, obj: T, *, seen: dict[str, str] | None = None) -> T:
         """A copy of a nested structure (dicts, lists, tuples, dataclass records) redacted.
 
         Dict values under a secret-looking key are masked whole, whatever they look like.
         Each distinct string is redacted once per call, however often it occurs (a report
-        names every test in its test list and again in its cluster).
+        names every test in its test list and again in its cluster); `seen` (string ->
+        redacted) carries that across calls over structures that share strings.
         """
-        return self._walk(obj, {})  # type: ignore[no-any-return,unused-ignore]
+        return self._walk(obj, {} if seen is None else seen)  # type: ignore[no-any-return,unused-ignore]
 
     def _walk(self, obj: Any, seen: dict[str, str]) -> Any:
         # The common types first, by exact type: a report holds a million values.

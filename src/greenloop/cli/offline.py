@@ -80,8 +80,10 @@ def triage(
     result = triage_junit(files, config=cfg)
     # Test output may hold secrets: what is printed or written passes the one redactor.
     redactor = redactor_for(cfg) if cfg else Redactor()
-    print_triage(console(), replace(result, clusters=redactor.redact_obj(result.clusters)))
+    seen: dict[str, str] = {}  # the summary and the report name the same tests: redact once
+    clusters = redactor.redact_obj(result.clusters, seen=seen)
+    print_triage(console(), replace(result, clusters=clusters))
     if json_path:
-        write_json(json_path, redactor.redact_obj(triage_report(result, files, cfg)))
+        write_json(json_path, redactor.redact_obj(triage_report(result, files, cfg), seen=seen))
     failing = any(c.category.value != "skipped_env" for c in result.clusters)
     raise typer.Exit(int(ExitCode.FAILING if failing else ExitCode.GREEN))

@@ -140,6 +140,7 @@ def triage(
         if file not in components_by_file:
             components_by_file[file] = index_components(test.nodeid, index)
         facts = history.get(test.nodeid) if test.outcome.is_failure else None
+        request_keys = test.request_keys if by_request or rejections else ()
         evidence = gather_evidence(
             test,
             gate=gate,
@@ -151,12 +152,14 @@ def triage(
             env_correlated=bool(facts and facts.verdict == "environment"),
             revision=revision,
             previous_revision=previous_revision,
-            server_log="\n".join(by_request[k] for k in test.request_keys if k in by_request),
+            server_log="\n".join(by_request[k] for k in request_keys if k in by_request),
             test_components=components_by_file[file],
             server_records=(
                 matched := tuple(
-                    dict.fromkeys(r for k in test.request_keys for r in rejections.get(k, ()))
+                    dict.fromkeys(r for k in request_keys for r in rejections.get(k, ()))
                 )
+                if request_keys
+                else ()
             ),
             server_match="matched by request id" if matched else "",
         )

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import fields
+from operator import attrgetter
 
 from greenloop.triage.classify import Decision, classify, decided
 from greenloop.triage.cluster import record_keys, shared_keys
@@ -113,7 +114,7 @@ def input_key(ev: FailureEvidence, n: int) -> object:
     cannot be hashed is its own input."""
     function = test_function(ev.nodeid)
     named = function if function in ev.text else ""
-    key = (*(getattr(ev, name) for name in _INPUT_FIELDS), named)
+    key = (*_input_fields(ev), named)
     try:
         hash(key)
     except TypeError:
@@ -121,7 +122,7 @@ def input_key(ev: FailureEvidence, n: int) -> object:
     return key
 
 
-_INPUT_FIELDS = tuple(f.name for f in fields(FailureEvidence) if f.name != "nodeid")
+_input_fields = attrgetter(*(f.name for f in fields(FailureEvidence) if f.name != "nodeid"))
 
 
 def _in_workers(
