@@ -4,15 +4,20 @@ A kind is a class (or a stateless instance) with
 
 - `Options`: a pydantic model of the keys its config section adds (a subclass of
   `KindOptions`: unknown keys are errors, values are frozen);
-- `validate(options, config)`: checks that need the whole config (raise `OptionError`);
-- `build(options, ...)`: the working object (a tracker client, a log source...).
+- methods that take those options typed (each family's base class is generic in them);
+- `validate`: load-time checks beyond the model, raising `OptionError` (an action
+  against the whole config, a tracker's token, a runner's phase keys);
+- `build`: the working object, where a kind needs one (a tracker client, a log
+  source); stateless kinds (probes, runners, actions) are used as registered, and a
+  probe's conditions are compiled against its kind by `probes.run.compile_probe`.
 
 Each family keeps one `Registry` of its kinds, filled by one line per kind in the
-family's registry module (`probes/__init__.py`, `trackers/kinds.py`,
-`triage/logs/kinds.py`, `execute/runners/kinds.py`, `remediate/kinds.py`), so adding a
-kind is one new file and one line. `Registry.resolve` turns the config's `kind` and
-extra keys into the kind and its validated options; every mistake is one `ConfigError`
-naming the key, worded by `validation_problem` like every other config mistake.
+family's registry module (`probes/__init__.py`, `trackers/__init__.py`,
+`triage/logs/__init__.py`, `execute/runners/__init__.py`, `remediate/kinds.py`), so
+adding a kind is one new file and one line (beside its import). `Registry.resolve`
+turns the config's `kind` and extra keys into the kind and its validated options;
+every mistake is one `ConfigError` naming the key, worded by `validation_problem`
+like every other config mistake.
 
 This module imports nothing of greenloop but `errors`, so `config` can use it.
 """
