@@ -15,6 +15,7 @@ import time
 from greenloop.config import Config
 from greenloop.deploy import DeployStep, after_health, deploy_if_due, roll_back
 from greenloop.gate import ProgressCallback, check_gate, wait_for_healthy
+from greenloop.recorder import Recorder
 from greenloop.records import DeployResult, GateResult, WaitForHealth
 from greenloop.store import Store
 
@@ -23,9 +24,15 @@ class Carrier:
     """Carries out requests for one run (and, for re-gating, one iteration)."""
 
     def __init__(
-        self, config: Config, store: Store, run_id: str | None, iteration: int | None = None
+        self,
+        config: Config,
+        store: Store,
+        run_id: str | None,
+        iteration: int | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         self.config, self.store, self.run_id, self.iteration = config, store, run_id, iteration
+        self.recorder = recorder  # the run's, when inside the loop
 
     def wait_for_health(
         self,
@@ -58,7 +65,10 @@ class Carrier:
     def roll_back(self) -> DeployResult:
         """Run the rollback command, wait for health, record it."""
         result = self.deployed(roll_back(self.config))
-        self.store.remediation.record_deploy(self.run_id, result)
+        if self.recorder is not None:
+            self.recorder.deploy(result)
+        else:
+            self.store.remediation.record_deploy(self.run_id, result)
         return result
 
 

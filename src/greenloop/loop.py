@@ -259,7 +259,7 @@ def resume_from(loop: Loop, state: LoopState) -> int:
 def run_iteration(loop: Loop, state: LoopState, number: int) -> IterationResult:
     """One pass round the loop: the stages in order, their requests carried out."""
     config, store, run_id, record = loop.config, loop.store, state.run_id, state.recorder
-    carrier = Carrier(config, store, run_id, number)
+    carrier = Carrier(config, store, run_id, number, recorder=record)
     started, clock = utcnow(), time.monotonic()
     force = loop.options.force_deploy and number == 1
     deploy = carrier.deployed(deploy_if_due(config, force=force))
@@ -322,6 +322,7 @@ def run_iteration(loop: Loop, state: LoopState, number: int) -> IterationResult:
             allow=loop.options.allow_remediation,
             approve=loop.options.approve,
             requests=carrier,
+            recorder=record,
         )
     return IterationResult(
         number=number,

@@ -3,9 +3,10 @@
 `Recorder` wraps the store's repositories for one run (its id fixed), so the loop reads
 as stage calls and `recorder.<what>(record)`: a run started and finished, a deploy, a
 phase and the resume progress after it, triage's categories and clusters, an iteration.
-Remediation records its actions through it too, one at a time, because its guardrails
-read them back while it runs. (The gate records its probe results as it checks, and
-execute its collection cache: those are the stages' own caches, not the run's story.)
+Remediation records its actions through it too (and a rollback it asked for), one at a
+time, because its guardrails read them back while it runs. (The gate records its probe
+results as it checks, execute its collection cache and trackers their issue index and
+outbox: those are the stages' own state, written through their store repositories.)
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from typing import Protocol
 import typer
 
 from greenloop.config import ActionConfig, Config
+from greenloop.recorder import Recorder
 from greenloop.records import (
     Action,
     ActionStatus,
@@ -77,6 +78,7 @@ def remediate(
     allow: bool,
     requests: RemediationRequests,
     approve: bool = False,
+    recorder: Recorder | None = None,
 ) -> list[Action]:
     """Plan, rule on, run and record the runbooks' actions for these clusters.
 
@@ -96,13 +98,14 @@ def remediate(
         approve=approve,
         interactive=sys.stdin is not None and sys.stdin.isatty(),
     )
-    shell = _Shell(config, store, run_id, iteration, requests)
+    record = recorder or Recorder(store, run_id)
+    shell = _Shell(config, store, run_id, iteration, requests, record)
     actions: list[Action] = []
     failed_runbooks: dict[int, str] = {}
     for step in steps:
         action = shell.take(step, policy, failed_runbooks.get(step.runbook_index))
         actions.append(action)
-        store.remediation.record_actions(run_id, iteration, [action], step.fingerprint)
+        record.actions(iteration, [action], step.fingerprint)
         if action.status is ActionStatus.FAILED:
             failed_runbooks.setdefault(step.runbook_index, step.name)
         if shell.worse is not None:
@@ -128,9 +131,10 @@ class _Shell:
         run_id: str,
         iteration: int,
         requests: RemediationRequests,
+        record: Recorder,
     ) -> None:
         self.config, self.store, self.run_id, self.iteration = config, store, run_id, iteration
-        self.requests = requests
+        self.requests, self.record = requests, record
         self.baseline: GateResult | None = None
         self.worse: str | None = None
 
@@ -222,7 +226,7 @@ class _Shell:
         else:
             reason += "; no deploy.rollback_command to roll back with"
         out.append(Action(STOP_NAME, STOP_KIND, ActionStatus.REFUSED, redact(reason)))
-        self.store.remediation.record_actions(self.run_id, self.iteration, out, step.fingerprint)
+        self.record.actions(self.iteration, out, step.fingerprint)
         return out
 
     def _gate(self) -> GateResult:
