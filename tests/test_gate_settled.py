@@ -69,6 +69,15 @@ def test_a_dependency_down_settles_its_dependents_probe() -> None:
     assert "app depends on cache, which is down" in reasons[0]
 
 
+def test_a_component_that_depends_on_nothing_down_is_waited_for() -> None:
+    # database is down and blocks every phase, but cache does not depend on it: cache's
+    # probe is waited for (its component's state is reported as answered, not guessed).
+    cfg = config()
+    answers = [None, None, answer("database", False)]
+    reasons = settled(cfg, answers)
+    assert reasons is None or 1 not in reasons
+
+
 def test_nothing_is_settled_while_the_answer_could_move_the_deepest_failure() -> None:
     cfg = config()
     # app failed, cache still out: if cache fails it is the deepest failure, else app is.

@@ -267,25 +267,28 @@ def settled(
     previous: Mapping[str, ComponentHistory] | None = None,
 ) -> dict[int, str] | None:
     """The probes still out (None in `answers`, config order) that need not be waited
-    for, with the reason for each; None to keep waiting.
+    for, with the reason for each; None to keep waiting for all.
 
-    They need not be when, whatever they answer, the run's verdict is the same
-    (healthy or not, the deepest failure, each phase's blocker) and every phase is
-    blocked, so no test runs whose triage could read their component's state.
-    Every combination of pass/fail of the components still out is evaluated
-    (up to MAX_UNDECIDED of them). Typical case: a component's dependency is down
-    and every phase needs it; a hung health check of the component then does not
-    hold the verdict for its `timeout_s`.
+    A probe need not be waited for when its component depends on a component
+    already down, and whatever the probes still out answer, the run's verdict is
+    the same (healthy or not, the deepest failure, each phase's blocker) and every
+    phase is blocked, so no test runs whose triage could read that component's
+    state. Every combination of pass/fail of the components still out is evaluated
+    (up to MAX_UNDECIDED of them). Typical case: the cache is down and every phase
+    needs the app, which depends on it; the app's health check, hung behind the
+    cache, then does not hold the verdict for its `timeout_s`. Probes of other
+    components are waited for as usual.
     """
     probes = config.probes
     out = [i for i, a in enumerate(answers) if a is None]
     if not out:
         return None
-    failed = {a.component for a in answers if a is not None and not a.ok}
+    failed = {a.component for a in answers if a is not None and waited(a) and not a.ok}
     free = sorted({probes[i].component for i in out} - failed)
-    if len(free) > MAX_UNDECIDED:
+    if not failed or len(free) > MAX_UNDECIDED:
         return None
     verdicts = set()
+    down: set[str] = set()
     for outcome in range(2 ** len(free)):
         passing = {c for bit, c in enumerate(free) if outcome >> bit & 1}
         results = [
@@ -302,27 +305,26 @@ def settled(
             )
             for i, a in enumerate(answers)
         ]
-        verdict = _verdict(config, evaluate_gate(config, results, previous))
+        gate = evaluate_gate(config, results, previous)
+        verdict = _verdict(config, gate)
         healthy, _, blockers = verdict
         if healthy or None in blockers:
             return None
         verdicts.add(verdict)
         if len(verdicts) > 1:
             return None
-    ((_, deepest, _),) = verdicts
+        down = failed & set(gate.unhealthy())  # the same answers: the same in every outcome
     graph = _graph(config)
     reasons = {}
     for i in out:
         component = probes[i].component
-        if deepest in dependencies(component, graph):
-            why = f"{component} depends on {deepest}, which is down"
-        else:
-            why = f"{deepest} is down"
-        reasons[i] = (
-            f"not waited for: {why} and every phase is blocked by it; "
-            "no answer of this probe could change the verdict"
-        )
-    return reasons
+        below = [d for d in dependencies(component, graph) if d in down]
+        if below:
+            reasons[i] = (
+                f"not waited for: {component} depends on {below[0]}, which is down, and "
+                "every phase is blocked whatever this probe answers"
+            )
+    return reasons or None
 
 
 @dataclass(frozen=True, slots=True)
