@@ -19,7 +19,7 @@ import json
 import math
 from collections import Counter
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from greenloop.triage.evidence import FailureEvidence, Frame, exception_types, parse_frames
@@ -59,8 +59,14 @@ class NaiveBayes:
     log_unseen: dict[str, float]
     trained_on: str = ""
 
+    @cached_property
+    def vocabulary(self) -> frozenset[str]:
+        """Every feature some class has a likelihood for."""
+        return frozenset(f for c in self.classes for f in self.log_like[c])
+
     def predict(self, feats: Counter[str]) -> Prediction | None:
-        known = {f: n for f, n in feats.items() if any(f in self.log_like[c] for c in self.classes)}
+        vocabulary = self.vocabulary
+        known = {f: n for f, n in feats.items() if f in vocabulary}
         if not known:
             return None
         scores = {

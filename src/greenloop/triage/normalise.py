@@ -21,4 +21,6 @@ def tokens(text: str) -> Counter[str]:
     """Normalised word counts of a failure text: ids, numbers and hex masked, lower-cased."""
     for pattern in _MASKS:
         text = pattern.sub(" ", text)
+    if text.isascii():  # lower-casing ASCII moves no token boundary: one call, not one a word
+        return Counter(_TOKEN.findall(text.lower()))
     return Counter(t.lower() for t in _TOKEN.findall(text))
