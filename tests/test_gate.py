@@ -249,6 +249,45 @@ def test_should_expand_when_nothing_ran() -> None:
     )
 
 
+def test_a_smoke_phase_whose_only_file_did_not_collect_holds_the_next_back() -> None:
+    # Found on the databases 0.9.0 field trial: smoke's one file failed to import, every
+    # count was 0, and the next phase ran in spite of min_pass_rate 0.95.
+    broken = PhaseResult(
+        "smoke",
+        PhaseStatus.FAILED,
+        0.4,
+        collection_errors=("test_integration.py: ModuleNotFoundError: No module named 'x'",),
+    )
+    assert should_expand(broken, phase(rate=0.95)) == (
+        False,
+        "smoke passed 0/1 (0%; 1 test file not collected), below its min_pass_rate 95%; "
+        "later phases not run",
+    )
+    # Without a min_pass_rate nothing holds the phases back, as before.
+    assert should_expand(broken, phase(rate=0.0))[0]
+
+
+def test_a_file_that_did_not_collect_counts_against_the_pass_rate() -> None:
+    result = PhaseResult(
+        "smoke",
+        PhaseStatus.FAILED,
+        1.0,
+        phase_tests(passed=9),
+        collection_errors=("test_b.py: SyntaxError",),
+    )
+    expand, reason = should_expand(result, phase(rate=0.95))
+    assert not expand
+    assert reason.startswith("smoke passed 9/10 (90%; 1 test file not collected)")
+
+
+def test_a_phase_that_failed_before_any_test_ran_holds_the_next_back() -> None:
+    crashed = PhaseResult("smoke", PhaseStatus.FAILED, 0.2, note="pytest exited with code 3")
+    assert should_expand(crashed, phase(rate=0.5)) == (
+        False,
+        "nothing ran in smoke (pytest exited with code 3); later phases not run",
+    )
+
+
 # --------------------------------------------------------------------------- flapping
 
 

@@ -380,11 +380,19 @@ def should_expand(previous_phase_result: PhaseResult, phase_cfg: PhaseConfig) ->
         return True, f"{name} selected no tests; nothing to hold later phases back"
     counts = previous_phase_result.counts()
     passed = counts["passed"] + counts["flaky"]
-    ran = passed + counts["failed"] + counts["error"]
+    # A test file that could not be collected is a failure of its own: its tests never ran.
+    broken = len(previous_phase_result.collection_errors)
+    ran = passed + counts["failed"] + counts["error"] + broken
     if ran == 0:
+        if previous_phase_result.status == PhaseStatus.FAILED and phase_cfg.min_pass_rate > 0:
+            why = previous_phase_result.note or "it failed before any test ran"
+            return False, f"nothing ran in {name} ({why}); later phases not run"
         return True, f"no tests ran in {name}; nothing to hold later phases back"
     rate = passed / ran
     summary = f"{name} passed {passed}/{ran} ({rate:.0%})"
+    if broken:
+        files = "test file" if broken == 1 else "test files"
+        summary = f"{name} passed {passed}/{ran} ({rate:.0%}; {broken} {files} not collected)"
     if rate < phase_cfg.min_pass_rate:
         return False, (
             f"{summary}, below its min_pass_rate {phase_cfg.min_pass_rate:.0%}; "

@@ -90,3 +90,29 @@ def test_an_interpreter_without_pytest_is_a_config_error(
         make_config(execution={"python": str(bare / "bin" / "python")})
     with pytest.raises(ConfigError, match="no such interpreter"):
         make_config(execution={"python": "missing/bin/python"})
+
+
+def test_the_configs_pythonpath_reaches_the_project_interpreter(
+    tree: Tree, make_config: MakeConfig, project_python: str, tmp_path: Path
+) -> None:
+    # environment.env's PYTHONPATH was replaced by the plugin copy's path for a foreign
+    # interpreter (found on the databases 0.9.0 field trial): the suite's own helpers
+    # folder must stay importable beside greenloop's plugin.
+    helpers = tmp_path / "helpers"
+    helpers.mkdir()
+    (helpers / "suite_helpers.py").write_text("ANSWER = 42\n", encoding="utf-8")
+    tree(
+        {
+            "test_uses_helpers.py": "import suite_helpers\n\ndef test_answer():\n"
+            "    assert suite_helpers.ANSWER == 42\n"
+        }
+    )
+    config = make_config(
+        execution={"python": project_python}, environment={"env": {"PYTHONPATH": str(helpers)}}
+    )
+    phase = PhaseConfig(name="all")
+    result = run_phase(config, phase, select_tests(config, phase, []))
+    assert result.collection_errors == ()
+    assert [(t.nodeid, t.outcome) for t in result.tests] == [
+        ("test_uses_helpers.py::test_answer", Outcome.PASSED)
+    ]

@@ -533,6 +533,28 @@ def test_a_test_package_named_like_a_stdlib_module_does_not_hide_it(tree, make_c
     ]
 
 
+def test_tests_that_import_the_tests_folder_by_name_collect_as_from_the_project_root(
+    tree, make_config
+) -> None:
+    # tests/ without __init__.py whose tests import `tests.helpers`: `python -m pytest tests`
+    # from the project root passes, because the root is on sys.path. greenloop ran them from
+    # inside tests/ with PYTHONSAFEPATH=1 and reported a false collection error, exit 4
+    # (found on the databases 0.9.0 field trial).
+    tree(
+        {
+            "helpers.py": "ANSWER = 42\n",
+            "test_answer.py": "from tests.helpers import ANSWER\n\n"
+            "def test_answer():\n    assert ANSWER == 42\n",
+        }
+    )
+    config = make_config()
+    result = run_phase(config, PHASE, select_tests(config, PHASE, []))
+    assert result.collection_errors == ()
+    assert [(t.nodeid, t.outcome) for t in result.tests] == [
+        ("test_answer.py::test_answer", Outcome.PASSED)
+    ]
+
+
 def test_a_pytest_that_fails_to_start_is_a_collection_error_with_its_output(
     tree, make_config
 ) -> None:

@@ -12,6 +12,7 @@ import sys
 
 from greenloop.config import PhaseConfig, SelectConfig
 from greenloop.execute import run_phase, select_tests
+from greenloop.execute.interpreter import Interpreter, import_root
 from greenloop.execute.runners.base import process_environment
 from greenloop.execute.runners.shared import SharedSession, reap_closed
 from greenloop.execute.warm import (
@@ -54,7 +55,10 @@ def test_the_shared_session_runs_in_the_warm_process(tree, make_config, monkeypa
     monkeypatch.setenv("WARM_MARK", "set-before-greenloop")
     tests = tree({"test_smoke.py": SMOKE_TEST, "test_full.py": "def test_one(): assert False\n"})
     config = make_config()
-    env = {**process_environment(config), "PYTHONSAFEPATH": "1"}
+    # The environment warm_up gives it: the one the phases' pytest gets.
+    env = Interpreter(sys.executable, own=True).environment(
+        process_environment(config), import_root(tests, config.base_dir)
+    )
     warm = start_warm_pytest(sys.executable, tests, env, ["anyio"])
     assert warm is not None
     shared, (smoke, full) = run_shared(config)

@@ -228,6 +228,20 @@ def test_next_actions_decision_tree() -> None:
     assert "promoted" in next_actions(replace(make_run(), verdict=Verdict.GREEN))[0]
 
 
+def test_next_actions_say_a_test_file_that_did_not_import_is_not_a_fake_test() -> None:
+    from greenloop.records import AuthenticityFinding
+
+    run = make_run()
+    broken = AuthenticityFinding("test_integration.py", "collection_error", "No module x")
+    last = replace(run.iterations[-1], authenticity=(broken,))
+    actions = next_actions(replace(run, verdict=Verdict.NOT_REAL, iterations=(last,)))
+    assert actions[0] == (
+        "Make these test files importable (the phase table shows each error)"
+        " (collection_error): `test_integration.py`."
+    )
+    assert not any("fake" in a for a in actions)
+
+
 def test_sparkline_is_absolute_and_marks_gaps() -> None:
     assert sparkline([0.0, 0.5, 1.0, None]) == "▁▅█·"
 

@@ -19,6 +19,7 @@ import functools
 import os
 import shutil
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,19 +50,27 @@ class Interpreter:
     has_timeout: bool = True
     plugin_path: str | None = None  # prepended to PYTHONPATH for a foreign interpreter
 
-    @property
-    def env(self) -> dict[str, str]:
-        """Environment entries the test processes need: greenloop's plugin on the path.
+    def environment(self, base: Mapping[str, str], import_root: Path | None) -> dict[str, str]:
+        """`base` (the test processes' environment) with what this interpreter needs on top.
 
-        PYTHONSAFEPATH=1 makes ``python -m pytest`` import like the ``pytest`` command: the
-        working directory (the tests folder) is not put first on sys.path, where a test
-        package such as ``tests/types/`` would hide the standard library's ``types``.
-        pytest still puts each test's own root on sys.path (its import mode).
+        PYTHONSAFEPATH=1 keeps the working folder (the tests folder) off the front of
+        sys.path, where a test package such as ``tests/types/`` would hide the standard
+        library's ``types``. `import_root` (see `import_root`) goes on PYTHONPATH instead,
+        after the user's own entries, as ``python -m pytest tests`` from there would put
+        it: suites that import ``tests.helpers`` need it. greenloop's plugin copy comes
+        first for a foreign interpreter. A `base` made by this method before (a plugin copy,
+        the same root) gives the same result, never doubled entries.
         """
-        env = {"PYTHONSAFEPATH": "1"}
-        if self.plugin_path:
-            rest = os.environ.get("PYTHONPATH", "")
-            env["PYTHONPATH"] = os.pathsep.join(p for p in (self.plugin_path, rest) if p)
+        env = {**base, "PYTHONSAFEPATH": "1"}
+        root = str(import_root) if import_root is not None else ""
+        theirs = [
+            p
+            for p in base.get("PYTHONPATH", "").split(os.pathsep)
+            if p and p != root and Path(p).name != PLUGIN_FOLDER
+        ]
+        entries = [p for p in (self.plugin_path, *theirs, root) if p]
+        if entries:
+            env["PYTHONPATH"] = os.pathsep.join(entries)
         return env
 
     def notes(self, workers: int) -> list[str]:
@@ -74,6 +83,30 @@ class Interpreter:
                 f"{self.executable} has no pytest-timeout: only the phase deadline bounds a test"
             )
         return out
+
+
+# Files that mark a project's root folder, the one its users run pytest from.
+_PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
+
+
+def import_root(tests_dir: Path, config_dir: Path) -> Path | None:
+    """The folder a user runs ``python -m pytest`` from, when it is not the tests folder.
+
+    Walking up from the tests folder's parent: the first folder holding a project
+    marker (pyproject.toml, setup.py, setup.cfg, .git), or the config file's folder,
+    whichever comes first. None when the config sits in the tests folder itself, or
+    nothing is found: then only pytest's own rootdir handling applies, as before.
+    Sources: the field trial of `databases` 0.9.0, whose tests import ``tests.importer``
+    and pass from the project root only.
+    """
+    tests_dir = tests_dir.resolve()
+    config_dir = config_dir.resolve()
+    if config_dir == tests_dir:
+        return None
+    for folder in tests_dir.parents:
+        if folder == config_dir or any((folder / m).exists() for m in _PROJECT_MARKERS):
+            return folder
+    return None
 
 
 def python_path(config: Config) -> str | None:

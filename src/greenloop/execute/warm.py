@@ -146,7 +146,7 @@ def take_warm_pytest(
 def warm_up(config: Config, workers: int | None = None) -> WarmPytest | None:
     """Start the warm process for a run of `config` when its phases will share one pytest
     session in greenloop's own interpreter (the only process it can stand in for)."""
-    from greenloop.execute.interpreter import python_path
+    from greenloop.execute.interpreter import Interpreter, import_root, python_path
     from greenloop.execute.runners.base import process_environment
     from greenloop.execute.runners.pytest import HEAVY_PLUGINS
 
@@ -166,7 +166,9 @@ def warm_up(config: Config, workers: int | None = None) -> WarmPytest | None:
         with contextlib.suppress(OSError):
             texts.append(path.read_bytes())
     skip = [n for n, word in HEAVY_PLUGINS.items() if not any(word in t for t in texts)]
-    env = {**process_environment(config), "PYTHONSAFEPATH": "1"}
+    env = Interpreter(sys.executable, own=True).environment(
+        process_environment(config), import_root(tests_dir, config.base_dir)
+    )
     return start_warm_pytest(sys.executable, tests_dir, env, skip)
 
 

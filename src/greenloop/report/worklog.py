@@ -39,6 +39,16 @@ TEMPLATES = Path(__file__).parent / "templates"
 EXCERPT_LINES = 15
 
 
+
+# What to do about each kind of "did not really run" finding (verify.LADDER's names).
+# Only mocks, silence and impossible speed are fake tests; the rest never ran at all.
+_FIX_FAKE = "Fix the fake tests listed"
+_FIX = {
+    "collection_error": "Make these test files importable (the phase table shows each error)",
+    "nothing_collected": "Check the selection and the tests folder: no test was collected in",
+    "skipped_env": "Give these tests the environment they skipped for, or drop their skip",
+}
+
 def worklog_name(run: RunResult) -> str:
     """`E2E-DEPLOY-REMEDIATE-WORKLOG-{focus}-{YYYYMMDD-HHMMSS}-{run}.md`, stable for the run.
 
@@ -225,7 +235,7 @@ def next_actions(run: RunResult) -> list[str]:
         for check, nodeids in by_check.items():
             names = ", ".join(f"`{n}`" for n in nodeids[:5])
             more = f" and {len(nodeids) - 5} more" if len(nodeids) > 5 else ""
-            actions.append(f"Fix the fake tests listed ({check}): {names}{more}.")
+            actions.append(f"{_FIX.get(check, _FIX_FAKE)} ({check}): {names}{more}.")
         return [*actions, f"Then rerun {rerun}; a green verdict needs tests that really ran."]
     if run.verdict is Verdict.BLOCKED:
         if last.deploy is not None and not last.deploy.ok:

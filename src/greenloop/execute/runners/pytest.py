@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from greenloop import interrupt
 from greenloop.config import Config, PhaseConfig
 from greenloop.execute.events import EventFold
-from greenloop.execute.interpreter import Interpreter, interpreter_for
+from greenloop.execute.interpreter import Interpreter, import_root, interpreter_for
 from greenloop.execute.listing import collection_keys, collections_to_cache
 from greenloop.execute.progress import Reporter
 from greenloop.execute.runners.base import (
@@ -250,7 +250,10 @@ class PytestRunner:
                 config=config,
                 selection=selection,
                 settings=settings,
-                env={**process_environment(config, run_env), **interpreter.env},
+                env=interpreter.environment(
+                    process_environment(config, run_env),
+                    import_root(Path(selection.tests_dir), config.base_dir),
+                ),
                 workdir=Path(tmp),
                 deadline=started + settings.phase_timeout_s,
                 interpreter=interpreter,

@@ -120,7 +120,7 @@ class SharedSession:
 
     def _start(self, env: Mapping[str, str]) -> None:
         reap_closed()
-        from greenloop.execute.interpreter import interpreter_for
+        from greenloop.execute.interpreter import import_root, interpreter_for
         from greenloop.execute.runners.pytest import EventTail, pytest_argv
 
         first = next(iter(self.selections.values()))
@@ -140,8 +140,7 @@ class SharedSession:
         self.tail = EventTail(events)
         self.command = display_command(argv)
         full_env = {
-            **env,
-            **interpreter.env,
+            **interpreter.environment(env, import_root(tests_dir, self.config.base_dir)),
             EVENTS_ENV: str(events),
             ORDER_ENV: str(self.workdir / "order.txt"),
             PLAN_ENV: str(self.workdir / "plan.json"),
