@@ -39,7 +39,6 @@ TEMPLATES = Path(__file__).parent / "templates"
 EXCERPT_LINES = 15
 
 
-
 # What to do about each kind of "did not really run" finding (verify.LADDER's names).
 # Only mocks, silence and impossible speed are fake tests; the rest never ran at all.
 _FIX_FAKE = "Fix the fake tests listed"
@@ -48,6 +47,7 @@ _FIX = {
     "nothing_collected": "Check the selection and the tests folder: no test was collected in",
     "skipped_env": "Give these tests the environment they skipped for, or drop their skip",
 }
+
 
 def worklog_name(run: RunResult) -> str:
     """`E2E-DEPLOY-REMEDIATE-WORKLOG-{focus}-{YYYYMMDD-HHMMSS}-{run}.md`, stable for the run.
