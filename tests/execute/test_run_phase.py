@@ -232,6 +232,35 @@ def test_a_hung_test_times_out_and_the_phase_finishes(tree, make_config) -> None
     assert "Timeout (>1" in result.tests[0].message
 
 
+def test_a_test_stuck_where_no_signal_reaches_it_still_times_out(tree, make_config) -> None:
+    # A connect blocked inside C (libpq to a SIGSTOPped PostgreSQL) never returns to Python,
+    # so pytest-timeout's SIGALRM handler never runs: the field trial of `databases` waited
+    # out the 900 s phase deadline for a 20 s test timeout. SIGALRM blocked in the test
+    # stands in for that C call here.
+    tree(
+        {
+            "test_stuck.py": """
+                import signal, time
+                def test_stuck_in_c():
+                    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+                    time.sleep(600)
+                def test_next(): pass
+            """
+        }
+    )
+    config = make_config(execution={"test_timeout_s": 1, "workers": 1})
+    phase = PhaseConfig(name="stuck", timeout_s=120)
+    result = run_phase(config, phase, select_tests(config, phase, []))
+    assert "--timeout-method signal" in result.command
+    outcome = {t.nodeid.split("::")[1]: t.outcome for t in result.tests}
+    assert outcome == {"test_stuck_in_c": Outcome.TIMEOUT, "test_next": Outcome.PASSED}
+    assert (
+        "Timeout (>1"
+        in {t.nodeid.split("::")[1]: t for t in result.tests}["test_stuck_in_c"].message
+    )
+    assert "phase deadline" not in result.note  # ended by the test timeout, not the phase's
+
+
 def test_the_phase_deadline_stops_pytest_and_records_unfinished_tests(tree, make_config) -> None:
     tree(
         {

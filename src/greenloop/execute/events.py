@@ -197,8 +197,19 @@ class EventFold:
         return [n for n in self.collected if n not in self.results and n not in self._partial]
 
     def end_running(self, outcome: Outcome, note: str) -> list[TestResult]:
-        """Give the tests caught running when pytest died (or was stopped) a result."""
-        return [self._finish(n, forced=outcome, note=note) for n in self.running()]
+        """Give the tests caught running when pytest died (or was stopped) a result.
+
+        A test whose pytest-timeout fired before the process died (the thread method, or
+        the backstop of the signal method) is a timeout, not a crash.
+        """
+        ended = []
+        for nodeid in self.running():
+            if outcome is Outcome.CRASHED and nodeid in self.timeouts:
+                why = "it could not be interrupted, so pytest was ended"
+                ended.append(self._finish(nodeid, forced=Outcome.TIMEOUT, note=why))
+            else:
+                ended.append(self._finish(nodeid, forced=outcome, note=note))
+        return ended
 
     def end_not_started(self, outcome: Outcome, note: str) -> list[TestResult]:
         """Give collected tests that never ran a result, so none is silently dropped."""

@@ -32,9 +32,26 @@ class XdistTimeoutGlue:
     def pytest_timeout_set_timer(self, item: pytest.Item, settings: Any) -> bool | None:
         """Thread-method timeouts end the process: say which test it was first."""
         main = threading.current_thread() is threading.main_thread()
-        if settings.method == "signal" and main:
-            return None
         import pytest_timeout
+
+        if settings.method == "signal" and main:
+            # pytest-timeout's SIGALRM runs its handler only when Python gets control
+            # back; a test blocked inside C (libpq's connect to a hung server) never
+            # gives it. Past the timeout plus a grace, end the process as the thread
+            # method does: the test is a timeout, not a 15-minute phase deadline.
+            def backstop() -> None:
+                self.sink.emit(
+                    "timeout", nodeid=item.nodeid, timeout_s=settings.timeout, uninterruptible=True
+                )
+                pytest_timeout.timeout_timer(item, settings)
+
+            grace_s = max(1.0, 0.1 * settings.timeout)
+            guard = threading.Timer(settings.timeout + grace_s, backstop)
+            guard.daemon = True
+            guard.name = f"greenloop timeout backstop {item.nodeid}"
+            item.greenloop_backstop = guard  # type: ignore[attr-defined]
+            guard.start()
+            return None  # pytest-timeout sets its signal as usual
 
         def expire() -> None:
             self.sink.emit("timeout", nodeid=item.nodeid, timeout_s=settings.timeout)
@@ -51,6 +68,13 @@ class XdistTimeoutGlue:
         item.cancel_timeout = cancel  # type: ignore[attr-defined]
         timer.start()
         return True
+
+    @pytest.hookimpl(tryfirst=True, optionalhook=True)
+    def pytest_timeout_cancel_timer(self, item: pytest.Item) -> None:
+        """The test ended in time (or its signal fired): the backstop is not needed."""
+        guard = getattr(item, "greenloop_backstop", None)
+        if guard is not None:
+            guard.cancel()
 
 
 class TeardownMark:
