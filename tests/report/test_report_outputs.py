@@ -313,3 +313,20 @@ def test_github_annotations_point_at_files_from_the_checkout(tmp_path, monkeypat
     assert lines[0].startswith("::error file=e2e/test_api.py,line=3,")
     assert len([line for line in lines if "test_api.py" in line]) == 1  # one per test
     assert any("collection_error" in line and "broken.py" in line for line in lines)
+
+
+def test_a_green_run_says_its_skips_were_the_suites_own_not_missing_tests() -> None:
+    from greenloop.records import Outcome, PhaseResult, PhaseStatus, TestResult
+    from greenloop.report.worklog import verdict_sentence
+
+    run = make_run()
+    tests = (
+        TestResult("test_a.py::test_up", Outcome.PASSED, duration_s=0.3),
+        TestResult("test_a.py::test_py2_only", Outcome.SKIPPED, message="needs Python 2"),
+    )
+    phase = PhaseResult("all", PhaseStatus.PASSED, 1.0, tests)
+    last = replace(run.iterations[-1], phases=(phase,), clusters=(), authenticity=())
+    green = replace(run, verdict=Verdict.GREEN, iterations=(last,))
+    sentence = verdict_sentence(green, 0.0)
+    assert "1 selected test skipped on the suite's own conditions" in sentence
+    assert "did not run" not in sentence

@@ -124,7 +124,8 @@ def verdict_sentence(run: RunResult, mrr: float) -> str:
         ran = _plural(len(tests) - len(not_run), "test")
         return (
             f"The {ran} that ran did so for real against {env}{rev} and passed{expected}; "
-            f"{_plural(len(not_run), 'selected test')} did not run (skipped)."
+            f"{_plural(len(not_run), 'selected test')} skipped on the suite's own conditions"
+            " (no skip said the environment was missing)."
         )
     if run.verdict is Verdict.NOT_REAL:
         checks = Counter(f.check for f in last.authenticity)
