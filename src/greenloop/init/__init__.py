@@ -23,7 +23,7 @@ from greenloop.index import locate
 from greenloop.indexfile import IndexRow, read_index_file
 from greenloop.init.collect import Collection, collect
 from greenloop.init.scan import SuiteScan, scan_suite
-from greenloop.init.targets import Target, find_targets
+from greenloop.init.targets import SETTINGS_FILE, Target, find_targets
 
 # Interpreters of a project's own virtualenv, relative to the project folder.
 PROJECT_PYTHONS = (".venv/bin/python", "venv/bin/python", ".venv/Scripts/python.exe")
@@ -80,12 +80,14 @@ def survey(
     python: str | None = None,
     index: Path | None = None,
     run_collection: bool = True,
+    environ: dict[str, str] | None = None,
 ) -> Survey:
     """Read the suite and propose a config (see module docstring).
 
     `python`: the interpreter to collect and run with; None looks for the
     project's own virtualenv and falls back to greenloop's. `index`: the index
-    file; None looks for one near the tests.
+    file; None looks for one near the tests. `environ`: the environment whose
+    variables count as set (default: init's own, `os.environ`).
     """
     pre = scan_suite(tests_dir)
     index_file, rows, problem = _read_index(index, pre, tests_dir)
@@ -94,9 +96,9 @@ def survey(
     interpreter = python or _project_python(scan.root)
     runner = _absolute_python(interpreter, config_dir) if interpreter else sys.executable
     if run_collection:
-        collection = collect(runner, tests_dir)
+        collection = collect(runner, tests_dir, root=scan.root)
         if collection.error is None and not collection.counts and named:
-            collection = collect(runner, tests_dir, sorted(set(named)))
+            collection = collect(runner, tests_dir, sorted(set(named)), root=scan.root)
     else:
         collection = Collection(error="collection was turned off (--no-collect)")
     result = Survey(
@@ -109,7 +111,7 @@ def survey(
         index_rows=rows,
         index_problem=problem,
     )
-    result.targets = find_targets(scan)
+    result.targets = find_targets(scan, dict(os.environ) if environ is None else environ)
     result.phases = plan_phases(result)
     return result
 
@@ -224,17 +226,19 @@ def _needs(s: Survey, files: set[str] | None) -> tuple[str, ...]:
 def active_targets(s: Survey) -> list[Target]:
     """Targets to probe: those the indexed (else all) test files, a conftest or settings use.
 
-    A target seen only as a URL literal is kept only when nothing better was found.
+    A variable or option the tests read, a URL a test connects with, and a client
+    built with no address (see `targets`) are evidence; a URL seen only in the
+    project's settings files is kept only when nothing better was found.
     """
     indexed = {r.path for r in s.index_rows}
     chosen = []
     for target in s.targets:
-        if not target.settings:
+        if not target.settings and target.strength <= SETTINGS_FILE:
             continue
         read_by = target.files
         global_ = not read_by or any(f.endswith("conftest.py") for f in read_by)
         if global_ or not indexed or read_by & indexed:
             chosen.append(target)
-    if not chosen and not any(t.settings for t in s.targets):
+    if not chosen and not any(t.settings or t.strength > SETTINGS_FILE for t in s.targets):
         chosen = list(s.targets)
     return chosen

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from greenloop.init import PhasePlan, Survey, active_targets
 from greenloop.init.scan import SYSTEM_VARIABLES
-from greenloop.init.targets import Setting, Target
+from greenloop.init.targets import Setting, Target, parsed_literals, password_variable, url_kind
 from greenloop.ports import DEFAULT_PORT
 
 
@@ -124,7 +124,14 @@ def url_expression(target: Target) -> str:
     env = [st for st in target.settings if st.kind == "env"]
     whole = next((st for st in env if "://" in st.value or st.value == ""), None)
     if whole is not None:
-        return _var(whole)
+        # One URL of the target's kind: the probe reads the variable the tests read.
+        # A list of URLs, a password init saw (templated) or a default of another kind
+        # (sqlite) cannot stand for the server: its URL is written instead.
+        single = "," not in whole.value and not whole.templated
+        if single and (whole.value == "" or url_kind(whole.value) == target.kind):
+            return _var(whole)
+        if target.url:
+            return target.url
     parts = urlsplit(target.url)
     host = next((st for st in env if st.name.upper().endswith("HOST")), None)
     port = next((st for st in env if st.name.upper().endswith("PORT")), None)
@@ -136,8 +143,19 @@ def url_expression(target: Target) -> str:
     return f"{parts.scheme}://{host_text}:{port_text}{rest}"
 
 
+def _public(url: str) -> str:
+    """A URL without the user and password a templated one holds (urls name hosts)."""
+    if "${secret:" not in url or "@" not in url:
+        return url
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
 def _var(setting: Setting) -> str:
-    """`${NAME:-value}` (`${NAME}` when there is no value to fall back to)."""
+    """`${NAME:-value}` (`${NAME}` when there is no value to fall back to); a templated
+    value (it holds `${secret:...}`) as it is."""
+    if setting.templated:
+        return setting.value
     try:
         secret = "secret:" if urlsplit(setting.value).password else ""
     except ValueError:  # not a URL we can read: treat it as a credential
@@ -156,7 +174,7 @@ def environment(s: Survey, active: list[Target]) -> list[str]:
         ]
         for target in active:
             lines.append(f"# {target.name}: found in {'; '.join(target.evidence[:3])}")
-        urls = ", ".join(f"{t.name} = {q(url_expression(t))}" for t in active)
+        urls = ", ".join(f"{t.name} = {q(_public(url_expression(t)))}" for t in active)
         lines.append(f"urls = {{ {urls} }}")
     else:
         lines += [
@@ -170,14 +188,42 @@ def environment(s: Survey, active: list[Target]) -> list[str]:
         lines.append("# How the tests are told where those servers are: the variables they read.")
         pairs = ", ".join(f"{st.name} = {q(_var(st))}" for st in env)
         lines.append(f"env = {{ {pairs} }}")
+    for st in env:
+        if st.templated:
+            lines.append(
+                f"# {st.name} was set when init ran; its password is not written here:"
+                f" set {password_variable(st.name)} (a secret) for greenloop."
+            )
     for name, files in others:
-        lines.append(f"# The tests also read {name} ({files}): set it in env if they need it.")
+        default = _default_of(s, name)
+        said = f", default {default}: {_no_server(default)}" if default else ""
+        lines.append(
+            f"# The tests also read {name} ({files}{said}): set it in env if they need it."
+        )
+    literals = parsed_literals(s.scan)
+    if literals:
+        lines.append(
+            f"# Not servers: {len(literals)} URL literals the tests only parse or compare,"
+            f" or with placeholder parts, e.g. {'; '.join(literals[:3])}"
+        )
     lines += [
         '# Mark credentials with ${secret:NAME}: e.g. env = { API_TOKEN = "${secret:API_TOKEN}" }',
         "# Values from ${NAME} stay readable when they are URLs without a password.",
         "",
     ]
     return lines
+
+
+def _default_of(s: Survey, name: str) -> str | None:
+    return next((r.default for r in s.scan.env_reads if r.name == name and r.default), None)
+
+
+def _no_server(value: str) -> str:
+    """Why a variable's default is no server, in a few words."""
+    scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+    if scheme.startswith(("sqlite", "file")):
+        return "a file, no server"
+    return "no server greenloop can probe" if scheme else "not an address"
 
 
 def other_variables(s: Survey, used: set[str]) -> list[tuple[str, str]]:
@@ -278,14 +324,18 @@ def postgres_dsn(target: Target, url: str) -> str:
 
     psycopg does not read SQLAlchemy's postgresql+driver:// form; a URL built from
     host and port variables names no user or database, so PGUSER (else postgres)
-    and the `postgres` database every server has are used.
+    and the `postgres` database every server has are used. The parts are put
+    together with urllib.parse (a query string stays last).
     """
     if any("+" in st.value.split("://", 1)[0] for st in target.settings):
         return target.url
     parts = urlsplit(target.url)
-    if parts.username or any("://" in st.value for st in target.settings):
+    if parts.username or any("://" in st.value for st in target.settings) or "${" in url[:2]:
         return url
-    return url.replace("://", "://${PGUSER:-postgres}@", 1) + "/postgres"
+    given = urlsplit(url)
+    netloc = given.netloc if "@" in given.netloc else f"${{PGUSER:-postgres}}@{given.netloc}"
+    path = given.path if given.path not in ("", "/") else "/postgres"
+    return urlunsplit((given.scheme, netloc, path, given.query, ""))
 
 
 # --------------------------------------------------------------------------- phases, index

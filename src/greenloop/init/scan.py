@@ -3,7 +3,9 @@
 `scan_suite` walks the tests folder once and parses each Python file: test
 functions and markers, the environment variables the code reads
 (`os.environ[...]`, `os.getenv`, `environ.get`), the command-line options
-conftest.py files add (`parser.addoption`), and URL literals. It also reads
+conftest.py files add (`parser.addoption`), URL literals (noting whether the code
+connects with them, see `greenloop.init.clients`) and clients built with no
+address (their library's default server). It also reads
 the project's own settings files (tox.ini, CI workflows, compose files,
 .env examples) for URLs and `NAME=value` assignments of those variables.
 """
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from greenloop.indexfile import INDEX_SUFFIXES
+from greenloop.init.clients import ClientDefault, client_defaults, connected_literals
 
 # Markers pytest and its common plugins define: not categories a team chose.
 BUILTIN_MARKERS = frozenset(
@@ -116,6 +119,9 @@ class UrlSeen:
 
     url: str
     where: str
+    # False for a literal in Python code that no connect call is given (a test that
+    # parses or compares it): no evidence of a server. Settings files: True.
+    connects: bool = True
 
 
 @dataclass(frozen=True)
@@ -147,6 +153,8 @@ class SuiteScan:
     # (test file, class or function) that patch something with unittest.mock: often unit
     # tests inside an E2E file, which the authenticity checks will rightly flag.
     mocking: list[tuple[str, str]] = field(default_factory=list)
+    # Clients built with no address (`redis.Redis()`): their library's default server.
+    client_defaults: list[ClientDefault] = field(default_factory=list)
 
 
 def project_root(tests_dir: Path) -> Path:
@@ -310,6 +318,9 @@ ENV_NAME = re.compile(r"^[A-Z][A-Z0-9]*_?[A-Z0-9_]*$")
 
 
 def _read_code(tree: ast.AST, rel: str, scan: SuiteScan) -> None:
+    connected = connected_literals(tree)
+    or_defaults = _or_defaults(tree)
+    scan.client_defaults += client_defaults(tree, rel)
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             _read_looked_up_names(node, rel, scan)
@@ -319,12 +330,24 @@ def _read_code(tree: ast.AST, rel: str, scan: SuiteScan) -> None:
                 if isinstance(node.ctx, ast.Store | ast.Del):
                     scan.env_writes.add(name)
                 else:
-                    scan.env_reads.append(EnvRead(name, None, rel))
+                    scan.env_reads.append(EnvRead(name, or_defaults.get(id(node)), rel))
         elif isinstance(node, ast.Call):
-            _read_call(node, rel, scan)
+            _read_call(node, rel, scan, or_defaults.get(id(node)))
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             for match in URL.finditer(node.value):
-                scan.urls.append(UrlSeen(match.group(0), rel))
+                scan.urls.append(UrlSeen(match.group(0), rel, connects=id(node) in connected))
+
+
+def _or_defaults(tree: ast.AST) -> dict[int, str]:
+    """`os.environ.get("X") or "default"`: id of the read -> the string it falls back to."""
+    found: dict[int, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or):
+            for read, fallback in zip(node.values, node.values[1:], strict=False):
+                value = _string(fallback)
+                if value is not None and isinstance(read, ast.Call | ast.Subscript):
+                    found[id(read)] = value
+    return found
 
 
 def _read_looked_up_names(
@@ -357,10 +380,11 @@ def _read_looked_up_names(
             scan.env_reads.append(EnvRead(n.value, None, rel))
 
 
-def _read_call(node: ast.Call, rel: str, scan: SuiteScan) -> None:
+def _read_call(node: ast.Call, rel: str, scan: SuiteScan, or_default: str | None = None) -> None:
     func = node.func
     name = _string(node.args[0]) if node.args else None
     default = _string(node.args[1]) if len(node.args) > 1 else _keyword(node, "default")
+    default = default or or_default
     if isinstance(func, ast.Attribute):
         reads = func.attr == "getenv" or (func.attr == "get" and _is_environ(func.value))
         if reads and name:

@@ -7,12 +7,21 @@ a port, by its name (REDIS_PORT, PGHOST). Variables that name the same server
 make one `Target`; each target becomes a component with a probe of the
 matching kind, and the variables and options become `environment.env` and
 `execution.pytest_args` entries.
+
+Evidence, strongest first: a variable set in init's own environment (its value
+is the server; a comma-separated list gives several; passwords are never
+written: they become `${secret:<VAR>_PASSWORD}`), a variable the suite reads
+with a default, a URL literal the suite connects with, a client built with no
+address (its library's default server), then a URL in the project's settings
+files (only when nothing else names a server). A URL literal a test only parses
+or compares, or one with placeholder credentials or port, is no server: it is
+listed in a comment (`parsed_literals`). sqlite and file URLs are no servers.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
@@ -56,6 +65,11 @@ NOT_TARGETS = re.compile(
     r"readthedocs\.(io|org)|pypi\.org|w3\.org|wikipedia\.org|googleapis\.com|shields\.io)$"
 )
 TEMPLATE = re.compile(r"\$\{\{[^}]*\}\}|\$\{[^}]*\}|\$\([^)]*\)|\{\{[^}]*\}\}")
+# Credentials of documentation and parser tests, not of a server (user, password).
+PLACEHOLDER_USERS = frozenset({"username", "user", "name", "login"})
+PLACEHOLDER_PASSWORDS = frozenset({"password", "pass", "passwd", "pwd", "********", "xxx"})
+# Evidence strength of a target (see the module docstring).
+SET_IN_ENV, SETTING, CONNECT, CLIENT_DEFAULT, SETTINGS_FILE = 4, 3, 2, 1, 0
 
 
 @dataclass(frozen=True)
@@ -66,6 +80,9 @@ class Setting:
     name: str  # e.g. DATABASE_URL or --redis-url
     value: str  # what to pass: a URL, a host or a port, as the tests expect it
     files: tuple[str, ...] = ()  # the test files that read it ("" = settings files)
+    # The value is written as it is (it holds `${secret:...}` for a password init saw
+    # in its environment), not as `${NAME:-value}`.
+    templated: bool = False
 
 
 @dataclass
@@ -78,6 +95,8 @@ class Target:
     settings: list[Setting] = field(default_factory=list)
     evidence: list[str] = field(default_factory=list)  # where it was found, in words
     alternatives: list[str] = field(default_factory=list)  # other values seen for it
+    strength: int = SETTINGS_FILE  # the strongest evidence (SET_IN_ENV ... SETTINGS_FILE)
+    code_files: set[str] = field(default_factory=set)  # test files that connect to it
 
     @property
     def host(self) -> str:
@@ -90,8 +109,9 @@ class Target:
 
     @property
     def files(self) -> set[str]:
-        """Test files that read its settings; empty when only settings files name it."""
-        return {f for s in self.settings for f in s.files if f}
+        """Test files that read its settings or connect to it; empty when only settings
+        files name it."""
+        return {f for s in self.settings for f in s.files if f} | self.code_files
 
 
 def clean_url(url: str) -> str | None:
@@ -137,34 +157,78 @@ def name_kind(name: str) -> tuple[str, str] | None:
     return None
 
 
-def find_targets(scan: SuiteScan) -> list[Target]:
-    """Targets from variables, options and settings files, one per (kind, host, port)."""
+def find_targets(scan: SuiteScan, environ: Mapping[str, str] | None = None) -> list[Target]:
+    """Targets from variables, options, connect calls, client defaults and settings files,
+    one per (kind, host, port).
+
+    `environ`: init's own environment (variables set there are the strongest evidence);
+    None reads none.
+    """
+    environ = environ or {}
     targets: dict[tuple[str, str, int], Target] = {}
-    for setting, url, where in _candidates(scan):
-        if url == "" and setting:  # a URL variable with no value anywhere: the user sets it
-            target = Target(name="", kind="http", url="")
-            key: tuple[str, str, int] = ("variable", setting.name, 0)
-        else:
-            kind = url_kind(url)
-            if kind is None:
-                continue
-            target = Target(name="", kind=kind, url=probe_url(url))
-            host = "127.0.0.1" if target.host in ("localhost", "::1") else target.host
-            key = (kind, host, target.port)
-        if key in targets:
-            target = targets[key]
-        else:
-            targets[key] = target
-        if setting and setting not in target.settings:
-            target.settings.append(setting)
-        if where not in target.evidence:
-            target.evidence.append(where)
+    defaults: list[tuple[str, str, str]] = []
+    for setting, url, where, strength, file in _candidates(scan, environ):
+        if strength == CLIENT_DEFAULT:
+            defaults.append((url, where, file))
+            continue
+        _add(targets, setting, url, where, strength, file)
+    for url, where, file in defaults:
+        # The weakest evidence: only when nothing else names a server of that kind.
+        kind = url_kind(url)
+        same = [t for t in targets.values() if t.kind == kind and t.strength > SETTINGS_FILE]
+        if not same or any(_key(t) == _key_of(url) for t in same):
+            _add(targets, None, url, where, CLIENT_DEFAULT, file)
     _name_targets(list(targets.values()))
-    return sorted(targets.values(), key=lambda t: (KIND_ORDER.index(t.kind), t.name))
+    return sorted(
+        targets.values(),
+        key=lambda t: (KIND_ORDER.index(t.kind) if t.kind in KIND_ORDER else 9, t.name),
+    )
 
 
-def _candidates(scan: SuiteScan) -> Iterable[tuple[Setting | None, str, str]]:
-    """(how the tests are told, a URL, where it was seen) for each candidate target."""
+def _key_of(url: str) -> tuple[str, str, int]:
+    return _key(Target(name="", kind=url_kind(url) or "", url=probe_url(url)))
+
+
+def _key(target: Target) -> tuple[str, str, int]:
+    host = "127.0.0.1" if target.host in ("localhost", "::1") else target.host
+    return (target.kind, host, target.port)
+
+
+def _add(
+    targets: dict[tuple[str, str, int], Target],
+    setting: Setting | None,
+    url: str,
+    where: str,
+    strength: int,
+    file: str = "",
+) -> None:
+    if url == "" and setting:  # a URL variable with no value anywhere: the user sets it
+        target = Target(name="", kind="http", url="")
+        key: tuple[str, str, int] = ("variable", setting.name, 0)
+    else:
+        kind = url_kind(url)
+        if kind is None:
+            return
+        target = Target(name="", kind=kind, url=probe_url(url))
+        key = _key(target)
+    if key in targets:
+        target = targets[key]
+    else:
+        targets[key] = target
+    target.strength = max(target.strength, strength)
+    if file and strength in (CONNECT, CLIENT_DEFAULT):
+        target.code_files.add(file)
+    if setting and setting not in target.settings:
+        target.settings.append(setting)
+    if where not in target.evidence:
+        target.evidence.append(where)
+
+
+def _candidates(
+    scan: SuiteScan, environ: Mapping[str, str]
+) -> Iterable[tuple[Setting | None, str, str, int, str]]:
+    """(how the tests are told, a URL, where it was seen, strength, the test file that
+    connects with it or "") for each candidate target."""
     reads: dict[str, list[str]] = {}
     defaults: dict[str, str | None] = {}
     for read in scan.env_reads:
@@ -178,26 +242,121 @@ def _candidates(scan: SuiteScan) -> Iterable[tuple[Setting | None, str, str]]:
         if name not in reads and any("://" in v for v in assigned):
             reads[name] = [""]
             defaults[name] = None
+
+    def value_of(name: str) -> str | None:
+        return environ.get(name) or defaults.get(name) or best_value(scan.assignments.get(name, []))
+
     for name, files in reads.items():
         files_t = tuple(dict.fromkeys(files))
         where = f"{name} ({', '.join(f for f in files_t if f) or 'project settings'})"
-        value = defaults.get(name) or best_value(scan.assignments.get(name, []))
-        url = _as_url(name, value, defaults, scan)
-        if url is None:
-            continue
-        given = value or (_setting_value(name, url) if url else "")
-        yield Setting("env", name, given, files_t), url, where
+        suite_value = defaults.get(name) or best_value(scan.assignments.get(name, []))
+        env_value = environ.get(name) or None
+        if env_value:
+            where += ", set when init ran"
+        for part in split_urls(env_value or suite_value):
+            url = _as_url(name, part, value_of)
+            if url is None:
+                continue
+            if env_value:
+                url = redact(url, name)
+            setting = _setting(name, url, suite_value, env_value, files_t)
+            yield setting, url, where, SET_IN_ENV if env_value else SETTING, ""
     for option in scan.options:
         default = option.default or ""
         if "://" in default:
             url = clean_url(default)
             if url:
                 setting = Setting("option", option.flag, url, ("",))
-                yield setting, url, f"{option.flag} ({option.file})"
+                yield setting, url, f"{option.flag} ({option.file})", SETTING, ""
     for seen in scan.urls:
         url = clean_url(seen.url)
-        if url and _is_server(url):
-            yield None, url, f"{seen.url} ({seen.where})"
+        if url and seen.connects and _is_server(url) and not is_placeholder(url):
+            code = seen.where.endswith(".py")
+            strength = CONNECT if code else SETTINGS_FILE
+            yield None, url, f"{seen.url} ({seen.where})", strength, seen.where if code else ""
+    for client in scan.client_defaults:
+        port = DEFAULT_PORT.get(client.scheme)
+        url = f"{client.scheme}://127.0.0.1:{port}" if port else f"{client.scheme}://127.0.0.1"
+        where = f"{client.call} with no address ({client.file})"
+        yield None, url, where, CLIENT_DEFAULT, client.file
+
+
+def _setting(
+    name: str, url: str, suite_value: str | None, env_value: str | None, files: tuple[str, ...]
+) -> Setting:
+    """What env entry the config writes: the suite's own default when it has one (so the
+    config works unset, as the suite does), else init's environment's value (redacted)."""
+    if suite_value:
+        return Setting("env", name, suite_value, files)
+    if env_value:
+        written = redact(env_value, name)
+        return Setting("env", name, written, files, templated=written != env_value)
+    return Setting("env", name, _setting_value(name, url) if url else "", files)
+
+
+def split_urls(value: str | None) -> list[str | None]:
+    """A comma-separated list of URLs as its URLs; any other value as itself."""
+    if value and "," in value:
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+        if parts and all("://" in p for p in parts):
+            return list(dict.fromkeys(parts))
+    return [value]
+
+
+def password_variable(name: str) -> str:
+    """The variable a config reads for the password of the URL(s) in `name`."""
+    return f"{name}_PASSWORD"
+
+
+def redact(value: str, name: str) -> str:
+    """`value` (a URL or a comma-separated list of URLs) with each password replaced by
+    `${secret:<name>_PASSWORD}`; built with urllib.parse, never by hand."""
+    out = []
+    for part in value.split(","):
+        try:
+            parts = urlsplit(part.strip())
+            password = parts.password
+        except ValueError:
+            out.append(part)
+            continue
+        if not password:
+            out.append(part.strip())
+            continue
+        host = parts.netloc.rpartition("@")[2]
+        user = parts.netloc.rpartition("@")[0].split(":", 1)[0]
+        netloc = f"{user}:${{secret:{password_variable(name)}}}@{host}"
+        out.append(urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)))
+    return ",".join(out)
+
+
+def is_placeholder(url: str) -> bool:
+    """A URL of documentation or a parser test: placeholder credentials, or a low port
+    that is no scheme's default (`postgresql://username:password@localhost:123/db`)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return True
+    if (parts.username or "").lower() in PLACEHOLDER_USERS or (
+        (parts.password or "").lower() in PLACEHOLDER_PASSWORDS
+    ):
+        return True
+    return port is not None and port < 1024 and port not in DEFAULT_PORT.values()
+
+
+def parsed_literals(scan: SuiteScan) -> list[str]:
+    """URL literals in the code that no connect call is given (or with placeholder parts):
+    seen, not probed, with the file, for a comment."""
+    seen = []
+    for literal in scan.urls:
+        url = clean_url(literal.url)
+        if not url or not literal.where.endswith(".py") or not _is_server(url):
+            continue
+        if not literal.connects or is_placeholder(url):
+            text = f"{literal.url} ({literal.where})"
+            if text not in seen:
+                seen.append(text)
+    return seen
 
 
 def best_value(values: list[str]) -> str | None:
@@ -215,13 +374,11 @@ def best_value(values: list[str]) -> str | None:
     return min(ranked)[1] if ranked else None
 
 
-def _as_url(
-    name: str,
-    value: str | None,
-    defaults: dict[str, str | None],
-    scan: SuiteScan,
-) -> str | None:
-    """A variable's value as a URL: itself, or built from a host/port and its name's kind."""
+def _as_url(name: str, value: str | None, value_of: Callable[[str], str | None]) -> str | None:
+    """A variable's value as a URL: itself, or built from a host/port and its name's kind.
+
+    `value_of` gives a sibling variable's value (PGHOST beside PGPORT).
+    """
     if value and "://" in value:
         return clean_url(value)
     implied = name_kind(name)
@@ -231,15 +388,14 @@ def _as_url(
         return None
     scheme = implied[1]
     host, port = "127.0.0.1", DEFAULT_PORT.get(scheme)
-    if name.upper().endswith("PORT") and value and value.isdigit():
+    upper = name.upper()
+    if upper.endswith("PORT") and value and value.isdigit():
         port = int(value)
-        prefix = name.upper()[: -len("PORT")]
-        sibling = defaults.get(prefix + "HOST") or best_value(
-            scan.assignments.get(prefix + "HOST", [])
-        )
-        host = sibling or host
-    elif name.upper().endswith("HOST") and value:
+        host = value_of(upper[: -len("PORT")] + "HOST") or host
+    elif upper.endswith("HOST") and value:
         host = value
+        sibling = value_of(upper[: -len("HOST")] + "PORT") or ""
+        port = int(sibling) if sibling.isdigit() else port
     elif value:
         return None
     return f"{scheme}://{host}:{port}" if port else f"{scheme}://{host}"
