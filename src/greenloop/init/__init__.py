@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from greenloop.errors import ConfigError
+from greenloop.execute.interpreter import import_root
 from greenloop.index import locate
 from greenloop.indexfile import IndexRow, read_index_file
 from greenloop.init.collect import Collection, collect
@@ -96,9 +97,11 @@ def survey(
     interpreter = python or _project_python(scan.root)
     runner = _absolute_python(interpreter, config_dir) if interpreter else sys.executable
     if run_collection:
-        collection = collect(runner, tests_dir, root=scan.root)
+        # The folder `greenloop run` puts on the import path: both collect alike.
+        root = import_root(tests_dir, config_dir)
+        collection = collect(runner, tests_dir, root=root)
         if collection.error is None and not collection.counts and named:
-            collection = collect(runner, tests_dir, sorted(set(named)), root=scan.root)
+            collection = collect(runner, tests_dir, sorted(set(named)), root=root)
     else:
         collection = Collection(error="collection was turned off (--no-collect)")
     result = Survey(

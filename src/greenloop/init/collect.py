@@ -7,8 +7,8 @@ says why in one line and `greenloop init` falls back to counting `def test`;
 a file that does not import is listed with the first line of its error.
 
 It imports the suite as the user's `python -m pytest <tests>` from the project
-root does, and as `greenloop run` does (execute/interpreter.py): the project
-root goes on PYTHONPATH (after the user's own entries), so a suite that imports
+root does, and as `greenloop run` does (`execute.interpreter.import_root` picks
+the folder): it goes on PYTHONPATH (after the user's own entries), so a suite that imports
 its own `tests` package collects; PYTHONSAFEPATH=1 keeps the tests folder, the
 working directory, off the front of sys.path.
 """
@@ -74,7 +74,9 @@ def collect(
     run_env.pop("PYTEST_ADDOPTS", None)
     run_env["PYTHONSAFEPATH"] = "1"
     if root is not None and root.resolve() != tests_dir:
-        theirs = [p for p in run_env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        theirs = [
+            p for p in run_env.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(root)
+        ]
         run_env["PYTHONPATH"] = os.pathsep.join([*theirs, str(root.resolve())])
     done = run_argv(
         argv,
