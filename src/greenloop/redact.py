@@ -256,7 +256,7 @@ class Redactor:
         if kind is dict:
             return self._dict(obj, seen)
         if kind is list:
-            return [self._walk(v, seen) for v in obj]
+            return self._list(obj, seen)
         if kind in _ATOMS:
             return obj
         if isinstance(obj, enum.Enum):
@@ -296,6 +296,19 @@ class Redactor:
                 out[key] = value
             else:
                 out[key] = self._value(key, value, seen)
+        return out
+
+    def _list(self, obj: list[Any], seen: dict[str, str]) -> list[Any]:
+        """`[self._walk(v, seen)]`, strings inline (a cluster's list of test ids)."""
+        out = []
+        for value in obj:
+            if type(value) is str:
+                done = seen.get(value)
+                if done is None:
+                    done = seen[value] = self.redact(value)
+                out.append(done)
+            else:
+                out.append(self._walk(value, seen))
         return out
 
     def _value(self, key: Any, value: Any, seen: dict[str, str]) -> Any:
