@@ -131,6 +131,18 @@ def test_a_probe_dsn_is_built_with_urllib_and_parses(tmp_path: Path) -> None:
     assert parsed["dbname"] == "postgres" and parsed["sslmode"] == "disable"
     assert parsed["port"] == "5434" and parsed["user"] == os.environ.get("PGUSER", "postgres")
 
+    # A default with no host (libpq's local socket, as huey's HUEY_PG_DSN): the probe, which
+    # needs a host, gets the same server on 127.0.0.1; the suite keeps its own default.
+    (tmp_path / "tests" / "conftest.py").write_text(
+        "import os, psycopg\n\nDSN = os.environ.get('JOBS_PG_DSN') or 'postgresql:///jobs'\n"
+        "CONN = psycopg.connect(DSN)\n"
+    )
+    _, raw = propose(tmp_path)
+    assert probes(raw) == [("postgres", "${JOBS_PG_DSN:-postgresql://127.0.0.1/jobs}")]
+    assert raw["environment"]["env"] == {"JOBS_PG_DSN": "${JOBS_PG_DSN:-postgresql:///jobs}"}
+    config = load_config(tmp_path / "greenloop.toml")  # the probe's DSN validates
+    assert config.probes[0].options()["dsn"] == "postgresql://127.0.0.1/jobs"
+
 
 LIST_READER = """
 import os

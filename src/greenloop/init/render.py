@@ -129,7 +129,7 @@ def url_expression(target: Target) -> str:
         # (sqlite) cannot stand for the server: its URL is written instead.
         single = "," not in whole.value and not whole.templated
         if single and (whole.value == "" or url_kind(whole.value) == target.kind):
-            return _var(whole)
+            return _var(_with_host(whole))
         if target.url:
             return target.url
     parts = urlsplit(target.url)
@@ -141,6 +141,17 @@ def url_expression(target: Target) -> str:
     port_text = _var(port) if port else str(parts.port or DEFAULT_PORT.get(parts.scheme) or "")
     rest = parts.path + (f"?{parts.query}" if parts.query else "")
     return f"{parts.scheme}://{host_text}:{port_text}{rest}"
+
+
+def _with_host(setting: Setting) -> Setting:
+    """A default with no host (`postgresql:///db`: libpq's local socket) as the probe can
+    take it: the same server on 127.0.0.1."""
+    parts = urlsplit(setting.value)
+    if not setting.value or parts.hostname:
+        return setting
+    netloc = f"{parts.netloc}127.0.0.1" if parts.netloc.endswith("@") else "127.0.0.1"
+    value = urlunsplit(parts._replace(netloc=netloc))
+    return Setting(setting.kind, setting.name, value, setting.files, setting.templated)
 
 
 def _public(url: str) -> str:
