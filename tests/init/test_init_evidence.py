@@ -197,6 +197,7 @@ def test_enqueue():
 
 def test_fake():
     FakeRedis().ping()
+    RedisContainer().start()  # a container a fixture starts: not the default server
 
 def test_db():
     with psycopg.connect() as conn:
@@ -217,7 +218,7 @@ def test_a_client_built_with_no_address_reaches_its_librarys_default_server(
         ("redis", "redis://127.0.0.1:6379"),
     ]
     assert "RedisQueue() with no address (test_jobs.py)" in text
-    assert "FakeRedis" not in text
+    assert "FakeRedis" not in text and "RedisContainer" not in text
 
     # A suite that names its Redis elsewhere: the default is not a second server.
     (tmp_path / "tests" / "conftest.py").write_text(

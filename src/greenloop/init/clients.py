@@ -38,8 +38,11 @@ CLIENT_LIBRARIES: dict[str, tuple[str, frozenset[str]]] = {
 }
 # A word in a class's CamelCase name -> the scheme of the client it is named after.
 CLIENT_WORDS = {"Redis": "redis", "Valkey": "redis", "Mongo": "mongodb"}
-# Names that are no client even when named after one.
-NOT_CLIENT = re.compile(r"(Error|Exception|Warning|Fake|Mock|Stub|Dummy|Test)")
+# Names that are no client of an existing server even when named after one: errors, test
+# doubles, and servers or containers a fixture starts (testcontainers' RedisContainer()).
+NOT_CLIENT = re.compile(
+    r"(Error|Exception|Warning|Fake|Mock|Stub|Dummy|Test|Container|Server|Settings|Config)"
+)
 # Functions and constructors that connect with the URL they are given, whatever the library.
 CONNECT_CALLS = frozenset(
     {
