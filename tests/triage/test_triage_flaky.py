@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import update
 from triage_helpers import T0, failed, gate, probe
 
+from greenloop.load import config_from_dict
 from greenloop.records import (
     Category,
     Outcome,
@@ -168,5 +170,98 @@ def test_triage_reads_the_store_once_per_kind_not_once_per_failure(tmp_path) -> 
         batch = histories_facts(store, nodes, 20)
         assert all(batch[n] == history_facts(store, n, 20) for n in nodes)
         assert {f.verdict for f in batch.values()} >= {"environment", "flaky"}
+    finally:
+        store.close()
+
+
+# ------------------------------------- one known revision, one environment, real verdicts
+
+
+def _runs(
+    store: Store,
+    outcomes: list[Outcome],
+    *,
+    revision: str | None,
+    environment: str = "staging",
+    prefix: str = "run",
+) -> None:
+    """One past run per outcome of NODE_A, an hour apart, no probe failing."""
+    for i, outcome in enumerate(outcomes):
+        run = f"{prefix}-{i}"
+        store.runs.start_run(
+            run, environment=environment, focus="all", command_line="", config_path=""
+        )
+        tests = (TestResult(NODE_A, outcome, duration_s=1.0),)
+        store.results.record_phase(
+            run, 1, PhaseResult("smoke", PhaseStatus.FAILED, 1.0, tests), revision
+        )
+        with store.session() as s:
+            s.execute(
+                update(schema.TestResultRow)
+                .where(schema.TestResultRow.run_id == run)
+                .values(finished_at=T0 - timedelta(hours=len(outcomes) - i))
+            )
+
+
+def _category(store: Store, outcome: Outcome, revision: str | None) -> Category:
+    """The category triage gives NODE_A's failure now, in a run of environment `staging`."""
+    text = "E   AssertionError: assert 'typing' in []"
+    config = config_from_dict({"environment": {"name": "staging"}}, Path("greenloop.toml"))
+    (c,) = triage(
+        [failed(text, nodeid=NODE_A, outcome=outcome)],
+        gate=gate(probe("backend", True, "200")),
+        config=config,
+        store=store,
+        revision=revision,
+    ).classifications
+    return c.category
+
+
+P, F = Outcome.PASSED, Outcome.FAILED
+
+
+def test_runs_of_an_unknown_revision_are_never_one_revision(tmp_path) -> None:
+    """The field trial: pass/fail runs with no `version_url` (revision None), then a run
+    whose tests fail: no flips, because nothing says those runs ran the same code."""
+    store = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        _runs(store, [P, F, P, F, P, F], revision=None)
+        assert _category(store, F, None) is not Category.FLAKY
+        # Even a known revision now does not make the unknown past comparable with it.
+        assert _category(store, F, "rev-9") is not Category.FLAKY
+        facts = flaky_report(store, 20)
+        assert facts == [], facts  # `greenloop flaky`: nothing flips on a known revision
+        assert score_history(NODE_A, [HistoryPoint(True, None, None)] * 2 + [
+            HistoryPoint(False, None, None)]).runs == 0  # fmt: skip
+    finally:
+        store.close()
+
+
+def test_flips_on_one_known_revision_in_another_environment_do_not_count(tmp_path) -> None:
+    from greenloop.triage.flaky import history_facts
+
+    store = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        _runs(store, [P, F, P, F, P], revision="rev-7", environment="perf")
+        assert _category(store, F, "rev-7") is not Category.FLAKY  # triage's env: staging
+        assert history_facts(store, NODE_A, 20, environment="staging").runs == 0
+        assert history_facts(store, NODE_A, 20, environment="perf").verdict == "flaky"
+        # The same history in this environment is flakiness (the control).
+        _runs(store, [P, F, P, F, P], revision="rev-7", prefix="staging")
+        assert _category(store, F, "rev-7") is Category.FLAKY
+    finally:
+        store.close()
+
+
+def test_timeouts_and_tests_that_never_started_are_no_flips(tmp_path) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        # Passes with timeouts and crashes (pytest stopped) between them: no flip.
+        _runs(store, [P, Outcome.TIMEOUT, P, Outcome.CRASHED, P, Outcome.TIMEOUT], revision="r1")
+        assert _category(store, F, "r1") is not Category.FLAKY
+        # A test that timed out now is no flip either, whatever its past on this revision.
+        _runs(store, [P, F, P, F, P], revision="r1", prefix="flips")
+        assert _category(store, F, "r1") is Category.FLAKY  # the control: a real failure
+        assert _category(store, Outcome.TIMEOUT, "r1") is not Category.FLAKY
     finally:
         store.close()

@@ -52,7 +52,11 @@ def flaky(config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
     cfg = load_read_only(config)
     store = open_store(config)
     try:
-        console().print(render_flaky(flaky_report(store, cfg.triage.flaky_window)))
+        console().print(
+            render_flaky(
+                flaky_report(store, cfg.triage.flaky_window, environment=cfg.environment.name)
+            )
+        )
     finally:
         store.close()
 

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from greenloop.records import Classification, Cluster
 from greenloop.store.base import Repository
-from greenloop.store.schema import ClusterRow, LabelRow, ProbeResultRow, TestResultRow
+from greenloop.store.schema import ClusterRow, LabelRow, ProbeResultRow, RunRow, TestResultRow
 from greenloop.store.stored import StoredCluster, StoredLabel, StoredProbe, StoredTest, view
 
 # Tests per history query: well under every database's limit of bound parameters.
@@ -78,11 +78,12 @@ class TriageRepository(Repository):
             return [view(StoredTest, r) for r in s.scalars(query)]
 
     def test_histories(
-        self, nodeids: Iterable[str], limit: int = 20
+        self, nodeids: Iterable[str], limit: int = 20, *, environment: str | None = None
     ) -> dict[str, list[StoredTest]]:
         """`test_history` of many tests at once: each test's most recent results, newest
         first (a test with none maps to []). One query per HISTORY_BATCH tests (a window
-        function numbers each test's rows), not one per test."""
+        function numbers each test's rows), not one per test. `environment`: only the
+        results of runs in that environment (None: every environment)."""
         wanted = list(dict.fromkeys(nodeids))
         out: dict[str, list[StoredTest]] = {n: [] for n in wanted}
         for lo in range(0, len(wanted), HISTORY_BATCH):
@@ -95,9 +96,12 @@ class TriageRepository(Repository):
                 )
                 .label("newest")
             )
-            ranked = (
-                select(TestResultRow.id, newest).where(TestResultRow.nodeid.in_(chunk)).subquery()
-            )
+            of_chunk = select(TestResultRow.id, newest).where(TestResultRow.nodeid.in_(chunk))
+            if environment is not None:
+                of_chunk = of_chunk.join(RunRow, RunRow.id == TestResultRow.run_id).where(
+                    RunRow.environment == environment
+                )
+            ranked = of_chunk.subquery()
             query = (
                 select(TestResultRow)
                 .join(ranked, ranked.c.id == TestResultRow.id)

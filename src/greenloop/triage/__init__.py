@@ -39,7 +39,7 @@ from greenloop.store import Store, aware
 from greenloop.triage.classify import Decision, needs_triage
 from greenloop.triage.cluster import build_clusters
 from greenloop.triage.evidence import FailureEvidence, gather_evidence, index_components
-from greenloop.triage.flaky import ProbeTimeline, histories_facts
+from greenloop.triage.flaky import ProbeTimeline, histories_facts, shows_flips
 from greenloop.triage.impact import test_file, total_impact_usd
 from greenloop.triage.labels import Label, labels_from_rows, team_rules
 from greenloop.triage.logs import LogRecord, read_logs
@@ -129,9 +129,21 @@ def triage(
     timed = _TimedRejections(records)
 
     components_by_file: dict[str, tuple[str, ...]] = {}  # the index, looked up once per file
-    # The store is read once per kind for every failure: histories, then probes.
-    failing_ids = [t.nodeid for t in todo if t.outcome.is_failure]
-    history = histories_facts(store, failing_ids, window) if store and failing_ids else {}
+    # The store is read once per kind for every failure: histories, then probes. Flips
+    # count on this run's known revision in its environment only; a test that timed out
+    # or never started now is no flip, whatever its past (flaky.py).
+    failing_ids = [t.nodeid for t in todo if shows_flips(t.outcome)]
+    history = (
+        histories_facts(
+            store,
+            failing_ids,
+            window,
+            revision=revision,
+            environment=config.environment.name if config else None,
+        )
+        if store and failing_ids and revision is not None
+        else {}
+    )
     moments = [m for t in todo if (m := _moment(t)) is not None]
     probes = ProbeTimeline.read(store, moments) if store else None
     evidences: list[FailureEvidence] = []
@@ -139,7 +151,7 @@ def triage(
         file = test_file(test.nodeid)
         if file not in components_by_file:
             components_by_file[file] = index_components(test.nodeid, index)
-        facts = history.get(test.nodeid) if test.outcome.is_failure else None
+        facts = history.get(test.nodeid)
         request_keys = test.request_keys if by_request or rejections else ()
         evidence = gather_evidence(
             test,

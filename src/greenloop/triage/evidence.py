@@ -138,7 +138,8 @@ class FailureEvidence:
 
     @property
     def revision_changed(self) -> bool:
-        return bool(self.previous_revision and self.revision != self.previous_revision)
+        known = self.previous_revision and self.revision  # unknown is no change
+        return bool(known and self.revision != self.previous_revision)
 
     @property
     def raising_frame(self) -> Frame | None:

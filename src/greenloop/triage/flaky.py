@@ -4,6 +4,13 @@ A test that fails and passes on the *same* code is nondeterministic, unless
 its failures line up with probe failures: then the environment flickered and
 the test is innocent. Only the former is `flaky`. The scoring is pure
 (`score_history`); `flaky_report` and `history_facts` read the store.
+
+"The same code" is a *known* revision: runs whose revision is unknown (no
+`[deploy] version_url`) are never compared, with each other or with anything,
+since nothing says they ran the same code. History is read for one test id in
+one environment (`[environment] name`). Only a test's own verdict is evidence:
+a pass, a failure or an error. A timeout or a crash is the runner stopping pytest
+(a hung server, a phase deadline), and a test that never started says nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +27,15 @@ from greenloop.store.stored import StoredProbe
 
 # How far before a failed test's end its probe window opens, beyond its duration.
 PROBE_MARGIN_S = 5.0
+# The outcomes that are a test's own verdict, and so may show a flip.
+VERDICTS = frozenset({Outcome.PASSED, Outcome.FAILED, Outcome.ERROR})
+_FAILED = frozenset(o.value for o in VERDICTS if o is not Outcome.PASSED)
+
+
+def shows_flips(outcome: Outcome) -> bool:
+    """Whether a result with this outcome is evidence for or against flakiness: a pass,
+    a failure or an error; not a timeout, a crash, a skip or a block."""
+    return outcome in VERDICTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,14 +73,19 @@ def flips(passed: Sequence[bool]) -> int:
     return sum(1 for a, b in pairwise(passed) if a != b)
 
 
-def score_history(nodeid: str, points: Sequence[HistoryPoint]) -> FlakyTest:
-    """Score a test's history (newest first or oldest first: flips do not care).
+def score_history(
+    nodeid: str, points: Sequence[HistoryPoint], revision: str | None = None
+) -> FlakyTest:
+    """Score a test's history, newest first.
 
-    Only runs on the most recent revision count: a fix between two runs is a
-    flip too, but not flakiness. A pass on retry counts as a flip inside one run.
+    Only runs on one known revision count: `revision`, else the newest point's known
+    one. A fix between two runs is a flip too, but not flakiness. Points of an unknown
+    revision (None) never count, so a history with no known revision is `stable` with
+    0 runs. A pass on retry counts as a flip inside one run.
     """
-    revision = points[0].revision if points else None
-    same = [p for p in points if p.revision == revision]
+    if revision is None:
+        revision = next((p.revision for p in points if p.revision is not None), None)
+    same = [p for p in points if revision is not None and p.revision == revision]
     # A run that passed on retry ended green; its one internal flip is counted apart.
     passed = [p.passed or p.passed_on_retry for p in same]
     retry = sum(1 for p in same if p.passed_on_retry)
@@ -123,17 +144,21 @@ def _run_window(finished: datetime | None, duration_s: float) -> tuple[datetime,
 
 
 def load_histories(
-    store: Store, nodeids: Sequence[str], window: int
+    store: Store, nodeids: Sequence[str], window: int, *, environment: str | None = None
 ) -> dict[str, list[HistoryPoint]]:
     """Each test's last `window` results as history points, newest first: one history
-    query per batch of tests and one probe query for every failed run's moment."""
-    histories = store.triage.test_histories(nodeids, limit=window)
-    failure = {o.value for o in Outcome if o.is_failure}
+    query per batch of tests and one probe query for every failed run's moment.
+
+    `environment`: only runs of that environment (None: every environment in the store).
+    Results of an unknown revision and outcomes that are no verdict (`shows_flips`) are
+    left out."""
+    histories = store.triage.test_histories(nodeids, limit=window, environment=environment)
     moments = [
         moment
         for rows in histories.values()
         for row in rows
-        if row.outcome in failure
+        if row.outcome in _FAILED
+        and row.revision is not None
         and (moment := _run_window(row.finished_at, row.duration_s or 0.0)) is not None
     ]
     failing_probes = ProbeTimeline.read(store, moments, failed_only=True)
@@ -143,9 +168,9 @@ def load_histories(
         for row in rows:
             reruns = tuple(row.reruns or ())
             passed = row.outcome == Outcome.PASSED.value
-            failed = row.outcome in failure
-            if not passed and not failed:
-                continue  # skipped or blocked runs say nothing about flakiness
+            failed = row.outcome in _FAILED
+            if (not passed and not failed) or row.revision is None:
+                continue  # skipped, blocked, timed out, crashed, or code unknown: no evidence
             moment = _run_window(row.finished_at, row.duration_s or 0.0) if failed else None
             points.append(
                 HistoryPoint(
@@ -159,29 +184,48 @@ def load_histories(
     return out
 
 
-def load_history(store: Store, nodeid: str, window: int) -> list[HistoryPoint]:
+def load_history(
+    store: Store, nodeid: str, window: int, *, environment: str | None = None
+) -> list[HistoryPoint]:
     """The test's last `window` results as history points, newest first."""
-    return load_histories(store, [nodeid], window)[nodeid]
+    return load_histories(store, [nodeid], window, environment=environment)[nodeid]
 
 
-def history_facts(store: Store, nodeid: str, window: int) -> FlakyTest:
-    """What triage asks per failing test: flips on this revision, environment-correlated or not."""
-    return score_history(nodeid, load_history(store, nodeid, window))
+def history_facts(
+    store: Store,
+    nodeid: str,
+    window: int,
+    *,
+    revision: str | None = None,
+    environment: str | None = None,
+) -> FlakyTest:
+    """What triage asks per failing test: flips on `revision` (None: the newest known one)
+    in `environment`, environment-correlated or not."""
+    points = load_history(store, nodeid, window, environment=environment)
+    return score_history(nodeid, points, revision)
 
 
-def histories_facts(store: Store, nodeids: Sequence[str], window: int) -> dict[str, FlakyTest]:
+def histories_facts(
+    store: Store,
+    nodeids: Sequence[str],
+    window: int,
+    *,
+    revision: str | None = None,
+    environment: str | None = None,
+) -> dict[str, FlakyTest]:
     """`history_facts` of many tests, read in a few queries (`load_histories`)."""
-    return {
-        n: score_history(n, points) for n, points in load_histories(store, nodeids, window).items()
-    }
+    histories = load_histories(store, nodeids, window, environment=environment)
+    return {n: score_history(n, points, revision) for n, points in histories.items()}
 
 
-def flaky_report(store: Store, window: int) -> list[FlakyTest]:
-    """`greenloop flaky`: every recently seen test that flips, flakiest first.
+def flaky_report(store: Store, window: int, *, environment: str | None = None) -> list[FlakyTest]:
+    """`greenloop flaky`: every recently seen test that flips, flakiest first, each on its
+    newest known revision in `environment` (None: every environment in the store).
 
     Tests whose flips coincide with probe failures are listed too, with verdict
     `environment`, so nobody quarantines a test for an outage.
     """
     recent = list(store.results.recent_outcomes(per_test=1))
-    out = [scored for scored in histories_facts(store, recent, window).values() if scored.flips]
+    facts = histories_facts(store, recent, window, environment=environment)
+    out = [scored for scored in facts.values() if scored.flips]
     return sorted(out, key=lambda f: (f.verdict != "flaky", -f.score, -f.flips, f.nodeid))

@@ -308,7 +308,10 @@ def _rejection_whys(decisions: Sequence[Decision], logs: Sequence[LogRecord]) ->
 
 
 def _change_why(change: ChangeFacts) -> Why | None:
-    if not change.previous_revision or change.revision == change.previous_revision:
+    # An unknown revision (None) on either side says nothing about a change.
+    if not change.previous_revision or not change.revision:
+        return None
+    if change.revision == change.previous_revision:
         return None
     deploy = f"deploy: revision {change.previous_revision} -> {change.revision}"
     if change.previous_green:
