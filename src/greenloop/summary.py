@@ -14,7 +14,7 @@ from rich.markup import escape as e
 from rich.table import Table
 from rich.text import Text
 
-from greenloop.records import Outcome, RunResult, Verdict
+from greenloop.records import Category, Outcome, RunResult, Verdict
 from greenloop.store.stored import StoredRun
 from greenloop.trackers.listing import IssueSummary
 from greenloop.triage import TriageResult
@@ -139,14 +139,31 @@ def render_issues(issues: Sequence[IssueSummary]) -> Table:
     return table
 
 
+def triage_headline(result: TriageResult) -> str:
+    """`154 tests read: 29 passed, 119 failed (119 infrastructure), 6 skipped`: the outcomes
+    add up to the tests read; the failures (failed, error, timeout, crashed) are split by
+    category; skips and blocks are said apart, since they are no failures (environment
+    skips, which form clusters, are named in brackets)."""
+    outcomes = Counter(t.outcome for t in result.tests)
+    failures = sum(n for outcome, n in outcomes.items() if outcome.is_failure)
+    failing = {t.nodeid for t in result.tests if t.outcome.is_failure}
+    categories = Counter(c.category.value for c in result.classifications if c.nodeid in failing)
+    parts = [f"{outcomes[Outcome.PASSED]} passed", f"{failures} failed"]
+    if categories:
+        parts[-1] += f" ({', '.join(f'{n} {cat}' for cat, n in categories.most_common())})"
+    if outcomes[Outcome.SKIPPED]:
+        env = sum(1 for c in result.classifications if c.category is Category.SKIPPED_ENV)
+        parts.append(
+            f"{outcomes[Outcome.SKIPPED]} skipped" + (f" ({env} skipped_env)" if env else "")
+        )
+    if outcomes[Outcome.BLOCKED]:
+        parts.append(f"{outcomes[Outcome.BLOCKED]} blocked")
+    return f"{len(result.tests)} tests read: " + ", ".join(parts)
+
+
 def print_triage(console: Console, result: TriageResult) -> None:
-    """`greenloop triage`: categories counted, then one row per cluster."""
-    counts = Counter(c.category.value for c in result.classifications)
-    total = len(result.tests)
-    console.print(
-        f"{total} tests read, {len(result.classifications)} not passed: "
-        + (", ".join(f"{n} {cat}" for cat, n in counts.most_common()) or "none")
-    )
+    """`greenloop triage`: the outcomes counted (`triage_headline`), then one row per cluster."""
+    console.print(Text(triage_headline(result)))
     if not result.clusters:
         return
     table = Table(title="problems (one per cluster)", title_justify="left")

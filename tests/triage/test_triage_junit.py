@@ -83,9 +83,10 @@ def test_real_junit_file_is_classified_clustered_and_reported(tmp_path: Path) ->
     by_cluster = {c.reason: c for c in result.clusters}
     assert by_cluster["MISSING-FIXTURE"].category is Category.TEST
     assert by_cluster["IMPORT-ERROR"].category is Category.TEST
-    # three tests, one fault (ports differ between them): one cluster
+    # three tests, one fault (ports differ between them): one cluster; refused with no
+    # probe data and nothing showing the address is wrong: the server is down
     refused = [c for c in result.clusters if len(c.tests) == 3]
-    assert len(refused) == 1 and refused[0].category is Category.CONFIGURATION
+    assert len(refused) == 1 and refused[0].category is Category.INFRASTRUCTURE
     assert by_cluster["SKIPPED-ENV"].category is Category.SKIPPED_ENV
     assert "test_ok" not in categories
 

@@ -81,8 +81,9 @@ def test_httpx_connect_error_to_a_closed_port_with_no_probe_data() -> None:
     port = closed_port()
     text = raised(lambda: httpx.get(f"http://127.0.0.1:{port}/", timeout=1))
     assert "ConnectError" in text
-    # On this machine, no probe data: the local address is the likelier suspect.
-    assert decide(text).category is Category.CONFIGURATION
+    # No probe data and nothing that shows the address is wrong: nothing listens, an outage
+    # (a refusal is a wrong address only on evidence: see test_refused_..._wrong_address).
+    assert decide(text).category is Category.INFRASTRUCTURE
     # With the backend probe failing, the same text is an outage of the backend.
     g = gate(probe("backend", False, "connection refused", f"http://127.0.0.1:{port}/h", "http"))
     c = decide(text, g)

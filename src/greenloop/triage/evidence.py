@@ -82,6 +82,7 @@ class FailureEvidence:
     server_match: str = ""
     slow: tuple[Slowness, ...] = ()  # components probes saw answering slowly (slowest first)
     known_components: tuple[str, ...] = ()  # every component the gate knows
+    probe_targets: tuple[str, ...] = ()  # what the gate's probes check: the configured addresses
     last_request: str = ""  # the last request the test sent: `GET /threads/<id>/messages`
 
     @cached_property
@@ -474,6 +475,7 @@ def gather_evidence(
         server_match=server_match,
         slow=seen.slow,
         known_components=seen.known,
+        probe_targets=seen.targets,
         last_request=(
             f"{test.sent_requests[-1].method} {test.sent_requests[-1].path}"
             if test.sent_requests
@@ -533,6 +535,7 @@ class _GateFacts:
     healthy: tuple[str, ...]  # healthy components
     known: tuple[str, ...]
     slow: tuple[Slowness, ...]
+    targets: tuple[str, ...] = ()
 
     @cached_property
     def failing_probes(self) -> tuple[ProbeResult, ...]:
@@ -564,6 +567,7 @@ def _gate_facts(gate: GateResult | None) -> _GateFacts:
         healthy = tuple(c.name for c in gate.components if c.healthy)
         known = tuple(c.name for c in gate.components)
         slow = slow_components(gate.probes, known)
-    facts = _GateFacts(gate, failing, healthy, known, slow)
+    targets = tuple(dict.fromkeys(p.target for p in gate.probes)) if gate is not None else ()
+    facts = _GateFacts(gate, failing, healthy, known, slow, targets)
     _last_gate[:] = [facts]
     return facts

@@ -80,6 +80,61 @@ def _target_port(target: str) -> str | None:
         return None
 
 
+# The port a scheme means when a probe's URL names none.
+_SCHEME_PORTS = {
+    "http": 80, "ws": 80, "https": 443, "wss": 443, "postgres": 5432, "postgresql": 5432,
+    "redis": 6379, "rediss": 6379, "mysql": 3306, "amqp": 5672, "mongodb": 27017,
+}  # fmt: skip
+_DSN_PORT = re.compile(r"(?:^|\s)port=(\d+)")
+_HOST_PORT = re.compile(r"(?:[\w.\-]+|\[[0-9a-fA-F:]+\]):(\d+)")
+
+
+@lru_cache(maxsize=256)
+def probed_port(target: str) -> str | None:
+    """The port a probe's target checks: `tcp://h:5432`, `GET http://h/health` (80), a
+    DSN URL or `host=h port=5442` (5432 when it names none); None when the target names
+    no port (a command, a DNS name)."""
+    if "://" not in target:
+        if "host=" in target:  # PostgreSQL key=value DSN
+            found = _DSN_PORT.search(target)
+            return found.group(1) if found else "5432"
+        found = _HOST_PORT.fullmatch(target)  # host:port
+        return found.group(1) if found else None
+    url = target.split()[-1] if " " in target else target  # "GET http://..." (http probe)
+    try:
+        parts = urlsplit(url)
+        port = parts.port or _SCHEME_PORTS.get(parts.scheme.split("+", 1)[0].lower())
+    except ValueError:
+        return None
+    return str(port) if port else None
+
+
+def probed_ports(ev: FailureEvidence) -> tuple[str, ...]:
+    """The ports the run's probes check (what the config names), known ones only."""
+    return tuple(dict.fromkeys(p for t in ev.probe_targets if (p := probed_port(t))))
+
+
+# Where a refusal names the address it was refused at, in the words of libpq, asyncio
+# (asyncpg), redis-py, aiohttp, Node, curl and Java: the port, group 1.
+_REFUSED_AT = (
+    re.compile(r"Connect call failed \('[^']*', (\d+)"),
+    re.compile(r"connection to server at \"[^\"]*\"(?: \([^)]*\))?, port (\d+) failed"),
+    re.compile(r"server running on host \"[^\"]*\"[^?]{0,80}?on port (\d+)\?"),
+    re.compile(r"Error \d+ connecting to [\w.\-\[\]:]+:(\d+)\."),
+    re.compile(r"Cannot connect to host [\w.\-\[\]:]+:(\d+)"),
+    re.compile(r"ECONNREFUSED [\w.:\[\]]*:(\d+)"),
+    re.compile(r"[Ff]ailed to connect to \S+ port (\d+)"),
+    re.compile(r"Connect to [\w.\-]+:(\d+)"),
+)
+
+
+def refused_ports(text: str) -> tuple[str, ...]:
+    """The ports a connection-refused text says it was refused at, in order; () when it
+    names none (httpx's `ConnectError: [Errno 111] Connection refused`)."""
+    found = (m.group(1) for pattern in _REFUSED_AT for m in pattern.finditer(text))
+    return tuple(dict.fromkeys(found))
+
+
 def target_component(ev: FailureEvidence) -> str | None:
     """Which component a network failure points at.
 

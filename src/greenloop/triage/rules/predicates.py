@@ -13,7 +13,7 @@ from collections.abc import Callable
 from greenloop.triage import model as learned
 from greenloop.triage.evidence import FailureEvidence, frame_kind
 from greenloop.triage.rules.combinators import Matcher, excerpt, once_per_text, rx
-from greenloop.triage.rules.components import probes_note
+from greenloop.triage.rules.components import probed_ports, probes_note, refused_ports
 from greenloop.triage.vocab import (
     PLUGIN_FIXTURES,
     REMOVED_MODULES,
@@ -21,8 +21,8 @@ from greenloop.triage.vocab import (
     TEST_TREE_MODULES,
 )
 
-# Four rules ask whether the connection was refused: history-and-outage, then (when no probe
-# was failing) refused-probes-green or refused-loopback, and connection-refused.
+# Three rules ask whether the connection was refused: history-and-outage, then (when no
+# probe was failing) refused-probes-green, and connection-refused.
 _REFUSED = once_per_text(
     rx(
         r"Connection refused|connection refused|ECONNREFUSED|"
@@ -38,7 +38,6 @@ _REFUSED = once_per_text(
         "onnect",
     )
 )
-_LOOPBACK = re.compile(r"localhost(?<!\wlocalhost)\b|127\.0\.0\.1|\[::1\]?[ :,)]|::1\]?[ :,)]")
 _PROGRAMMING_ERRORS = frozenset(
     {
         "AttributeError",
@@ -68,11 +67,18 @@ def _gate_unknown(ev: FailureEvidence) -> bool:
     return not ev.gate_known
 
 
-def _loopback_refused(ev: FailureEvidence) -> str | None:
+def _refused_unprobed_port(ev: FailureEvidence) -> str | None:
+    """Refused at a port no probe checks, while the probes name theirs: the test points
+    at another address than the config. A refusal that names no port, or the port a probe
+    checks, is no evidence of a wrong address (the server is down: connection-refused)."""
     found = _REFUSED(ev)
-    if found is None or not ev.text or not _LOOPBACK.search(ev.text):
+    probed = probed_ports(ev) if found is not None else ()
+    if not probed:
         return None
-    return found
+    ports = refused_ports(ev.text)
+    if not ports or any(port in probed for port in ports):
+        return None
+    return f"{found} (refused at port {', '.join(ports)}; the probes check {', '.join(probed)})"
 
 
 _HANDSHAKE = rx(
@@ -536,7 +542,7 @@ PREDICATES: dict[str, Matcher] = {
     "websocket-rejected": _websocket_rejected,
     "gateway-status": _gateway_status,
     "connection-refused": _REFUSED,
-    "loopback-refused": _loopback_refused,
+    "refused-unprobed-port": _refused_unprobed_port,
     "component-down": _component_down,
     "server-log-exception": _server_log_exception,
     "server-traceback": _server_traceback,
