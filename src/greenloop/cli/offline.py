@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 
 from greenloop import DEFAULT_CONFIG
-from greenloop.cli.common import JsonOption, app, console, load, write_json
+from greenloop.cli.common import (
+    JsonOption,
+    app,
+    console,
+    cycle_collection_paused,
+    load,
+    write_json,
+)
 from greenloop.errors import UserError
 
 
@@ -76,14 +83,15 @@ def triage(
     from greenloop.summary import print_triage
     from greenloop.triage import triage_junit, triage_report
 
-    cfg = load(config) if config else None
-    result = triage_junit(files, config=cfg)
-    # Test output may hold secrets: what is printed or written passes the one redactor.
-    redactor = redactor_for(cfg) if cfg else Redactor()
-    seen: dict[str, str] = {}  # the summary and the report name the same tests: redact once
-    clusters = redactor.redact_obj(result.clusters, seen=seen)
-    print_triage(console(), replace(result, clusters=clusters))
-    if json_path:
-        write_json(json_path, redactor.redact_obj(triage_report(result, files, cfg), seen=seen))
+    with cycle_collection_paused():
+        cfg = load(config) if config else None
+        result = triage_junit(files, config=cfg)
+        # Test output may hold secrets: what is printed or written passes the one redactor.
+        redactor = redactor_for(cfg) if cfg else Redactor()
+        seen: dict[str, str] = {}  # the summary and the report name the same tests: redact once
+        clusters = redactor.redact_obj(result.clusters, seen=seen)
+        print_triage(console(), replace(result, clusters=clusters))
+        if json_path:
+            write_json(json_path, redactor.redact_obj(triage_report(result, files, cfg), seen=seen))
     failing = any(c.category.value != "skipped_env" for c in result.clusters)
     raise typer.Exit(int(ExitCode.FAILING if failing else ExitCode.GREEN))
