@@ -18,6 +18,7 @@ import pytest
 
 from greenloop.cli import main
 from greenloop.config import Config
+from greenloop.earlygate import start_early_check
 from greenloop.gate import (
     _verdict,
     check_gate,
@@ -25,7 +26,6 @@ from greenloop.gate import (
     evaluate_gate,
     probes_json,
     settled,
-    start_early_check,
     waited,
 )
 from greenloop.load import config_from_dict

@@ -55,8 +55,8 @@ def run(
     Example: `greenloop run -c greenloop.toml --focus websocket --json report.json`
     """
     from greenloop.config import read_config
+    from greenloop.earlygate import start_early_check_for
     from greenloop.execute.warm import discard_warm_pytest, warm_up
-    from greenloop.gate import start_early_check_for
 
     # The probes answer while the config's validation imports every stage; when all pass,
     # a pytest process starts loading on the other core (execute/warm.py).
