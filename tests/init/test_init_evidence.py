@@ -177,6 +177,21 @@ def test_a_variable_set_in_the_environment_is_the_server_and_its_password_stays_
     assert written == value.replace(password, secret).replace(", ", ",")
     assert "set APP_DATABASE_URLS_PASSWORD (a secret)" in text
 
+    # A bare port set in the environment is the server too; the file keeps the conventional
+    # default (the variable is read at run time), as pg8000's PGPORT does.
+    (tmp_path / "tests" / "test_port.py").write_text(
+        "import os\n\ndef test_port():\n    assert os.environ['SHOP_POSTGRES_PORT']\n"
+    )
+    _, raw = propose(tmp_path, {"SHOP_POSTGRES_PORT": "5999"})
+    assert probes(raw) == [
+        (
+            "postgres",
+            "postgresql://${PGUSER:-postgres}@127.0.0.1:${SHOP_POSTGRES_PORT:-5432}/postgres",
+        )
+    ]
+    (tmp_path / "tests" / "test_port.py").unlink()
+    propose(tmp_path, {"APP_DATABASE_URLS": value})
+
     # The config works with only the password given, the list itself unset.
     done = greenloop_probe(
         tmp_path, {"APP_DATABASE_URLS": "", "APP_DATABASE_URLS_PASSWORD": password}

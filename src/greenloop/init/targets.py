@@ -285,12 +285,16 @@ def _setting(
     name: str, url: str, suite_value: str | None, env_value: str | None, files: tuple[str, ...]
 ) -> Setting:
     """What env entry the config writes: the suite's own default when it has one (so the
-    config works unset, as the suite does), else init's environment's value (redacted)."""
+    config works unset, as the suite does), else init's environment's value (redacted) when
+    it is a URL (it names a user and database nothing else gives). A bare host or port keeps
+    the conventional default (`${PGPORT:-5432}`): the variable is still read at run time."""
     if suite_value:
         return Setting("env", name, suite_value, files)
-    if env_value:
+    if env_value and "://" in env_value:
         written = redact(env_value, name)
         return Setting("env", name, written, files, templated=written != env_value)
+    if env_value:
+        url = _as_url(name, None, lambda _: None) or ""
     return Setting("env", name, _setting_value(name, url) if url else "", files)
 
 
