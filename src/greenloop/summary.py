@@ -45,7 +45,10 @@ def print_summary(console: Console, run: RunResult) -> None:
     skipped = sum(1 for t in run.last.tests if t.outcome is Outcome.SKIPPED) if run.last else 0
     if run.verdict is Verdict.GREEN and skipped:
         # "every selected test really ran" only when it is true
-        words = f"every test that ran really ran and passed; {skipped} selected did not run"
+        words = (
+            f"every test that ran really ran and passed; {skipped} selected skipped"
+            " on the suite's own conditions"
+        )
     console.print(
         f"[{style}]{run.verdict.value}[/]: {words} "
         f"(exit {int(run.exit_code)}, {len(run.iterations)} iteration(s), "
