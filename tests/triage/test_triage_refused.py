@@ -19,7 +19,6 @@ from xml.sax.saxutils import escape, quoteattr
 
 import httpx
 import psycopg
-import pytest
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -147,7 +146,6 @@ def _junit(cases: dict[str, str], passed: int, skipped: int) -> str:
     )
 
 
-@pytest.mark.slow
 def test_greenloop_triage_of_a_stopped_database_says_infrastructure(tmp_path: Path) -> None:
     """`greenloop triage` (a real subprocess) on JUnit from a run against stopped servers."""
     port = closed_port()

@@ -1,6 +1,7 @@
 """Issue titles, labels, bodies and comments, rendered from a cluster.
 
-Titles follow the team convention `E2E-DEPLOY-{REASON}-{test-short-name}`; bodies
+Titles follow the team convention `E2E-DEPLOY-{REASON}-{test-short-name}` (a cluster of
+many tests names its cause and a count instead of one test); bodies
 have the sections a person needs to act (impact, current and expected behaviour,
 reproduction, technical details, five whys, evidence) and end with the hidden
 fingerprint marker that finds the issue again.
@@ -12,7 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from greenloop.records import Cluster, IndexEntry, TestResult
+from greenloop.records import Category, Cluster, IndexEntry, TestResult
 from greenloop.trackers.base import fingerprint_marker
 
 EXCERPT_LINES = 20
@@ -35,10 +36,25 @@ def short_test_name(nodeid: str) -> str:
     return re.sub(r"\[.*\]$", "", name) or "tests"
 
 
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Z0-9]+", "-", text.upper()).strip("-")
+
+
 def issue_title(cluster: Cluster) -> str:
-    reason = re.sub(r"[^A-Z0-9]+", "-", cluster.reason.upper()).strip("-") or "FAILURE"
-    first = cluster.tests[0] if cluster.tests else ""
-    return f"E2E-DEPLOY-{reason}-{short_test_name(first)}"
+    """`E2E-DEPLOY-{REASON}-{test-short-name}` for a one-test cluster; a cluster of many
+    tests is titled by its cause and a count, not by one of its tests:
+    `E2E-DEPLOY-BLOCKED-BY-REDIS-REFUSED-77-tests`, `E2E-DEPLOY-APP-500-CHECKOUT-3-tests`
+    (the root cause's component is added when the reason does not name it; a blocked
+    cluster's reason names its component and mode already). Only the first title is
+    sent to the tracker: the issue is found again by its fingerprint, never its title."""
+    reason = _slug(cluster.reason) or "FAILURE"
+    if len(cluster.tests) <= 1:
+        first = cluster.tests[0] if cluster.tests else ""
+        return f"E2E-DEPLOY-{reason}-{short_test_name(first)}"
+    component = _slug(cluster.root_cause.component or "")
+    if component and cluster.category is not Category.BLOCKED and component not in reason:
+        reason = f"{reason}-{component}"
+    return f"E2E-DEPLOY-{reason}-{len(cluster.tests)}-tests"
 
 
 def priority_of(cluster: Cluster, index: Sequence[IndexEntry]) -> int | None:
@@ -92,6 +108,10 @@ def _excerpt(cluster: Cluster, tests: Mapping[str, TestResult]) -> str:
     return ""
 
 
+# What the tests of a cluster did, when they did not fail: blocked by the gate, or skipped.
+_HOW = {Category.BLOCKED: "blocked", Category.SKIPPED_ENV: "skipped"}
+
+
 def issue_body(
     cluster: Cluster,
     ctx: IssueContext,
@@ -110,7 +130,8 @@ def issue_body(
         "",
         "## Impact",
         "",
-        f"- {cluster.count} failing test{'s' if cluster.count != 1 else ''} "
+        f"- {cluster.count} {_HOW.get(cluster.category, 'failing')} "
+        f"test{'s' if cluster.count != 1 else ''} "
         f"({cluster.category.value}, {cluster.confidence:.0%} confidence)",
         f"- ${cluster.impact_usd:,.0f} MRR at risk"
         + (f", priority P{priority}" if priority is not None else ""),
@@ -188,7 +209,8 @@ def occurrence_comment(
     lines = [
         f"**{head}** in run `{ctx.run_id}` on {ctx.environment} "
         f"(revision {ctx.revision or 'unknown'}): occurrence #{occurrences}, "
-        f"{cluster.count} failing test{'s' if cluster.count != 1 else ''}.",
+        f"{cluster.count} {_HOW.get(cluster.category, 'failing')} "
+        f"test{'s' if cluster.count != 1 else ''}.",
         "",
     ]
     changes: list[str] = []

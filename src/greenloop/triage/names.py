@@ -78,16 +78,6 @@ def phrase(reason: str) -> str:
 # A reason made specific by the component: SERVICE-UNAVAILABILITY + cache -> CACHE-UNAVAILABLE.
 _BY_COMPONENT = {
     "SERVICE-UNAVAILABILITY": "{}-UNAVAILABLE",
-    "TEST-API-MISUSE": "Test uses a removed or misspelt testing API",
-    "PLUGIN-MISSING": "A pytest plugin the tests need is not installed",
-    "REMOVED-API": "Code uses a removed module or API",
-    "DEPENDENCY-MISSING": "A module the code needs is not installed",
-    "SYSTEM-LIBRARY-MISSING": "A system library is missing",
-    "LOCALE": "No UTF-8 locale in the environment",
-    "TLS-UNTRUSTED-CA": "Certificate chain ends in an untrusted CA",
-    "TLS-FIXTURE-EXPIRED": "A test certificate has expired",
-    "RATE-LIMITED": "Rate limited by a remote service",
-    "FIXTURE-ERROR": "Fixture setup failed",
     "BLOCKED": "BLOCKED-BY-{}",
     "SLOW-DEPENDENCY": "{}-SLOW",
 }
