@@ -381,7 +381,8 @@ def should_expand(previous_phase_result: PhaseResult, phase_cfg: PhaseConfig) ->
     passed = counts["passed"] + counts["flaky"]
     # A test file that could not be collected is a failure of its own: its tests never ran.
     broken = len(previous_phase_result.collection_errors)
-    ran = passed + counts["failed"] + counts["error"] + broken
+    ran = passed + counts["failed"] + counts["error"] + counts["timeout"] + counts["crashed"]
+    ran += broken
     if ran == 0:
         if previous_phase_result.status == PhaseStatus.FAILED and phase_cfg.min_pass_rate > 0:
             why = previous_phase_result.note or "it failed before any test ran"

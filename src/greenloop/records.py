@@ -335,10 +335,16 @@ class PhaseResult:
     collection_errors: tuple[str, ...] = ()
 
     def counts(self) -> dict[str, int]:
+        """Tests per outcome: the one count every report shows (JSON `counts`, the worklog,
+        the console table, JUnit). Each test counts once, under its own outcome (a timeout
+        is `timeout`, never `error`), except `xfailed` (failed as its marker said) and
+        `flaky` (failed, then passed on re-run). The values add up to len(tests)."""
         c = {
             "passed": 0,
             "failed": 0,
             "error": 0,
+            "timeout": 0,
+            "crashed": 0,
             "skipped": 0,
             "blocked": 0,
             "flaky": 0,
@@ -349,8 +355,6 @@ class PhaseResult:
                 c["xfailed"] += 1
             elif t.passed_on_rerun:
                 c["flaky"] += 1
-            elif t.outcome in (Outcome.TIMEOUT, Outcome.CRASHED):
-                c["error"] += 1
             else:
                 c[t.outcome.value] += 1
         return c

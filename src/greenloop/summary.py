@@ -20,6 +20,10 @@ from greenloop.trackers.listing import IssueSummary
 from greenloop.triage import TriageResult
 from greenloop.triage.flaky import FlakyTest
 
+# The phase table's count columns, in order; those in _WHEN_ANY only when a phase has one.
+PHASE_COUNTS = ("passed", "failed", "error", "timeout", "crashed", "skipped", "blocked", "flaky")
+_WHEN_ANY = frozenset({"timeout", "crashed"})
+
 VERDICT_STYLE = {
     Verdict.GREEN: "bold green",
     Verdict.FAILING: "bold red",
@@ -62,15 +66,16 @@ def print_summary(console: Console, run: RunResult) -> None:
             f"gate: deepest failing component [bold]{e(str(last.gate.deepest_failure))}[/]"
         )
     phases = Table(title="phases", title_justify="left")
-    for col in ("phase", "status", "passed", "failed", "error", "skipped", "blocked", "flaky", "s"):
+    # Timeouts and crashes get a column when a phase has any (PhaseResult.counts decides).
+    shown = [
+        k for k in PHASE_COUNTS if k not in _WHEN_ANY or any(p.counts()[k] for p in last.phases)
+    ]
+    for col in ("phase", "status", *shown, "s"):
         phases.add_column(col)
     for p in last.phases:
         counts = p.counts()
         phases.add_row(
-            Text(p.name),
-            p.status.value,
-            *(str(counts[k]) for k in ("passed", "failed", "error", "skipped", "blocked", "flaky")),
-            f"{p.duration_s:.1f}",
+            Text(p.name), p.status.value, *(str(counts[k]) for k in shown), f"{p.duration_s:.1f}"
         )
     console.print(phases)
     if last.clusters:

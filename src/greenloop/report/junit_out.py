@@ -36,7 +36,7 @@ def _suite(phase: PhaseResult, run: RunResult) -> ET.Element:
         name=phase.name,
         tests=str(len(phase.tests)),
         failures=str(counts["failed"] + counts["flaky"]),
-        errors=str(counts["error"]),
+        errors=str(counts["error"] + counts["timeout"] + counts["crashed"]),
         skipped=str(counts["skipped"] + counts["blocked"]),
         time=f"{phase.duration_s:.3f}",
         timestamp=run.started_at.isoformat(),
