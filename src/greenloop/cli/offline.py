@@ -80,6 +80,7 @@ def triage(
 
     from greenloop.records import ExitCode
     from greenloop.redact import Redactor, redactor_for
+    from greenloop.report.rows import redacted_rows
     from greenloop.summary import print_triage
     from greenloop.triage import triage_junit, triage_report
 
@@ -92,6 +93,10 @@ def triage(
         clusters = redactor.redact_obj(result.clusters, seen=seen)
         print_triage(console(), replace(result, clusters=clusters))
         if json_path:
-            write_json(json_path, redactor.redact_obj(triage_report(result, files, cfg), seen=seen))
+            report = triage_report(result, files, cfg)
+            rows, report["tests"] = report["tests"], []
+            report = redactor.redact_obj(report, seen=seen)
+            report["tests"] = redacted_rows(rows, redactor, seen)  # one row per test
+            write_json(json_path, report)
     failing = any(c.category.value != "skipped_env" for c in result.clusters)
     raise typer.Exit(int(ExitCode.FAILING if failing else ExitCode.GREEN))

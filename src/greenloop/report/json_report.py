@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -78,18 +79,32 @@ def build_json_report(
 LONG_LIST = 20
 
 
+class EncodedItems(list[str]):
+    """A long list already encoded: each item the compact JSON text (`compact_encoder`)
+    of one value; `json_text` writes the items as they are (report/rows.py makes them)."""
+
+
+def compact_encoder() -> Callable[[Any], str]:
+    """The encoder of one item of a long list: compact, NaN and infinity refused."""
+    return json.JSONEncoder(default=str, allow_nan=False).encode
+
+
 def json_text(payload: dict[str, Any]) -> str:
     """A report as JSON text: two-space indented, long lists (tests, clusters) one compact
-    item per line. NaN and infinity are refused (ValueError): they are not JSON."""
+    item per line. NaN and infinity are refused (ValueError): they are not JSON. A list
+    of more than LONG_LIST items may come already encoded (`EncodedItems`)."""
 
     def dump(value: Any, indent: int | None = None) -> str:
         return json.dumps(value, indent=indent, default=str, allow_nan=False)
 
-    compact = json.JSONEncoder(default=str, allow_nan=False).encode  # one encoder, reused
+    compact = compact_encoder()  # one encoder, reused
     parts = []
     for key, value in payload.items():
+        if isinstance(value, EncodedItems) and len(value) <= LONG_LIST:
+            value = [json.loads(item) for item in value]  # short lists are indented
         if isinstance(value, list) and len(value) > LONG_LIST:
-            items = ",\n    ".join(map(compact, value))
+            encoded = value if isinstance(value, EncodedItems) else map(compact, value)
+            items = ",\n    ".join(encoded)
             items = f"    {items}"
             parts.append(f"  {dump(key)}: [\n{items}\n  ]")
         else:
