@@ -145,7 +145,6 @@ def run(loop: Loop) -> RunResult:
                 iteration = run_iteration(loop, state, number)
                 state.iterations.append(iteration)
                 state.recorder.iteration(iteration)
-                report(loop, state)
                 if iteration.interrupted:
                     break
                 round_ = should_go_round(loop, state, deadline)
@@ -155,6 +154,9 @@ def run(loop: Loop) -> RunResult:
                     flag_needs_person(loop, state, round_.flag)
                 if not round_.again:
                     break
+                # The reports so far, before waiting and going round: a run killed outright
+                # (SIGKILL) later still leaves them. The last iteration's are written below.
+                report(loop, state)
                 wait = min(config.gate.wait_timeout_s, _left(deadline))
                 Carrier(config, loop.store, None).wait_for_health(
                     WaitForHealth(time.monotonic() + wait),
