@@ -265,3 +265,23 @@ def test_timeouts_and_tests_that_never_started_are_no_flips(tmp_path) -> None:
         assert _category(store, Outcome.TIMEOUT, "r1") is not Category.FLAKY
     finally:
         store.close()
+
+
+def test_a_test_the_runner_stopped_is_no_one_s_fault_on_that_evidence() -> None:
+    """The field trial's hung run: one test was stopped by the phase deadline, the other
+    never started. Neither is flaky, nor the test's fault by a guess from the runner's note."""
+    tests = [
+        TestResult(f"{NODE_A}[asyncpg]", Outcome.TIMEOUT,
+                   message="the phase deadline of 900s passed while it ran"),
+        TestResult(f"{NODE_A}[aiopg]", Outcome.TIMEOUT,
+                   message="not run: the phase deadline of 900s passed"),
+        TestResult(NODE_B, Outcome.CRASHED, message="pytest died (exit code -9) while it ran"),
+    ]  # fmt: skip
+    result = triage(tests, gate=gate(), revision="r1")
+    assert {(c.category, c.rule) for c in result.classifications} == {
+        (Category.UNKNOWN, "stopped-by-runner")
+    }
+    # An error of its own decides as usual (here pytest-timeout's, in test code).
+    own = failed("E   Failed: Timeout >20.0s", outcome=Outcome.TIMEOUT)
+    (c,) = triage([own], gate=gate(), revision="r1").classifications
+    assert c.rule != "stopped-by-runner"

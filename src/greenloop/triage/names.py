@@ -67,6 +67,7 @@ PHRASES: dict[str, str] = {
     "SKIPPED": "Skipped by the test itself",
     "UNEXPECTED-STATUS": "Unexpected HTTP status",
     "INSUFFICIENT-EVIDENCE": "Not enough evidence to classify",
+    "STOPPED-BY-RUNNER": "Stopped by the runner with no error of its own",
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from greenloop.records import Outcome
 from greenloop.triage import model as learned
 from greenloop.triage.evidence import FailureEvidence, frame_kind
 from greenloop.triage.rules.combinators import Matcher, excerpt, once_per_text, rx
@@ -61,6 +62,7 @@ _PROGRAMMING_ERRORS = frozenset(
     }
 )
 _GATEWAY = frozenset({502, 503, 504})
+_STOPPED = frozenset({Outcome.TIMEOUT, Outcome.CRASHED})
 
 
 def _gate_unknown(ev: FailureEvidence) -> bool:
@@ -334,6 +336,14 @@ def _rerun(ev: FailureEvidence) -> str | None:
     return "failed, then passed on re-run" if ev.passed_on_rerun else None
 
 
+def _stopped_by_runner(ev: FailureEvidence) -> str | None:
+    """Timed out or crashed with no error of its own: a deadline, pytest-timeout's stack
+    dump, pytest dying or never reaching the test. What the runner wrote is no evidence."""
+    if ev.outcome not in _STOPPED or ev.exc_types:
+        return None
+    return (ev.message or ev.outcome.value)[:240]
+
+
 def _history_flaky(ev: FailureEvidence) -> str | None:
     if ev.flips >= 2 and not ev.env_correlated:
         return f"{ev.flips} pass/fail flips in {ev.history_runs} runs of this revision"
@@ -531,6 +541,7 @@ PREDICATES: dict[str, Matcher] = {
     "rerun": _rerun,
     "history-env": _history_env,
     "history-flaky": _history_flaky,
+    "stopped-by-runner": _stopped_by_runner,
     "test-api-misuse": _TEST_API_MISUSE,
     "test-tree-import": _test_tree_import,
     "missing-dependency": _missing_dependency,
