@@ -285,3 +285,24 @@ def test_a_test_the_runner_stopped_is_no_one_s_fault_on_that_evidence() -> None:
     own = failed("E   Failed: Timeout >20.0s", outcome=Outcome.TIMEOUT)
     (c,) = triage([own], gate=gate(), revision="r1").classifications
     assert c.rule != "stopped-by-runner"
+
+
+def test_the_revision_a_failure_came_with_is_read_in_this_environment(tmp_path) -> None:
+    """With no deploy in the run, triage looks up the revision the failing test last passed
+    on: a pass in another environment is no evidence that this revision brought it."""
+    config = config_from_dict({"environment": {"name": "staging"}}, Path("greenloop.toml"))
+    text = "E   AssertionError: assert 'typing' in []"
+
+    def whys(store: Store) -> str:
+        result = triage([failed(text, nodeid=NODE_A)], gate=gate(probe("backend", True, "200")),
+                        config=config, store=store, revision="rev-2")  # fmt: skip
+        return " ".join(w.why for c in result.clusters for w in c.root_cause.whys)
+
+    store = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        _runs(store, [P], revision="rev-1", environment="perf")
+        assert "revision rev-2" not in whys(store)
+        _runs(store, [P], revision="rev-1", prefix="staging")  # the control: this environment
+        assert "it appeared with revision rev-2" in whys(store)
+    finally:
+        store.close()

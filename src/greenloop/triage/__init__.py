@@ -133,14 +133,9 @@ def triage(
     # count on this run's known revision in its environment only; a test that timed out
     # or never started now is no flip, whatever its past (flaky.py).
     failing_ids = [t.nodeid for t in todo if shows_flips(t.outcome)]
+    environment = config.environment.name if config else None
     history = (
-        histories_facts(
-            store,
-            failing_ids,
-            window,
-            revision=revision,
-            environment=config.environment.name if config else None,
-        )
+        histories_facts(store, failing_ids, window, revision=revision, environment=environment)
         if store and failing_ids and revision is not None
         else {}
     )
@@ -186,9 +181,11 @@ def triage(
 
     if previous_revision is None and store is not None and revision:
         # No deploy in this run: the revision the failing tests last passed on, if any.
-        previous_revision = _last_green_revision(store, decisions, revision)
+        previous_revision = _last_green_revision(store, decisions, revision, environment)
     change = ChangeFacts(
-        revision, previous_revision, _previous_green(store, decisions, previous_revision)
+        revision,
+        previous_revision,
+        _previous_green(store, decisions, previous_revision, environment),
     )
     clusters = build_clusters(
         decisions, index=index, gate=gate, logs=records, change=change, keys=keys
@@ -310,13 +307,17 @@ def _log_window(tests: Sequence[TestResult], window_s: float) -> tuple[datetime,
 
 
 def _previous_green(
-    store: Store | None, decisions: Sequence[Decision], previous_revision: str | None
+    store: Store | None,
+    decisions: Sequence[Decision],
+    previous_revision: str | None,
+    environment: str | None = None,
 ) -> bool | None:
-    """Did the failing tests pass on the previous revision? None when nobody can say."""
+    """Did the failing tests pass on the previous revision, in this environment? None when
+    nobody can say."""
     if store is None or not previous_revision:
         return None
     failing = [d.classification.nodeid for d in decisions if d.evidence.outcome.is_failure]
-    histories = store.triage.test_histories(failing[:50], limit=10)
+    histories = store.triage.test_histories(failing[:50], limit=10, environment=environment)
     seen = False
     for nodeid in failing[:50]:
         rows = [r for r in histories[nodeid] if r.revision == previous_revision]
@@ -327,10 +328,13 @@ def _previous_green(
     return True if seen else None
 
 
-def _last_green_revision(store: Store, decisions: Sequence[Decision], revision: str) -> str | None:
-    """The other revision every failing test last ran on, when they all passed there."""
+def _last_green_revision(
+    store: Store, decisions: Sequence[Decision], revision: str, environment: str | None = None
+) -> str | None:
+    """The other known revision every failing test last ran on in this environment, when
+    they all passed there."""
     failing = [d.classification.nodeid for d in decisions if d.evidence.outcome.is_failure]
-    histories = store.triage.test_histories(failing[:50], limit=10)
+    histories = store.triage.test_histories(failing[:50], limit=10, environment=environment)
     found: set[str] = set()
     for nodeid in failing[:50]:
         rows = [r for r in histories[nodeid] if r.revision != revision]
