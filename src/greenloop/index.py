@@ -23,7 +23,7 @@ def load_index(config: Config) -> tuple[IndexEntry, ...]:
 
     Raises ConfigError for a missing or unreadable index file.
     """
-    tests_dir = config.resolve(config.execution.tests_dir)
+    tests_dir = config.resolve(config.execution.tests_dir).resolve()  # once, not per entry
     entries: list[IndexEntry] = []
     if config.index.path:
         index_file = config.resolve(config.index.path)
@@ -78,8 +78,9 @@ def _entry(item: IndexFileConfig, relative_to: Path, tests_dir: Path) -> IndexEn
 
 
 def _tests_relative(path: Path, tests_dir: Path) -> str:
+    """`path` relative to `tests_dir` (already resolved), else absolute."""
     absolute = path.resolve()
     try:
-        return absolute.relative_to(tests_dir.resolve()).as_posix()
+        return absolute.relative_to(tests_dir).as_posix()
     except ValueError:
         return absolute.as_posix()

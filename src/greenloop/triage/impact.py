@@ -22,9 +22,12 @@ def entry_for(path: str, index: Sequence[IndexEntry]) -> IndexEntry | None:
     The entry whose path is the file's, else the first entry (in index order) whose path
     is the file's or a tail of it after a `/`: looked up in tables made once per index,
     so a run's hundred thousand failures do not each scan a thousand-file index."""
-    exact, tails = _tables(index)
+    exact, tails, answers = _tables(index)
+    if path in answers:
+        return answers[path]
     found = exact.get(path.split("::", 1)[0])
     if found is not None:
+        answers[path] = found
         return found
     best = tails.get(path)
     slash = path.find("/")
@@ -33,17 +36,21 @@ def entry_for(path: str, index: Sequence[IndexEntry]) -> IndexEntry | None:
         if hit is not None and (best is None or hit[0] < best[0]):
             best = hit
         slash = path.find("/", slash + 1)
-    return best[1] if best is not None else None
+    answers[path] = answer = best[1] if best is not None else None
+    return answer
 
 
-_Tables = tuple[dict[str, IndexEntry], dict[str, tuple[int, IndexEntry]]]
+# by path, by normalised path (with position), and the answers already given
+_Tables = tuple[
+    dict[str, IndexEntry], dict[str, tuple[int, IndexEntry]], dict[str, IndexEntry | None]
+]
 _last: list[tuple[Sequence[IndexEntry], _Tables]] = []  # the last index (a tuple) and its tables
 
 
 def _tables(index: Sequence[IndexEntry]) -> _Tables:
-    """The index by path (the first entry of each) and by normalised path (with its
-    position): made once for the last index tuple seen; a list, which may change, each
-    time."""
+    """The index by path (the first entry of each), by normalised path (with its
+    position) and each path's answer once found: made once for the last index tuple seen;
+    a list, which may change, each time."""
     if _last and _last[0][0] is index:
         return _last[0][1]
     exact: dict[str, IndexEntry] = {}
@@ -52,8 +59,9 @@ def _tables(index: Sequence[IndexEntry]) -> _Tables:
         exact.setdefault(entry.path, entry)
         tails.setdefault(entry.path.replace("\\", "/").removeprefix("./"), (n, entry))
     if isinstance(index, tuple):
-        _last[:] = [(index, (exact, tails))]
-    return exact, tails
+        _last[:] = [(index, (exact, tails, {}))]
+        return _last[0][1]
+    return exact, tails, {}
 
 
 def files_at_risk(nodeids: Iterable[str], index: Sequence[IndexEntry]) -> dict[str, float]:
