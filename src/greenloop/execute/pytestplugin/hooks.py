@@ -13,7 +13,12 @@ import pytest
 from greenloop.execute.pytestplugin import network
 from greenloop.execute.pytestplugin.glue import worker_id
 from greenloop.execute.pytestplugin.mocks import check_mocks, remember_network_attributes
-from greenloop.execute.pytestplugin.network import FixtureActivity, TestRecord, named_peers
+from greenloop.execute.pytestplugin.network import (
+    FixtureActivity,
+    TestRecord,
+    client_ports,
+    named_peers,
+)
 from greenloop.execute.pytestplugin.sink import EventSink
 from greenloop.execute.pytestplugin.tcp import (
     active_opens,
@@ -212,7 +217,7 @@ class GreenloopPlugin:
                 and active_opens() > record.opens_before
             ):
                 # Read the table only when it can matter: nothing seen, yet a connect happened.
-                record.ended = ended_connections(time.monotonic() - record.started)
+                record.ended = ended_connections(time.monotonic() - record.started, client_ports())
             # A plain attribute: xdist serialises the report's __dict__ to the controller.
             report.greenloop = {**record.as_dict(), "shared": self.shared_fixtures(item)}
 

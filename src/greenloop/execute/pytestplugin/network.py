@@ -71,6 +71,9 @@ _fixture_stack: list[FixtureActivity] = []
 # connections opened by an earlier test still count for the test using them.
 _peers: weakref.WeakKeyDictionary[socket.socket, tuple[str, int]] = weakref.WeakKeyDictionary()
 _names: dict[str, str] = {}  # resolved address -> the host name asked for
+# Local ports of the client sockets this process opened through Python's socket: their
+# closes in the kernel's table are not a C client's (see tcp.ended_connections).
+_client_ports: set[int] = set()
 _sending = threading.local()  # inside a wrapped send: inner sends are the same bytes
 
 
@@ -142,11 +145,29 @@ def _wrap_connect(original: Callable[..., Any]) -> Callable[..., Any]:
         if peer is not None:
             _peers[self] = peer
             _note(peer)
-        return original(self, address, *args)
+        try:
+            return original(self, address, *args)
+        finally:
+            _remember_local_port(self)
 
     connect.__wrapped__ = original  # type: ignore[attr-defined]
     connect._greenloop = True  # type: ignore[attr-defined]
     return connect
+
+
+def _remember_local_port(sock: socket.socket) -> None:
+    # Bound by connect() even when it raised (non-blocking: in progress).
+    try:
+        local = sock.getsockname()
+    except OSError:
+        return
+    if isinstance(local, tuple) and len(local) >= 2 and local[1]:
+        _client_ports.add(local[1])
+
+
+def client_ports() -> frozenset[int]:
+    """Local ports of every client socket this process connected through Python's socket."""
+    return frozenset(_client_ports)
 
 
 def _wrap_send(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -214,7 +235,11 @@ def _wrap_sock_connect(original: Callable[..., Any]) -> Callable[..., Any]:
         peer = address_of(address)
         if peer is not None:
             _note(peer)
-        return await original(self, sock, address)
+        try:
+            return await original(self, sock, address)
+        finally:
+            if isinstance(sock, socket.socket):
+                _remember_local_port(sock)
 
     sock_connect._greenloop = True  # type: ignore[attr-defined]
     return sock_connect

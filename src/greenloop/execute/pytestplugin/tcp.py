@@ -102,9 +102,17 @@ def _endpoint(text: str) -> tuple[str, int]:
     return host.removeprefix("::ffff:"), int(port, 16)
 
 
-def ended_connections(within_s: float) -> set[tuple[str, int]]:
+def ended_connections(
+    within_s: float, python_ports: frozenset[int] = frozenset()
+) -> set[tuple[str, int]]:
     """Both endpoints of TCP connections on this machine closed in the last `within_s` s,
-    or closing now (half-closed: the kernel gives no date for those)."""
+    or closing now (half-closed: the kernel gives no date for those).
+
+    `python_ports`: local ports of client sockets this process opened through Python's
+    socket (network.client_ports). Their connections are left out: Python-level traffic
+    is seen directly, and an earlier test's connection still closing is no evidence for
+    this one.
+    """
     out: set[tuple[str, int]] = set()
     for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
         try:
@@ -116,14 +124,16 @@ def ended_connections(within_s: float) -> set[tuple[str, int]]:
             fields = line.split()
             if len(fields) < 6:
                 continue
-            if fields[3] in _CLOSING:
-                try:
-                    out.add(_endpoint(fields[1]))
-                    out.add(_endpoint(fields[2]))
-                except (ValueError, IndexError, OSError):
-                    pass
+            if fields[3] not in _CLOSING and fields[3] != _TIME_WAIT:
                 continue
-            if fields[3] != _TIME_WAIT:
+            try:
+                local, remote = _endpoint(fields[1]), _endpoint(fields[2])
+            except (ValueError, IndexError, OSError):
+                continue
+            if local[1] in python_ports or remote[1] in python_ports:
+                continue
+            if fields[3] in _CLOSING:
+                out.update((local, remote))
                 continue
             try:
                 left_s = int(fields[5].split(":")[1], 16) / _CLOCK_TICKS
