@@ -1,16 +1,19 @@
 """`greenloop triage FILE.xml --json out.json` as a whole process, over N failures.
 
-    .venv/bin/python bench/bench_triage_cli.py [--failures 100000] [--inputs unique,varied]
+    .venv/bin/python bench/bench_triage_cli.py [--failures 100000] [--inputs unique,varied,copies]
         [--before REV] [--sizes 10000,50000] [--before-failures 2000,4000,8000]
         [--before-timeout 300]
 
 Writes a pytest-style JUnit file of N failing test cases and times `greenloop triage` on
-it, for two inputs. `unique`: every failure text different (texts from the labelled set
-in tests/data plus live-captured shapes, each with its own ports, ids, UUID, line numbers
-and test name, spread over 40 test files of an index): the worst case, nothing repeats.
-`varied`: the failures spread over 3,000 distinct texts (each with its own random ports,
-ids and UUID), 2,000 test files in 40 packages and 5 test classes per file: many tests
-meeting the same problems, as in a real outage or regression. It times the whole
+it, for two inputs (three with `copies`). `unique`: every failure text different (texts
+from the labelled set in tests/data plus live-captured shapes, each with its own ports,
+ids, UUID, line numbers and test name, spread over 40 test files of an index): the worst
+case, nothing repeats.
+`copies` (issue 14's own case, not run unless asked): one failure text met by every
+test, test names aside. `varied`: the failures spread over 3,000 distinct texts (each
+with its own random ports, ids and UUID), 2,000 test files in 40 packages and 5 test
+classes per file: many tests meeting the same problems, as in a real outage or
+regression. It times the whole
 `greenloop triage` process (start-up, parse, classify, cluster, summary, JSON report)
 with this working tree's code. With `--before REV` the same is timed with the code of
 git revision REV (`git archive` into a temporary folder, run by the same interpreter) on
@@ -154,7 +157,23 @@ def describe(
     )
 
 
-INPUTS = {"unique": write_junit, "varied": write_varied_junit}
+def write_copies_junit(path: Path, failures: int, seed: int = 13) -> None:
+    """Issue 14's own case: one failure met by every test (an outage), test names aside."""
+    rng = random.Random(seed)
+    text = vary(rng.choice(failure_templates()), rng, "test_case")
+    message = text.strip().splitlines()[-1][:300]
+    with path.open("w", encoding="utf-8") as out:
+        out.write('<?xml version="1.0" encoding="utf-8"?>\n<testsuites name="pytest tests">')
+        out.write(f'<testsuite name="pytest" tests="{failures}" failures="{failures}">\n')
+        for i in range(failures):
+            out.write(
+                f'<testcase classname="tests.test_mod{i % 40}" name="test_case_{i}" time="0.1">'
+                f"<failure message={quoteattr(message)}>{escape(text)}</failure></testcase>\n"
+            )
+        out.write("</testsuite></testsuites>\n")
+
+
+INPUTS = {"unique": write_junit, "varied": write_varied_junit, "copies": write_copies_junit}
 
 
 def main() -> None:
@@ -162,7 +181,9 @@ def main() -> None:
     parser.add_argument("--failures", type=int, default=100_000)
     parser.add_argument("--sizes", default="", help="extra sizes for the linearity check")
     parser.add_argument(
-        "--inputs", default="unique,varied", help="which inputs: unique, varied or both"
+        "--inputs",
+        default="unique,varied",
+        help="which inputs: unique, varied, copies (comma-separated)",
     )
     parser.add_argument("--before", default="", help="a git revision to time beside")
     parser.add_argument("--before-failures", default="2000,4000,8000")
