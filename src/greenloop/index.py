@@ -2,11 +2,12 @@
 
 Read from `index.path` (a markdown table, a TOML file of [[files]] tables or a
 YAML list: see `greenloop.indexfile`) and `index.files` in greenloop.toml.
-Paths written in greenloop.toml are relative to the config file's folder;
-paths inside an index file are relative to that file's folder, like links in
-a markdown file (when no such file exists there, the config folder and then
-tests_dir are tried). Paths come back relative to `execution.tests_dir`, the
-folder pytest runs in, so they prefix node ids.
+Paths written in greenloop.toml are relative to the config file's folder (when
+no such file exists there, tests_dir is tried); paths inside an index file are
+relative to that file's folder, like links in a markdown file (when no such
+file exists there, the config folder and then tests_dir are tried). Paths come
+back relative to `execution.tests_dir`, the folder pytest runs in, so they
+prefix node ids.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def load_index(config: Config) -> tuple[IndexEntry, ...]:
         for row in read_index_file(index_file):
             entries.append(_row_entry(row, bases, tests_dir))
     for item in config.index.files:
-        entries.append(_entry(item, config.base_dir, tests_dir))
+        entries.append(_entry(item, (config.base_dir, tests_dir), tests_dir))
     return tuple(entries)
 
 
@@ -65,9 +66,9 @@ def _row_entry(row: IndexRow, bases: tuple[Path, ...], tests_dir: Path) -> Index
     )
 
 
-def _entry(item: IndexFileConfig, relative_to: Path, tests_dir: Path) -> IndexEntry:
+def _entry(item: IndexFileConfig, bases: tuple[Path, ...], tests_dir: Path) -> IndexEntry:
     return IndexEntry(
-        path=_tests_relative(relative_to / item.path, tests_dir),
+        path=_tests_relative(locate(item.path, bases), tests_dir),
         priority=item.priority,
         category=item.category,
         mrr_at_risk_usd=item.mrr_at_risk_usd,

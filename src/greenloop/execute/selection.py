@@ -56,6 +56,11 @@ def select_tests(
     tests_dir = config.resolve(config.execution.tests_dir)
     unlisted = discover_test_files(tests_dir) if config.index.unlisted == "run" else []
     candidates = with_unindexed_files(index, unlisted)
+    # A stale index row (its file renamed or deleted) is left out and said, never handed
+    # to pytest: "file or directory not found" would fail the whole phase unrun.
+    missing = sorted({e.path for e in candidates if not (tests_dir / e.path).exists()})
+    if missing:
+        candidates = [e for e in candidates if e.path not in set(missing)]
     select = config_relative_files(phase.select, config.base_dir, tests_dir)
     chosen = [e for e in candidates if matches_select(e, select, tests_dir)]
     if focus and focus.strip().lower() not in ("", "all"):
@@ -77,10 +82,18 @@ def select_tests(
         files=tuple(str(tests_dir / e.path) for e in entries),
         pytest_args=pytest_filter_args(phase.select),
         order=order,
-        reason=describe(phase, focus, entries, order, history, tests_dir),
+        reason=describe(phase, focus, entries, order, history, tests_dir) + _stale(missing),
         entries=entries,
         tests_dir=str(tests_dir),
     )
+
+
+def _stale(missing: Sequence[str]) -> str:
+    if not missing:
+        return ""
+    shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+    entries = "index entry" if len(missing) == 1 else "index entries"
+    return f"; left out {len(missing)} {entries} naming no file: {shown}"
 
 
 # --------------------------------------------------------------------------- candidates
