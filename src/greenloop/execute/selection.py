@@ -58,9 +58,9 @@ def select_tests(
     candidates = with_unindexed_files(index, unlisted)
     # A stale index row (its file renamed or deleted) is left out and said, never handed
     # to pytest: "file or directory not found" would fail the whole phase unrun.
-    missing = sorted({e.path for e in candidates if not (tests_dir / e.path).exists()})
-    if missing:
-        candidates = [e for e in candidates if e.path not in set(missing)]
+    absent = {e.path for e in candidates if not (tests_dir / e.path).exists()}
+    candidates = [e for e in candidates if e.path not in absent]
+    missing = sorted(absent)
     select = config_relative_files(phase.select, config.base_dir, tests_dir)
     chosen = [e for e in candidates if matches_select(e, select, tests_dir)]
     if focus and focus.strip().lower() not in ("", "all"):

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from greenloop.serve.paging import seconds_between
-from greenloop.store import aware
 from greenloop.store.schema import (
     ClusterRow,
     IssueRow,
     ProbeResultRow,
 )
+from greenloop.store.stored import view
 
 
 @dataclass(frozen=True)
@@ -110,17 +110,7 @@ class IssueView:
 
 
 def _probe_view(p: ProbeResultRow) -> ProbeView:
-    return ProbeView(
-        iteration=p.iteration,
-        component=p.component,
-        name=p.name,
-        kind=p.kind,
-        target=p.target,
-        ok=p.ok,
-        latency_ms=p.latency_ms,
-        detail=p.detail,
-        checked_at=aware(p.checked_at) or p.checked_at,
-    )
+    return view(ProbeView, p)
 
 
 def _cluster_view(c: ClusterRow) -> ClusterView:
@@ -150,17 +140,4 @@ def _cluster_view(c: ClusterRow) -> ClusterView:
 
 
 def _issue_view(i: IssueRow) -> IssueView:
-    return IssueView(
-        tracker=i.tracker,
-        fingerprint=i.fingerprint,
-        key=i.key,
-        title=i.title,
-        state=i.state,
-        location=i.location,
-        category=i.category,
-        occurrences=i.occurrences,
-        created_at=aware(i.created_at) or i.created_at,
-        updated_at=aware(i.updated_at) or i.updated_at,
-        last_run_id=i.last_run_id,
-        needs_person=i.needs_person,
-    )
+    return view(IssueView, i)

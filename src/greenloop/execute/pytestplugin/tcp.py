@@ -139,9 +139,8 @@ def ended_connections(
                 left_s = int(fields[5].split(":")[1], 16) / _CLOCK_TICKS
                 # `left_s` is truncated to clock ticks: allow two.
                 if _TIME_WAIT_S - left_s <= within_s + 2 / _CLOCK_TICKS:
-                    out.add(_endpoint(fields[1]))
-                    out.add(_endpoint(fields[2]))
-            except (ValueError, IndexError, OSError):
+                    out.update((local, remote))
+            except (ValueError, IndexError):
                 continue
     return out
 
