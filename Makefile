@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# An editable install compiles nothing: compile now, as a wheel install does, so a
+	# shell with PYTHONDONTWRITEBYTECODE set does not recompile greenloop on every run.
+	$(BIN)/python -m compileall -q src >/dev/null
 	touch $(STAMP)
 
 demo: $(STAMP)

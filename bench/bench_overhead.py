@@ -467,6 +467,29 @@ def print_row(row: Row, *, healthy: bool = False, minute: bool = False) -> None:
     )
 
 
+def bytecode_note() -> str:
+    """Whether greenloop's own modules start from compiled bytecode, as after a wheel
+    install or `make` (which runs compileall); else every run compiles them again."""
+    import importlib.util
+
+    import greenloop
+
+    sources = list(Path(greenloop.__file__).parent.rglob("*.py"))
+    missing = sum(
+        1
+        for src in sources
+        if not Path(importlib.util.cache_from_source(str(src))).is_file()
+        or Path(importlib.util.cache_from_source(str(src))).stat().st_mtime < src.stat().st_mtime
+    )
+    if not missing:
+        return f"greenloop bytecode: all {len(sources)} modules compiled"
+    unwritten = " (PYTHONDONTWRITEBYTECODE: never written)" if sys.dont_write_bytecode else ""
+    return (
+        f"greenloop bytecode: {missing} of {len(sources)} modules not compiled{unwritten}; "
+        "run `python -m compileall -q src` for the figures a wheel install gets"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -492,6 +515,7 @@ def main() -> None:
             f"bench: unknown state(s) {', '.join(unknown)} (known: {', '.join(STATES)})"
         )
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPU(s)")
+    print(bytecode_note())
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     bare, helped = cli_start(max(5, args.rounds))
     print(

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -169,15 +171,17 @@ def live_config(hung: int, refused: int, timeout_s: float) -> Config:
     return config_from_dict(raw, Path("greenloop.toml"))
 
 
+@pytest.mark.parametrize("fork", [True, False], ids=["child-process", "thread"])
 def test_the_early_check_does_not_wait_for_a_hung_probe_behind_a_down_dependency(
-    hung_port: int, refused_port: int
+    hung_port: int, refused_port: int, fork: bool
 ) -> None:
     waiting = check_gate(live_config(hung_port, refused_port, timeout_s=1), None)
     assert waiting.component("app") is not None
     assert all(waited(p) for p in waiting.probes)  # a plain check waits for every answer
 
     cfg = live_config(hung_port, refused_port, timeout_s=60)  # never reached
-    start_early_check(cfg)
+    check = start_early_check(cfg, fork=fork)
+    assert check.forked is fork
     early = check_gate(cfg, None)
     assert _verdict(cfg, early) == _verdict(cfg, waiting)
     assert early.deepest_failure == "cache"
@@ -186,9 +190,79 @@ def test_the_early_check_does_not_wait_for_a_hung_probe_behind_a_down_dependency
     assert "app depends on cache, which is down" in health.detail
 
 
-def test_a_run_with_a_dependency_down_reports_the_probe_it_did_not_wait_for(
-    tmp_path: Path, hung_port: int, refused_port: int
+@pytest.mark.parametrize("fork", [True, False], ids=["child-process", "thread"])
+def test_the_head_start_begins_only_when_every_probe_passed(
+    hung_port: int, refused_port: int, fork: bool
 ) -> None:
+    """What `greenloop run` hands it (start a warm pytest) runs once every probe passed,
+    and never for a blocked check, whether the check ran in a child or on a thread."""
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(8)
+        port = int(listening.getsockname()[1])
+        for ports, expected in (((refused_port, refused_port), []), ((port, port), ["go"])):
+            raw = {
+                "components": [{"name": "app"}],
+                "probes": [
+                    {"name": f"p{n}", "component": "app", "kind": "tcp", "host": "127.0.0.1"}
+                    | {"port": p}
+                    for n, p in enumerate(ports)
+                ],
+            }
+            cfg = config_from_dict(raw, Path("greenloop.toml"))
+            calls: list[str] = []
+            check = start_early_check(cfg, lambda calls=calls: calls.append("go"), fork=fork)
+            check.results()
+            check._thread.join(timeout=30)
+            assert calls == expected and check.failed() is not expected
+            check_gate(cfg, None)  # claimed: the next check probes afresh
+
+
+def test_an_early_check_in_a_child_hands_back_its_error(refused_port: int) -> None:
+    """An exception in the child (here: a probe option only compile finds wrong) reaches
+    the run as the same exception, with its words."""
+    cfg = live_config(refused_port, refused_port, timeout_s=1)
+    broken = cfg.model_copy(
+        update={"probes": [cfg.probes[0].model_copy(update={"kind": "no-such-kind"})]}
+    )
+    check = start_early_check(broken, fork=True)
+    with pytest.raises(Exception, match="no-such-kind"):
+        check.results()
+    assert check.failed()
+    from greenloop import gate
+
+    gate._early.clear()
+
+
+def test_a_child_that_dies_without_answering_is_replaced_by_a_check_here(
+    refused_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from greenloop import earlygate
+
+    parent, real = os.getpid(), earlygate.probe_once
+
+    def dies_in_the_child(cfg: Config) -> list[ProbeResult]:
+        if os.getpid() != parent:
+            os._exit(3)
+        return real(cfg)
+
+    monkeypatch.setattr(earlygate, "probe_once", dies_in_the_child)
+    cfg = live_config(refused_port, refused_port, timeout_s=1)
+    check = start_early_check(cfg, fork=True)
+    results = check.results()
+    assert [r.name for r in results] == ["health", "cache"]
+    assert all("refused" in r.detail for r in results if r.attempts)
+    check_gate(cfg, None)
+
+
+@pytest.mark.parametrize("process", ["own-process", "in-process"])
+def test_a_run_with_a_dependency_down_reports_the_probe_it_did_not_wait_for(
+    tmp_path: Path, hung_port: int, refused_port: int, process: str
+) -> None:
+    """In its own process `greenloop run` probes in a forked child (single-threaded
+    there); inside this test process, which has threads, on a thread."""
     tests = tmp_path / "tests"
     tests.mkdir()
     (tests / "test_app.py").write_text("def test_app():\n    assert True\n", encoding="utf-8")
@@ -227,7 +301,12 @@ out_dir = "out"
         encoding="utf-8",
     )
     report = tmp_path / "report.json"
-    code = main(["run", "-c", str(tmp_path / "greenloop.toml"), "--json", str(report)])
+    argv = ["run", "-c", str(tmp_path / "greenloop.toml"), "--json", str(report)]
+    if process == "in-process":
+        code = main(argv)
+    else:
+        command = [sys.executable, "-m", "greenloop.cli", *argv]
+        code = subprocess.run(command, capture_output=True, timeout=120).returncode
     assert code == 3
     data = json.loads(report.read_text(encoding="utf-8"))
     assert data["verdict"] == "blocked" and data["exit_code"] == 3

@@ -10,9 +10,10 @@ a call ends within `timeout_s` plus at most one read timeout.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:  # imported where called: a run that makes no such call never loads httpx
+    import httpx
 
 
 def request_within(
@@ -23,6 +24,8 @@ def request_within(
     Returns the complete response (body read). Raises httpx.ReadTimeout when the body
     is still arriving at the deadline, and any other httpx.HTTPError as httpx does.
     """
+    import httpx
+
     deadline = time.monotonic() + timeout_s
     kwargs.setdefault("timeout", timeout_s)
     with client.stream(method, url, **kwargs) as streamed:
@@ -44,6 +47,8 @@ def request_within(
 
 def get_within(url: str, timeout_s: float, **kwargs: Any) -> httpx.Response:
     """`request_within` for one GET with a client of its own (`verify` and friends go to it)."""
+    import httpx
+
     client_options = {k: kwargs.pop(k) for k in ("verify", "follow_redirects") if k in kwargs}
     with httpx.Client(**client_options) as client:
         return request_within(client, "GET", url, timeout_s, **kwargs)

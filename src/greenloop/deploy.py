@@ -21,8 +21,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
-
 from greenloop.config import Config, parse_duration
 from greenloop.deadline import get_within
 from greenloop.errors import ConfigError
@@ -96,6 +94,8 @@ def read_revision_detail(config: Config, timeout_s: float = READ_TIMEOUT_S) -> R
     deploy = config.deploy
     timeout_s = max(0.1, min(timeout_s, READ_TIMEOUT_S))
     if deploy.version_url:
+        import httpx  # only here: a run without a version_url never loads it
+
         try:
             response = get_within(deploy.version_url, timeout_s, verify=_tls_context())
         except httpx.HTTPError as exc:
@@ -135,6 +135,8 @@ def read_revision_detail(config: Config, timeout_s: float = READ_TIMEOUT_S) -> R
 def _tls_context() -> ssl.SSLContext:
     # Building the default context (loading the CA bundle) costs ~20 ms; the revision is
     # read on every iteration and polled during a deploy, so build it once.
+    import httpx
+
     return httpx.create_ssl_context()
 
 

@@ -19,6 +19,10 @@ class UserError(Exception):
     def __str__(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Pickled whole (the early gate check's child process hands errors back this way).
+        return (type(self), (self.message,), dict(self.__dict__))
+
 
 class ConfigError(UserError):
     """The config file is missing, malformed or names something that does not exist."""
@@ -29,6 +33,9 @@ class ConfigError(UserError):
         self.file = file
         self.key = key
         self.expected = expected
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.file, self.key, self.expected), dict(self.__dict__))
 
 
 class InputError(UserError):

@@ -58,8 +58,10 @@ def run(
     from greenloop.earlygate import start_early_check_for
     from greenloop.execute.warm import discard_warm_pytest, warm_up
 
-    # The probes answer while the config's validation imports every stage; when all pass,
-    # a pytest process starts loading on the other core (execute/warm.py).
+    # The probes answer (in a child process: earlygate.py) while the config's validation
+    # imports every stage; when all pass, a pytest process starts loading (execute/warm.py).
+    # Started only then: in a blocked run it would be CPU spent for nothing (measured in
+    # docs/benchmarks.md, run H).
     try:
         early = read_config(config)
     except Exception:  # the full load below says what is wrong, in its own words

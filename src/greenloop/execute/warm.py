@@ -95,16 +95,13 @@ class WarmPytest:
         return self.proc
 
     def discard(self) -> None:
-        """End the process unused: end of input makes it exit; kill it if it lingers."""
+        """End the process unused, at once: it has run nothing but pytest's own imports."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, 9)
+        self.proc.wait()
         with contextlib.suppress(OSError):
             if self.proc.stdin is not None:
                 self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=2.0)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, 9)
-            self.proc.wait()
         self._forget_log()
 
     def _forget_log(self) -> None:
@@ -173,9 +170,16 @@ def warm_up(config: Config, workers: int | None = None) -> WarmPytest | None:
 
 
 def discard_warm_pytest() -> None:
-    """End a warm process nobody took (a blocked run, a run without a shared session)."""
-    while _warm:
-        _warm.pop().discard()
+    """End a warm process nobody took (a blocked run, a run without a shared session).
+
+    Called from the early gate check's thread too: the pop decides who ends it.
+    """
+    while True:
+        try:
+            warm = _warm.pop()
+        except IndexError:
+            return
+        warm.discard()
 
 
 # --------------------------------------------------------------------------- the process

@@ -6,7 +6,6 @@ import os
 import time
 from typing import Any, Literal
 
-import httpx
 from pydantic import Field
 
 from greenloop.config import Config
@@ -70,6 +69,8 @@ class HttpAction(ActionKind[HttpOptions]):
             kwargs["content"] = options.body.encode()
         elif options.body is not None:
             kwargs["json"] = options.body
+        import httpx  # loaded when an HTTP action runs, not when the kind is registered
+
         started = time.perf_counter()
         try:
             with httpx.Client(timeout=context.timeout_s, verify=options.verify) as client:

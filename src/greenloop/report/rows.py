@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import multiprocessing
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from greenloop.redact import Redactor
@@ -47,8 +44,12 @@ def redacted_rows(
     JSON text, in order. `workers` caps the processes (default: one per CPU, at most 2).
     Raises ValueError for NaN or infinity in a row (not JSON), as `json_text` does."""
     global _shared
-    if worker_count(workers) < 2 or len(rows) < PARALLEL_ROWS:
+    if len(rows) < PARALLEL_ROWS or worker_count(workers) < 2:
         return EncodedItems(_encode(rows, redactor, seen))
+    import multiprocessing  # here: a small report never needs it
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
     half = len(rows) // 2
     _shared = (rows, redactor, seen)
     gc.freeze()  # the child's collector then never touches (and copies) inherited objects

@@ -13,12 +13,13 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
-
-import httpx
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from greenloop.deadline import request_within
 from greenloop.kinds import KindOptions, OptionError
+
+if TYPE_CHECKING:  # loaded by the hosted kinds when they connect, not when registered
+    import httpx
 
 MARKER = "<!-- greenloop:fingerprint={} -->"
 OP_MARKER = "<!-- greenloop:op={} -->"
@@ -112,6 +113,8 @@ class HttpTracker:
             )
 
     def __init__(self, base_url: str, headers: dict[str, str], timeout_s: float) -> None:
+        import httpx
+
         self.base_url = base_url.rstrip("/")
         self.client = httpx.Client(
             base_url=self.base_url,
@@ -127,6 +130,8 @@ class HttpTracker:
         self, method: str, path: str, *, issue_level: bool = False, **kwargs: Any
     ) -> httpx.Response:
         """One call; every failure becomes TrackerUnavailable or IssueRejected, never raw httpx."""
+        import httpx
+
         try:
             response = request_within(self.client, method, path, self.timeout_s, **kwargs)
         except httpx.TimeoutException:

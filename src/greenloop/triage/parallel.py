@@ -25,12 +25,9 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import multiprocessing
 import os
 import sys
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import fields
 from operator import attrgetter
 
@@ -60,6 +57,8 @@ def worker_count(requested: int | None = None) -> int:
     """Processes to use: min(CPU count, requested); 1 off Linux or without fork (macOS
     has fork, but system libraries there are not safe to use in a forked child), and 1 in
     a daemonic process, which multiprocessing does not let have children."""
+    import multiprocessing  # here: a small run never needs it
+
     cpus = os.cpu_count() or 1
     linux = sys.platform.startswith("linux")
     if cpus <= 1 or not linux or "fork" not in multiprocessing.get_all_start_methods():
@@ -88,9 +87,11 @@ def classify_batch(
             firsts.append(n)
         owner.append(at)
     distinct = [evidence[n] for n in firsts]
-    processes = worker_count(workers)
+    processes = worker_count(workers) if len(distinct) >= PARALLEL_MIN else 1
     compact: list[Compact] | None = None
-    if processes > 1 and len(distinct) >= PARALLEL_MIN:
+    if processes > 1:
+        from concurrent.futures.process import BrokenProcessPool
+
         # Could not fork, or a worker died (out of memory): this process answers.
         with contextlib.suppress(OSError, BrokenProcessPool):
             compact = _in_workers(distinct, tuple(rules), processes)
@@ -136,6 +137,9 @@ def _in_workers(
     # Frozen objects are not scanned by the workers' garbage collector: otherwise each
     # collection writes to every inherited object and copies the parent's memory over.
     gc.freeze()
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     try:
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(processes, mp_context=context) as pool:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
-import httpx
 from pydantic import Field
 
 from greenloop.deadline import get_within
@@ -45,6 +44,8 @@ class LokiSource(LogSource[LokiOptions]):
         }
         headers = {"X-Scope-OrgID": self.options.org_id} if self.options.org_id else {}
         url = self.options.url.rstrip("/") + "/loki/api/v1/query_range"
+        import httpx  # loaded when Loki is read, not when the kind is registered
+
         try:
             reply = get_within(url, self.options.timeout_s, params=params, headers=headers)
         except httpx.HTTPError as exc:
