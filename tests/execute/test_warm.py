@@ -116,3 +116,40 @@ def test_warm_up_only_for_phases_that_share_a_session(tree, make_config) -> None
         assert warm_up(make_config(phases=phases)) is not None
     finally:
         discard_warm_pytest()
+
+
+ATEXIT_CONFTEST = """
+import atexit
+import threading
+import time
+from pathlib import Path
+
+atexit.register(lambda: Path(__file__).with_name("atexit.txt").write_text("ran"))
+if Path(__file__).with_name("linger").exists():  # a non-daemon thread still running at exit
+    threading.Thread(target=lambda: (time.sleep(0.5), Path(__file__).with_name(
+        "thread.txt").write_text("done"))).start()
+"""
+
+
+def test_the_warm_pytest_exits_with_pytests_code_after_the_suites_exit_handlers(
+    tree, make_config
+) -> None:
+    """It skips the interpreter's module teardown, not what a normal exit does: the exit
+    code is pytest's, exit handlers run, and a non-daemon thread is waited for."""
+    tests = tree({"conftest.py": ATEXIT_CONFTEST, "test_x.py": "def test_no(): assert False\n"})
+    config = make_config()
+    env = Interpreter(sys.executable, own=True).environment(
+        process_environment(config), import_root(tests, config.base_dir)
+    )
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_x.py"]
+    for linger in (False, True):
+        if linger:
+            (tests / "linger").write_text("")
+        warm = start_warm_pytest(sys.executable, tests, env)
+        assert warm is not None
+        proc = take_warm_pytest(argv, cwd=tests, env=env, output=tests / "out.log")
+        assert proc is not None
+        assert proc.wait(timeout=60) == 1  # pytest's "tests failed"
+        assert (tests / "atexit.txt").read_text() == "ran"
+        assert (tests / "thread.txt").exists() is linger
+        (tests / "atexit.txt").unlink()

@@ -7,11 +7,15 @@ process on the other core while greenloop itself is still loading; the shared
 session (runners/shared.py) then hands it its command line instead of starting
 pytest cold. Nothing of the suite is imported before the hand-over: collection,
 conftest.py and the tests run exactly as in a pytest started then, with the same
-arguments, environment, working folder and output file.
+arguments, environment, working folder and output file. While it waits it loads
+the third-party libraries the suite's files import (preload.py), never the
+suite's own modules. When pytest returns, it ends as greenloop's CLI does: exit
+handlers run and output is flushed, without the interpreter's module-by-module
+teardown that greenloop would otherwise wait for.
 
-    python -m greenloop.execute.warm [PLUGIN_TO_SKIP ...]    # the process
+    python -m greenloop.execute.warm [--project DIR ...] [PLUGIN_TO_SKIP ...]
     warm_up(config, workers)                                   # greenloop's side
-    start_warm_pytest(executable, cwd, env, skip)
+    start_warm_pytest(executable, cwd, env, skip, project)
     take_warm_pytest(argv, cwd, env, output) -> Popen | None
     discard_warm_pytest()
 
@@ -51,14 +55,23 @@ class WarmPytest:
     """greenloop's handle on one warm process (see the module docstring)."""
 
     def __init__(
-        self, executable: str, cwd: Path, env: Mapping[str, str], skip: Sequence[str]
+        self,
+        executable: str,
+        cwd: Path,
+        env: Mapping[str, str],
+        skip: Sequence[str],
+        project: Sequence[Path] = (),
     ) -> None:
         self.executable = executable
         self.startup = startup_variables(env)
         self.log = Path(tempfile.mkstemp(prefix="greenloop-warm-", suffix=".log")[1])
         with self.log.open("ab") as out:
             self.proc: subprocess.Popen[bytes] = subprocess.Popen(
-                [executable, "-m", "greenloop.execute.warm", *skip],
+                [
+                    *(executable, "-m", "greenloop.execute.warm"),
+                    *(arg for folder in project for arg in ("--project", str(folder))),
+                    *skip,
+                ],
                 cwd=cwd,
                 env=dict(env),
                 stdin=subprocess.PIPE,
@@ -113,13 +126,20 @@ _warm: list[WarmPytest] = []
 
 
 def start_warm_pytest(
-    executable: str, cwd: Path, env: Mapping[str, str], skip: Sequence[str] = ()
+    executable: str,
+    cwd: Path,
+    env: Mapping[str, str],
+    skip: Sequence[str] = (),
+    project: Sequence[Path] = (),
 ) -> WarmPytest | None:
-    """Start the warm process (at most one per greenloop process); None if it cannot start."""
+    """Start the warm process (at most one per greenloop process); None if it cannot start.
+
+    `project`: the folders whose modules are the suite's own, never loaded ahead
+    (preload.py); the process's working folder `cwd` is always one."""
     if _warm:
         return _warm[0]
     try:
-        warm = WarmPytest(executable, cwd, env, skip)
+        warm = WarmPytest(executable, cwd, env, skip, project)
     except OSError:
         return None
     _warm.append(warm)
@@ -163,10 +183,10 @@ def warm_up(config: Config, workers: int | None = None) -> WarmPytest | None:
         with contextlib.suppress(OSError):
             texts.append(path.read_bytes())
     skip = [n for n, word in HEAVY_PLUGINS.items() if not any(word in t for t in texts)]
-    env = Interpreter(sys.executable, own=True).environment(
-        process_environment(config), import_root(tests_dir, config.base_dir)
-    )
-    return start_warm_pytest(sys.executable, tests_dir, env, skip)
+    root = import_root(tests_dir, config.base_dir)
+    env = Interpreter(sys.executable, own=True).environment(process_environment(config), root)
+    project = [config.base_dir, *([root, root / "src"] if root else [])]
+    return start_warm_pytest(sys.executable, tests_dir, env, skip, project)
 
 
 def discard_warm_pytest() -> None:
@@ -186,8 +206,15 @@ def discard_warm_pytest() -> None:
 
 
 def main() -> None:
-    """Import pytest and its plugins, wait for the hand-over, then be that pytest."""
-    skip = set(sys.argv[1:])
+    """Import pytest, its plugins and the suite's libraries, wait for the hand-over,
+    then be that pytest."""
+    args, project, skip = sys.argv[1:], [Path.cwd()], set()
+    while args:
+        arg = args.pop(0)
+        if arg == "--project" and args:
+            project.append(Path(args.pop(0)))
+        else:
+            skip.add(arg)
     import pytest
 
     import greenloop.execute.phased
@@ -200,6 +227,11 @@ def main() -> None:
             if point.name not in skip:
                 with contextlib.suppress(Exception):  # pytest reports it, as usual
                     point.load()
+    from greenloop.execute import preload
+
+    names = preload.imported_names(preload.read_heads(preload.scan_files(Path.cwd())))
+    loaded = preload.preload(preload.preloadable(names, project), stop=_order_arrived)
+    print(f"greenloop warm: loaded ahead: {', '.join(loaded) or 'nothing'}", flush=True)
     line = sys.stdin.buffer.readline()
     if not line.strip():
         os._exit(0)  # not needed
@@ -217,7 +249,34 @@ def main() -> None:
     os.environ.clear()
     os.environ.update(order["env"])
     sys.argv = [os.path.join(os.path.dirname(pytest.__file__), "__main__.py"), *order["args"]]
-    raise SystemExit(pytest.console_main())
+    code = pytest.console_main()
+    _exit_without_teardown(int(code))
+    raise SystemExit(code)  # other threads still run: the interpreter's own exit waits for them
+
+
+def _exit_without_teardown(code: int) -> None:
+    """End now that pytest has returned, as greenloop's CLI does (cli._leave): exit
+    handlers run and output is flushed, but the interpreter does not tear its ~1,000
+    modules down one by one (0.1-0.2 s of CPU greenloop would wait for). Returns, for a
+    normal exit, while a non-daemon thread the suite started is still running."""
+    import atexit
+    import threading
+
+    main = threading.main_thread()
+    if any(t is not main and not t.daemon and t.is_alive() for t in threading.enumerate()):
+        return
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
+
+
+def _order_arrived() -> bool:
+    """The hand-over line is waiting on stdin (or stdin closed): stop loading ahead."""
+    import select
+
+    return bool(select.select([sys.stdin.buffer], [], [], 0)[0])
 
 
 if __name__ == "__main__":
