@@ -243,10 +243,10 @@ def test_a_child_that_dies_without_answering_is_replaced_by_a_check_here(
 
     parent, real = os.getpid(), earlygate.probe_once
 
-    def dies_in_the_child(cfg: Config) -> list[ProbeResult]:
+    def dies_in_the_child(cfg: Config, settle: bool = True) -> list[ProbeResult]:
         if os.getpid() != parent:
             os._exit(3)
-        return real(cfg)
+        return real(cfg, settle)
 
     monkeypatch.setattr(earlygate, "probe_once", dies_in_the_child)
     cfg = live_config(refused_port, refused_port, timeout_s=1)
@@ -317,3 +317,44 @@ out_dir = "out"
     assert cache["attempts"] == 1 and "refused" in cache["detail"]
     worklog = Path(data["worklog"]).read_text(encoding="utf-8")
     assert "not waited for" in worklog
+
+
+def test_probe_in_its_own_process_waits_for_every_probe(
+    tmp_path: Path, hung_port: int, refused_port: int
+) -> None:
+    """`greenloop probe` starts its check early (in a child process) too, but never
+    settles: the hung health check is waited for up to its timeout_s."""
+    (tmp_path / "greenloop.toml").write_text(
+        f"""
+[[components]]
+name = "app"
+depends_on = ["cache"]
+
+[[components]]
+name = "cache"
+
+[[probes]]
+name = "health"
+component = "app"
+kind = "http"
+url = "http://127.0.0.1:{hung_port}/health"
+timeout_s = 1
+
+[[probes]]
+name = "cache"
+component = "cache"
+kind = "tcp"
+host = "127.0.0.1"
+port = {refused_port}
+""",
+        encoding="utf-8",
+    )
+    report = tmp_path / "probes.json"
+    command = [sys.executable, "-m", "greenloop.cli", "probe", "-c", "greenloop.toml"]
+    done = subprocess.run(
+        [*command, "--json", str(report)], cwd=tmp_path, capture_output=True, timeout=120
+    )
+    assert done.returncode == 3, done.stderr
+    probes = {p["name"]: p for p in json.loads(report.read_text(encoding="utf-8"))["probes"]}
+    assert probes["health"]["attempts"] >= 1 and "not waited" not in probes["health"]["detail"]
+    assert "refused" in probes["cache"]["detail"]

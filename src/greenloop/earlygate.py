@@ -59,8 +59,10 @@ class EarlyCheck:
         when_healthy: Callable[[], object] | None = None,
         *,
         fork: bool | None = None,
+        settle: bool = True,
     ) -> None:
         self.config = config
+        self.settle = settle
         self.when_healthy = when_healthy
         self.started = time.perf_counter()
         self.stamp = utcnow()
@@ -83,7 +85,7 @@ class EarlyCheck:
         pid = os.fork()
         if pid == 0:  # the child: probe, answer, end without any of the parent's exit work
             os.close(read_fd)
-            _answer_and_exit(self.config, write_fd)
+            _answer_and_exit(self.config, write_fd, self.settle)
         os.close(write_fd)
         child = _Child(pid)
         atexit.register(child.end)  # a run that ends before reading it: no orphan
@@ -108,7 +110,7 @@ class EarlyCheck:
 
     def _probe_here(self) -> None:
         try:
-            self._results = probe_once(self.config)
+            self._results = probe_once(self.config, self.settle)
         except BaseException as exc:  # handed to the thread that reads the results
             self._error = exc
         finally:
@@ -137,8 +139,9 @@ class EarlyCheck:
         return self._results
 
 
-def probe_once(config: Config) -> list[ProbeResult]:
-    """Every probe of `config` once, not waiting for answers that cannot change the verdict."""
+def probe_once(config: Config, settle: bool = True) -> list[ProbeResult]:
+    """Every probe of `config` once; with `settle`, not waiting for answers that cannot
+    change the verdict (`gate.settled`)."""
     import asyncio
 
     from greenloop.gate import settled
@@ -146,7 +149,7 @@ def probe_once(config: Config) -> list[ProbeResult]:
     from greenloop.redact import redactor_for
 
     decide = None
-    if max(config.gate.fail_after, config.gate.recover_after) == 1:
+    if settle and max(config.gate.fail_after, config.gate.recover_after) == 1:
         # Without flapping rules no history is needed to judge the answers so far.
         decide = functools.partial(settled, config)
     return asyncio.run(
@@ -184,7 +187,7 @@ def can_fork() -> bool:
     return sys.platform == "linux" and threading.active_count() == 1
 
 
-def _answer_and_exit(config: Config, write_fd: int) -> None:
+def _answer_and_exit(config: Config, write_fd: int, settle: bool) -> None:
     """The child's whole life: probe, write `(results, error, took)` pickled, `_exit`."""
     started = time.perf_counter()
     code = 0
@@ -193,7 +196,7 @@ def _answer_and_exit(config: Config, write_fd: int) -> None:
         results: list[ProbeResult] = []
         error: BaseException | None = None
         try:
-            results = probe_once(config)
+            results = probe_once(config, settle)
         except BaseException as exc:
             error = exc
         payload = _pickled((results, error, time.perf_counter() - started))

@@ -102,6 +102,18 @@ def probe(config: ConfigOption = Path(DEFAULT_CONFIG), json_path: JsonOption = N
 
     Example: `greenloop probe -c greenloop.toml --json probes.json`
     """
+    from greenloop.config import read_config
+    from greenloop.earlygate import early_check_allowed, start_early_check
+
+    # As in `run`: the probes answer in a child process while the full load imports every
+    # stage; here every probe is waited for (settle=False), as `probe` always did.
+    try:
+        early = read_config(config)
+    except Exception:  # the full load below says what is wrong, in its own words
+        early = None
+    if early is not None and early_check_allowed(early):
+        start_early_check(early, settle=False)
+
     from rich.markup import escape
 
     from greenloop.gate import check_gate, probes_json, render_probe_table
