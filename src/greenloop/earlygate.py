@@ -73,7 +73,10 @@ class EarlyCheck:
         self._done = threading.Event()
         target: Callable[[], None] = self._probe_here
         if self.forked:
-            target = self._start_child()
+            try:
+                target = self._start_child()
+            except OSError:  # no fork now (process limit, memory): the thread does it
+                self.forked = False
         self._thread = threading.Thread(target=target, name="greenloop-gate", daemon=True)
         self._thread.start()
 
@@ -82,7 +85,12 @@ class EarlyCheck:
     def _start_child(self) -> Callable[[], None]:
         """Fork the child that probes; return what the reading thread runs."""
         read_fd, write_fd = os.pipe()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(read_fd)
+            os.close(write_fd)
+            raise
         if pid == 0:  # the child: probe, answer, end without any of the parent's exit work
             os.close(read_fd)
             _answer_and_exit(self.config, write_fd, self.settle)

@@ -61,12 +61,18 @@ def test_loading_ahead_stops_when_the_hand_over_arrives() -> None:
     assert preload(["json", "no_such_module_here"], lambda: False) == ["json"]  # failure left
 
 
-def test_scan_reads_conftests_then_test_files(tmp_path: Path) -> None:
-    (tmp_path / "sub").mkdir()
-    for name in ("conftest.py", "sub/conftest.py", "test_a.py", "sub/b_test.py", "helper.py"):
+def test_scan_reads_conftests_then_test_files_and_skips_what_pytest_skips(
+    tmp_path: Path,
+) -> None:
+    for folder in ("sub", ".tox/py", "env/lib", "node_modules/x"):
+        (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / "env" / "pyvenv.cfg").write_text("home = /usr\n")  # a virtualenv
+    names = ["conftest.py", "sub/conftest.py", "test_a.py", "sub/b_test.py", "helper.py"]
+    names += [".tox/py/test_t.py", "env/lib/test_v.py", "node_modules/x/test_n.py"]
+    for name in names:
         (tmp_path / name).write_text("")
     found = [p.relative_to(tmp_path).as_posix() for p in scan_files(tmp_path)]
-    assert found == ["conftest.py", "sub/conftest.py", "sub/b_test.py", "test_a.py"]
+    assert found == ["conftest.py", "sub/conftest.py", "test_a.py", "sub/b_test.py"]
 
 
 CONFTEST = """

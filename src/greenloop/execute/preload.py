@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
+import os
 import sysconfig
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -37,18 +38,38 @@ __all__ = ["imported_names", "preload", "preloadable", "scan_files"]
 PATCH_FIRST = frozenset({"gevent", "eventlet"})
 MAX_FILES = 400  # test files read for import lines (conftest.py files always are)
 MAX_BYTES = 64 * 1024  # of each file: imports sit at the top
+SKIP_DIRS = frozenset(
+    {"__pycache__", "node_modules", "venv", "site-packages", "build", "dist", "CVS", "_darcs"}
+)
 
 
 def scan_files(tests_dir: Path) -> list[Path]:
-    """The conftest.py files under `tests_dir`, then up to MAX_FILES test files."""
-    conftests = sorted(tests_dir.rglob("conftest.py"))
-    tests = []
-    for path in sorted(tests_dir.rglob("*.py")):
-        if path.name.startswith("test_") or path.name.endswith("_test.py"):
-            tests.append(path)
-            if len(tests) >= MAX_FILES:
-                break
+    """The conftest.py files under `tests_dir`, then up to MAX_FILES test files.
+
+    Walks as pytest recurses by default: hidden folders, virtualenvs (a folder holding
+    pyvenv.cfg), site-packages, build output and caches are not entered, so a tests
+    folder that is the project root does not read the installed packages' tests.
+    """
+    conftests: list[Path] = []
+    tests: list[Path] = []
+    for folder, dirs, files in os.walk(tests_dir):
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if not d.startswith(".")
+            and d not in SKIP_DIRS
+            and not os.path.exists(os.path.join(folder, d, "pyvenv.cfg"))
+        )
+        for name in sorted(files):
+            if name == "conftest.py":
+                conftests.append(Path(folder, name))
+            elif len(tests) < MAX_FILES and _is_test_file(name):
+                tests.append(Path(folder, name))
     return [*conftests, *tests]
+
+
+def _is_test_file(name: str) -> bool:
+    return name.endswith(".py") and (name.startswith("test_") or name.endswith("_test.py"))
 
 
 def imported_names(texts: Iterable[str]) -> list[str]:

@@ -178,11 +178,13 @@ def warm_up(config: Config, workers: int | None = None) -> WarmPytest | None:
     tests_dir = config.resolve(config.execution.tests_dir)
     if not tests_dir.is_dir():
         return None
-    texts = []
-    for path in tests_dir.rglob("*.py"):
-        with contextlib.suppress(OSError):
-            texts.append(path.read_bytes())
-    skip = [n for n, word in HEAVY_PLUGINS.items() if not any(word in t for t in texts)]
+    from greenloop.execute.preload import read_heads, scan_files
+
+    # Plugins none of the suite's files mention are not imported ahead (a guess: pytest
+    # loads any it needs itself). Pruned as pytest recurses: never a virtualenv's files.
+    texts = read_heads(scan_files(tests_dir))
+    words = {name: word.decode() for name, word in HEAVY_PLUGINS.items()}
+    skip = [name for name, word in words.items() if not any(word in t for t in texts)]
     root = import_root(tests_dir, config.base_dir)
     env = Interpreter(sys.executable, own=True).environment(process_environment(config), root)
     project = [config.base_dir, *([root, root / "src"] if root else [])]
