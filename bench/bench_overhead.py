@@ -1,6 +1,6 @@
 """The whole `greenloop run` process beside plain pytest, healthy and in every outage.
 
-    .venv/bin/python bench/bench_overhead.py [--rounds N] [--minute] [--states a,b]
+    .venv/bin/python bench/bench_overhead.py [--rounds N] [--minute] [--states a,b] [--busy]
 
 Generates a small E2E subject in a temporary folder and runs, interleaved,
 median of N rounds, in each state:
@@ -39,6 +39,7 @@ about a minute); `--help` < 0.3 s. Copy the table into docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import socket
@@ -496,6 +497,11 @@ def main() -> None:
     parser.add_argument("--states", default=",".join(STATES), help="comma-separated; see above")
     parser.add_argument("--minute", action="store_true", help="add the ~1 minute suite")
     parser.add_argument(
+        "--busy",
+        action="store_true",
+        help="a CPU burner per core runs during every measurement (a loaded machine)",
+    )
+    parser.add_argument(
         "--probe-timeout",
         type=float,
         default=1.0,
@@ -529,6 +535,15 @@ def main() -> None:
         "wall and CPU (user+sys) time"
     )
     print(HEADER)
+    with contextlib.ExitStack() as busy:
+        if args.busy:
+            busy.enter_context(cpu_burners(os.cpu_count() or 2))
+            print(f"busy: {os.cpu_count() or 2} CPU burner(s) running throughout")
+        measure(args, names)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+def measure(args: argparse.Namespace, names: list[str]) -> None:
     with subject(tests=24, delay=0.04) as s:
         for name in names:
             healthy = name == "healthy"
@@ -543,7 +558,28 @@ def main() -> None:
                 s, "~1 min suite, healthy", "healthy", rounds, {0}, args.healthy_probe_timeout
             )
             print_row(row, minute=True)
-    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+def _burn(stop_at: float) -> None:
+    while time.monotonic() < stop_at:
+        pass
+
+
+@contextmanager
+def cpu_burners(n: int, limit_s: float = 3600.0) -> Iterator[None]:
+    """`n` processes spinning on the CPU (bounded by `limit_s`, in case this one dies)."""
+    import multiprocessing
+
+    stop_at = time.monotonic() + limit_s
+    procs = [multiprocessing.Process(target=_burn, args=(stop_at,), daemon=True) for _ in range(n)]
+    for proc in procs:
+        proc.start()
+    try:
+        yield
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.join()
 
 
 if __name__ == "__main__":
