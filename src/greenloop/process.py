@@ -216,6 +216,19 @@ def run_process(
         proc = start_process(argv, cwd=cwd, env=env, output=output)
     except OSError:
         return ProcessEnd(127, False, 0.0)
+    return follow_process(proc, deadline=deadline, on_poll=on_poll, started=start)
+
+
+def follow_process(
+    proc: subprocess.Popen[bytes],
+    *,
+    deadline: float,
+    on_poll: Callable[[], object] | None = None,
+    started: float | None = None,
+) -> ProcessEnd:
+    """`run_process` for a process already started (in its own process group): wait
+    for it as `watch_process` does; the duration counts from `started` (default: now)."""
+    start = time.monotonic() if started is None else started
     end = watch_process(proc, deadline=deadline, on_poll=on_poll)
     assert end is not None  # no `until`: it returns only when the process is gone
     return ProcessEnd(end.returncode, end.timed_out, time.monotonic() - start, end.interrupted)

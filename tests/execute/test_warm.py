@@ -106,14 +106,17 @@ def test_an_unused_warm_process_ends(tree, make_config) -> None:
     discard_warm_pytest()  # nothing left: a second call is harmless
 
 
-def test_warm_up_only_for_phases_that_share_a_session(tree, make_config) -> None:
+def test_warm_up_only_for_pytest_with_one_worker_in_this_interpreter(tree, make_config) -> None:
     tree({"test_smoke.py": "def test_up(): pass\n", "test_full.py": "def test_one(): pass\n"})
     phases = [{"name": "smoke", "select": {"files": ["tests/test_smoke.py"]}}, {"name": "full"}]
     try:
-        assert warm_up(make_config(phases=[phases[0]])) is None  # one phase: nothing to share
-        assert warm_up(make_config(phases=phases), workers=4) is None  # workers: no sharing
+        assert warm_up(make_config(phases=phases), workers=4) is None  # workers: xdist
         assert warm_up(make_config(phases=phases, execution={"workers": 2})) is None
+        junit = {"name": "j", "runner": "command", "command": ["true"], "junit": "x.xml"}
+        assert warm_up(make_config(phases=[junit])) is None  # no pytest phase
         assert warm_up(make_config(phases=phases)) is not None
+        discard_warm_pytest()
+        assert warm_up(make_config(phases=[phases[0]])) is not None  # one phase: its launch
     finally:
         discard_warm_pytest()
 
@@ -153,3 +156,19 @@ def test_the_warm_pytest_exits_with_pytests_code_after_the_suites_exit_handlers(
         assert (tests / "atexit.txt").read_text() == "ran"
         assert (tests / "thread.txt").exists() is linger
         (tests / "atexit.txt").unlink()
+
+
+def test_a_single_phase_runs_in_the_warm_process(tree, make_config) -> None:
+    """Without a shared session (one phase) the phase's first launch takes it."""
+    tests = tree({"test_smoke.py": SMOKE_TEST})
+    config = make_config()
+    env = Interpreter(sys.executable, own=True).environment(
+        process_environment(config), import_root(tests, config.base_dir)
+    )
+    warm = start_warm_pytest(sys.executable, tests, env, ["anyio"])
+    assert warm is not None
+    result = run_phase(config, SMOKE, select_tests(config, SMOKE, []))
+    assert [t.outcome for t in result.tests] == [Outcome.PASSED]
+    assert warm.proc.poll() is not None  # it ran the phase and ended
+    assert not warm.log.exists()  # handed over
+    assert take_warm_pytest(["x"], cwd=tests, env=env, output=tests / "o.log") is None

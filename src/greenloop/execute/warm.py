@@ -161,17 +161,18 @@ def take_warm_pytest(
 
 
 def warm_up(config: Config, workers: int | None = None) -> WarmPytest | None:
-    """Start the warm process for a run of `config` when its phases will share one pytest
-    session in greenloop's own interpreter (the only process it can stand in for)."""
+    """Start the warm process for a run of `config` whose phases run pytest with one
+    worker in greenloop's own interpreter (the only process it can stand in for): the
+    shared session of two or more phases, or else the first launch of the first phase."""
     from greenloop.execute.interpreter import Interpreter, import_root, python_path
     from greenloop.execute.runners.base import process_environment
-    from greenloop.execute.runners.pytest import HEAVY_PLUGINS
+    from greenloop.execute.wire import HEAVY_PLUGINS
 
     own = python_path(config)
     if own is not None and os.path.abspath(own) != os.path.abspath(sys.executable):
         return None
     phases = config.phases
-    if sum(1 for p in phases if p.runner == "pytest") < 2 or workers not in (None, 1):
+    if (phases and all(p.runner != "pytest" for p in phases)) or workers not in (None, 1):
         return None
     if config.execution.workers != 1 or any(p.workers not in (None, 1) for p in phases):
         return None

@@ -35,9 +35,10 @@ from greenloop.execute.runners.base import (
     tail,
 )
 from greenloop.execute.selection import Selection
-from greenloop.execute.wire import EVENTS_ENV, ORDER_ENV, PARENT_ENV
+from greenloop.execute.warm import take_warm_pytest
+from greenloop.execute.wire import EVENTS_ENV, HEAVY_PLUGINS, ORDER_ENV, PARENT_ENV
 from greenloop.kinds import NoOptions
-from greenloop.process import ProcessEnd, run_process
+from greenloop.process import ProcessEnd, follow_process, run_process
 from greenloop.records import Outcome, PhaseResult, TestResult
 from greenloop.redact import redactor_for
 
@@ -91,11 +92,10 @@ def estimate_tests(files: Sequence[str]) -> int:
     return count
 
 
-# Entry-point plugins that every pytest process (and xdist worker) loads at start-up, with a
-# word their users' test code must contain. anyio's (installed with httpx; it imports trio
-# when that is installed) costs 0.2-0.3 s of CPU per process: a tenth of a 2 s suite, and
-# with 16 workers on 2 cores seconds before the first test runs.
-HEAVY_PLUGINS = {"anyio": b"anyio"}
+# HEAVY_PLUGINS (wire.py): entry-point plugins that every pytest process (and xdist worker)
+# loads at start-up, with a word their users' test code must contain. anyio's (installed
+# with httpx; it imports trio when that is installed) costs 0.2-0.3 s of CPU per process:
+# a tenth of a 2 s suite, and with 16 workers on 2 cores seconds before the first test runs.
 
 
 def unused_plugin_opts(selection: Selection) -> list[str]:
@@ -422,14 +422,14 @@ def launch(ctx: _Context, fold: EventFold, targets: Sequence[str]) -> tuple[Proc
         argsfile.write_text("\n".join(argv[-len(targets) :]) + "\n", encoding="utf-8")
         argv = [*argv[: -len(targets)], f"@{argsfile}"]
     reader = EventTail(events)
-    end = run_process(
-        argv,
-        cwd=Path(ctx.selection.tests_dir),
-        env={**ctx.env, EVENTS_ENV: str(events), PARENT_ENV: str(os.getpid())},
-        deadline=ctx.deadline,
-        output=output,
-        on_poll=lambda: fold.feed_lines(reader.read()),
-    )
+    cwd = Path(ctx.selection.tests_dir)
+    env = {**ctx.env, EVENTS_ENV: str(events), PARENT_ENV: str(os.getpid())}
+    on_poll = lambda: fold.feed_lines(reader.read())  # noqa: E731
+    # A pytest started ahead (execute/warm.py) when one fits this first launch, else cold.
+    warm = take_warm_pytest(argv, cwd=cwd, env=env, output=output) if ctx.launches == 1 else None
+    if warm is not None:
+        return follow_process(warm, deadline=ctx.deadline, on_poll=on_poll), output
+    end = run_process(argv, cwd=cwd, env=env, deadline=ctx.deadline, output=output, on_poll=on_poll)
     return end, output
 
 
