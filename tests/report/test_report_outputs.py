@@ -210,6 +210,12 @@ def test_user_template_and_broken_template(tmp_path: Path) -> None:
         make_run(), context(tmp_path, worklog_template="mine.md.j2"), out_dir=tmp_path / "o"
     )
     assert paths.worklog.read_text().startswith("# 20261128-101500-ab12cd 2 of 4 tests failed")
+    # Compiled templates are cached (jinja2's bytecode cache): an edit is still seen.
+    (tmp_path / "mine.md.j2").write_text("## edited {{ run.run_id }}\n")
+    paths = write_reports(
+        make_run(), context(tmp_path, worklog_template="mine.md.j2"), out_dir=tmp_path / "o"
+    )
+    assert paths.worklog.read_text().startswith("## edited 20261128-101500-ab12cd")
     (tmp_path / "bad.md.j2").write_text("{{ no_such_thing }}\n")
     with pytest.raises(UserError, match=r"bad\.md\.j2"):
         write_reports(
