@@ -122,8 +122,8 @@ def python_path(config: Config) -> str | None:
 def check_python(config: Config, file: str) -> None:
     """Raise ConfigError when execution.python is not an interpreter that has pytest."""
     path = python_path(config)
-    if path is None:
-        return
+    if path is None or same_interpreter(path, sys.executable):
+        return  # greenloop's own interpreter has pytest: greenloop depends on it
     if not (Path(path).is_file() and os.access(path, os.X_OK)):
         raise ConfigError(file, "execution.python", f"{path}: no such interpreter")
     if not capabilities(path)[0]:
@@ -135,7 +135,7 @@ def check_python(config: Config, file: str) -> None:
 def interpreter_for(config: Config, workdir: Path) -> Interpreter:
     """The interpreter of this run; a foreign one gets the plugin copied under `workdir`."""
     path = python_path(config)
-    if path is None or _same(path, sys.executable):
+    if path is None or same_interpreter(path, sys.executable):
         return Interpreter(executable=sys.executable, own=True)
     has_pytest, has_xdist, has_timeout = capabilities(path)
     if not has_pytest:
@@ -187,6 +187,19 @@ def capabilities(path: str) -> tuple[bool, bool, bool]:
     )
 
 
-def _same(a: str, b: str) -> bool:
-    # Not samefile: every venv's python links to the same base interpreter.
-    return os.path.abspath(a) == os.path.abspath(b)
+def same_interpreter(a: str, b: str) -> bool:
+    """One interpreter in one environment: the same file once links are followed, named
+    from the same folder. A virtualenv is its bin folder (pyvenv.cfg sits above it), so
+    venv/bin/python and venv/bin/python3 are one; two virtualenvs' pythons, both links to
+    one base interpreter, are not (plain samefile would call them one). Source: the
+    redis-py field trial, whose `execution.python = "venv/bin/python"` beside a
+    `greenloop` script run by venv/bin/python3 made greenloop treat its own interpreter
+    as a foreign one (no warm pytest, a capability check and a plugin copy per run)."""
+    a, b = os.path.abspath(a), os.path.abspath(b)
+    if a == b:
+        return True
+    try:
+        same_folder = os.path.samefile(os.path.dirname(a), os.path.dirname(b))
+    except OSError:
+        return False
+    return same_folder and os.path.realpath(a) == os.path.realpath(b)

@@ -164,12 +164,17 @@ def warm_up(config: Config, workers: int | None = None) -> WarmPytest | None:
     """Start the warm process for a run of `config` whose phases run pytest with one
     worker in greenloop's own interpreter (the only process it can stand in for): the
     shared session of two or more phases, or else the first launch of the first phase."""
-    from greenloop.execute.interpreter import Interpreter, import_root, python_path
+    from greenloop.execute.interpreter import (
+        Interpreter,
+        import_root,
+        python_path,
+        same_interpreter,
+    )
     from greenloop.execute.runners.base import process_environment
     from greenloop.execute.wire import HEAVY_PLUGINS
 
     own = python_path(config)
-    if own is not None and os.path.abspath(own) != os.path.abspath(sys.executable):
+    if own is not None and not same_interpreter(own, sys.executable):
         return None
     phases = config.phases
     if (phases and all(p.runner != "pytest" for p in phases)) or workers not in (None, 1):
