@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from greenloop.config import PhaseConfig, SelectConfig
 from greenloop.execute import run_phase, select_tests
 from greenloop.execute.runners.shared import SharedSession, reap_closed
@@ -105,16 +107,76 @@ def test_a_crash_ends_the_shared_session_and_later_phases_run_on_their_own(
     assert len((tests / "sessions.log").read_text().split()) == 3
 
 
-def test_only_plain_single_worker_phases_share(tree, make_config) -> None:
+def test_only_single_worker_phases_share_and_filters_only_in_greenloops_pytest(
+    tree, make_config, tmp_path
+) -> None:
     tree({"test_smoke.py": "def test_up(): pass\n", "test_full.py": "def test_one(): pass\n"})
     config = make_config()
     marked = PhaseConfig(name="full", select=SelectConfig(files=["test_full.py"], markers="slow"))
+    bad = PhaseConfig(name="full", select=SelectConfig(files=["test_full.py"], keyword="a and"))
     parallel = PhaseConfig(name="full", select=SelectConfig(files=["test_full.py"]), workers=4)
     smoke = select_tests(config, SMOKE, [])
-    for other in (marked, parallel):
+    pair = [(SMOKE, smoke), (marked, select_tests(config, marked, []))]
+    assert SharedSession.plan(config, pair, {}) is not None  # -m applied by the plugin
+    for other in (bad, parallel):  # an expression that does not compile; xdist workers
         pair = [(SMOKE, smoke), (other, select_tests(config, other, []))]
         assert SharedSession.plan(config, pair, {}) is None
     assert SharedSession.plan(config, [(SMOKE, smoke)], {}) is None
+    # Another environment's interpreter: its pytest's private matching API is unknown.
+    (tmp_path / "other" / "bin").mkdir(parents=True)
+    (tmp_path / "other" / "bin" / "python").symlink_to(sys.executable)
+    foreign = make_config(execution={"python": str(tmp_path / "other" / "bin" / "python")})
+    pair = [(SMOKE, select_tests(foreign, SMOKE, [])), (marked, select_tests(foreign, marked, []))]
+    assert SharedSession.plan(foreign, pair, {}) is None
+
+
+MARKED = """
+import pytest
+
+@pytest.mark.smoke
+def test_login(): pass
+
+def test_report(): pass
+
+@pytest.mark.smoke
+@pytest.mark.slow
+def test_export(): assert False, "export broken"
+"""
+
+
+def test_phases_with_their_own_markers_and_keywords_share_one_session(tree, make_config) -> None:
+    """smoke = `-m "smoke and not slow"` over every file, then a `-k` phase, then the rest:
+    one pytest session; each phase runs exactly what `-m`/`-k` would select, a test
+    selected by two phases runs in both (as in separate sessions)."""
+    tests = tree({"conftest.py": CONFTEST, "test_app.py": MARKED, "test_more.py": MARKED})
+    config = make_config()
+    phases = [
+        PhaseConfig(name="smoke", select=SelectConfig(markers="smoke and not slow")),
+        PhaseConfig(name="reports", select=SelectConfig(keyword="report and more")),
+        PhaseConfig(name="all", select=SelectConfig(files=["test_app.py"])),
+    ]
+    selections = [(p, select_tests(config, p, [])) for p in phases]
+    shared = SharedSession.plan(config, selections, {})
+    assert shared is not None and set(shared.filters) == {"smoke", "reports"}
+    try:
+        results = [run_phase(config, p, s, shared=shared) for p, s in selections]
+    finally:
+        shared.close()
+        reap_closed()
+    smoke, reports, whole = results
+    assert sorted(t.nodeid for t in smoke.tests) == [
+        "test_app.py::test_login",
+        "test_more.py::test_login",
+    ]
+    assert smoke.status is PhaseStatus.PASSED and len(smoke.tests) == 2
+    assert [t.nodeid for t in reports.tests] == ["test_more.py::test_report"]
+    assert {t.nodeid: t.outcome for t in whole.tests} == {
+        "test_app.py::test_login": Outcome.PASSED,
+        "test_app.py::test_report": Outcome.PASSED,
+        "test_app.py::test_export": Outcome.FAILED,
+    }
+    assert "-m 'smoke and not slow'" in smoke.command
+    assert len((tests / "sessions.log").read_text().split()) == 1  # one session for all
 
 
 def test_collection_errors_reach_the_phase_that_owns_the_file(tree, make_config) -> None:

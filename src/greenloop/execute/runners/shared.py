@@ -24,8 +24,10 @@ import atexit
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -49,14 +51,19 @@ PHASED_PLUGIN = "greenloop.execute.phased"
 SESSION_EVENTS = {"session_start", "collection_finish", "session_finish", "warning"}
 
 
-def shareable(phase: PhaseConfig, selection: Selection, settings: PytestSettings) -> bool:
-    """Can this phase run in a shared session: pytest, one worker, no -m/-k of its own."""
-    return (
-        runner_for(phase.runner).runs_pytest
-        and settings.workers == 1
-        and not selection.pytest_args
-        and bool(selection.files)
-    )
+def shareable(
+    phase: PhaseConfig, selection: Selection, settings: PytestSettings, *, own_pytest: bool
+) -> bool:
+    """Can this phase run in a shared session: pytest, one worker, and a `-m`/`-k` of its
+    own only where the session's pytest is greenloop's (whose expression matching the
+    phased plugin uses: phased.filters_supported) and the expressions compile."""
+    if not (runner_for(phase.runner).runs_pytest and settings.workers == 1 and selection.files):
+        return False
+    if not selection.pytest_args:
+        return True
+    from greenloop.execute.phased import filters_supported
+
+    return own_pytest and filters_supported(phase.select.markers, phase.select.keyword)
 
 
 class SharedSession:
@@ -68,9 +75,15 @@ class SharedSession:
         selections: Mapping[str, Selection],
         settings: PytestSettings,
         order: Sequence[str],
+        filters: Mapping[str, tuple[str, ...]] | None = None,
     ) -> None:
         self.config = config
         self.selections = dict(selections)
+        # Per phase with a -m/-k of its own: those arguments, and (once the plugin says)
+        # the node ids they select; collection events of its other items are not its own.
+        self.filters = {name: args for name, args in (filters or {}).items() if args}
+        self.items: dict[str, set[str]] = {}
+        self.held: dict[str, list[str]] = {name: [] for name in self.filters}
         self.settings = settings
         self.order = list(order)
         self.proc: subprocess.Popen[bytes] | None = None
@@ -96,18 +109,21 @@ class SharedSession:
         Phases share only with others of the same per-test timeout (one
         `--timeout` per pytest process); the first such group is taken.
         """
+        from greenloop.execute.interpreter import python_path, same_interpreter
         from greenloop.execute.runners.pytest import resolve_settings, run_order
 
+        own = same_interpreter(python_path(config) or sys.executable, sys.executable)
         groups: dict[float, list[tuple[PhaseConfig, Selection, PytestSettings]]] = {}
         for phase, selection in phases:
             settings = resolve_settings(config, phase, selection, history)
-            if shareable(phase, selection, settings):
+            if shareable(phase, selection, settings, own_pytest=own):
                 groups.setdefault(settings.test_timeout_s, []).append((phase, selection, settings))
         group = next((g for g in groups.values() if len(g) >= 2), None)
         if group is None:
             return None
         order = [n for _, s, st in group for n in run_order(s, history, st.workers)]
-        return cls(config, {p.name: s for p, s, _ in group}, group[0][2], order)
+        filters = {p.name: s.pytest_args for p, s, _ in group}
+        return cls(config, {p.name: s for p, s, _ in group}, group[0][2], order, filters)
 
     def serves(self, phase: str) -> bool:
         return not self.dead and phase in self.selections
@@ -124,7 +140,8 @@ class SharedSession:
         from greenloop.execute.runners.pytest import EventTail, pytest_argv
 
         first = next(iter(self.selections.values()))
-        files = [f for s in self.selections.values() for f in s.files]
+        # A file two phases share (one with a filter) is collected once.
+        files = list(dict.fromkeys(f for s in self.selections.values() for f in s.files))
         combined = Selection(phase="shared", files=tuple(files), tests_dir=first.tests_dir)
         interpreter = interpreter_for(self.config, self.workdir)
         argv = pytest_argv(self.config, combined, self.settings, files, interpreter=interpreter)
@@ -133,7 +150,10 @@ class SharedSession:
         plan = {
             name: [_relative(f, tests_dir) for f in s.files] for name, s in self.selections.items()
         }
-        (self.workdir / "plan.json").write_text(json.dumps({"phases": plan}), encoding="utf-8")
+        filters = {name: _filter_of(args) for name, args in self.filters.items()}
+        (self.workdir / "plan.json").write_text(
+            json.dumps({"phases": plan, "filters": filters}), encoding="utf-8"
+        )
         (self.workdir / "order.txt").write_text("\n".join(self.order) + "\n", encoding="utf-8")
         (self.workdir / "control").write_bytes(b"")
         events = self.workdir / "events.jsonl"
@@ -166,7 +186,9 @@ class SharedSession:
                 self.dead = True
                 return ProcessEnd(127, False, 0.0)
         assert self.proc is not None
-        ctx.first_command = ctx.first_command or self.command
+        # The phase's own -m/-k (not on the session's command line: the plugin applies it).
+        own_filter = " ".join(shlex.quote(arg) for arg in self.filters.get(phase, ()))
+        ctx.first_command = ctx.first_command or " ".join(filter(None, (self.command, own_filter)))
         fold.feed_lines(self.pending.pop(phase, []))
         with (self.workdir / "control").open("a", encoding="utf-8") as control:
             control.write(f"run {phase}\n")
@@ -196,19 +218,35 @@ class SharedSession:
             if kind == "phase_done":
                 self.done_phase = str(event.get("phase"))
                 continue
+            if kind == "phase_items":  # a filtered phase's items: its held events sorted
+                name = str(event.get("phase"))
+                self.items[name] = {str(n) for n in event.get("nodeids") or ()}
+                for held in self.held.pop(name, []):
+                    if json.loads(held).get("nodeid") in self.items[name]:
+                        self._deliver(fold, phase, name, held)
+                continue
             if kind in ("collected", "collection_error", "collection_skip"):
-                owners = self._owners(str(event.get("nodeid", "")))
-                for owner in owners:
-                    if owner == phase:
-                        fold.feed_lines([line])
-                    elif owner in self.pending:
-                        self.pending[owner].append(line)
+                nodeid = str(event.get("nodeid", ""))
+                for owner in self._owners(nodeid):
+                    if kind == "collected" and owner in self.filters:
+                        if owner not in self.items:
+                            self.held.setdefault(owner, []).append(line)
+                            continue
+                        if nodeid not in self.items[owner]:
+                            continue  # not selected by this phase's -m/-k
+                    self._deliver(fold, phase, owner, line)
                 continue
             if kind in SESSION_EVENTS:
                 for name in self.pending:
                     if name != phase:
                         self.pending[name].append(line)
             fold.feed_lines([line])
+
+    def _deliver(self, fold: EventFold, phase: str, owner: str, line: str) -> None:
+        if owner == phase:
+            fold.feed_lines([line])
+        elif owner in self.pending:
+            self.pending[owner].append(line)
 
     def _owners(self, nodeid: str) -> list[str]:
         """The phases whose files hold `nodeid`; all of them for a conftest or folder error."""
@@ -270,6 +308,12 @@ def reap_closed() -> None:
 
 
 atexit.register(reap_closed)
+
+
+def _filter_of(args: Sequence[str]) -> dict[str, str | None]:
+    """`("-m", M, "-k", K)` (selection.pytest_filter_args) as the plan's filter entry."""
+    given = dict(zip(args[::2], args[1::2], strict=False))
+    return {"markers": given.get("-m"), "keyword": given.get("-k")}
 
 
 def _relative(path: str, tests_dir: Path) -> str:
