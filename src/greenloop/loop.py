@@ -26,7 +26,7 @@ from greenloop.execute import Reporter, Selection, blocked_phase, run_phase, sel
 from greenloop.execute.runners import runner_for
 from greenloop.execute.runners.base import cut_short
 from greenloop.execute.runners.shared import SharedSession
-from greenloop.execute.selection import without_files
+from greenloop.execute.selection import risk_history, without_files
 from greenloop.gate import (
     check_gate,
     describe_gate,
@@ -407,10 +407,11 @@ def plan_phases(
     """Every phase with its selection and what blocks it (None: free to run), in order."""
     plan = []
     ran_whole: set[str] = set()  # files an earlier phase runs without -m/-k filters
+    risk = risk_history(loop.store) if loop.config.execution.order == "risk" else None
     for phase in loop.config.phases or [DEFAULT_PHASE]:
         phase = _with_cli_overrides(phase, loop.options)
         selection = select_tests(
-            loop.config, phase, loop.index, focus=loop.options.focus, store=loop.store
+            loop.config, phase, loop.index, focus=loop.options.focus, store=loop.store, risk=risk
         )
         selection = without_files(selection, ran_whole)
         if runner_for(phase.runner).runs_pytest and not selection.pytest_args:

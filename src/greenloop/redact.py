@@ -270,12 +270,14 @@ class Redactor:
         if isinstance(obj, tuple):
             return tuple(self._walk(v, seen) for v in obj)
         if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-            changes = {
-                f.name: self._walk(getattr(obj, f.name), seen)
-                for f in dataclasses.fields(obj)
-                if f.init
-            }
-            return dataclasses.replace(obj, **changes)
+            changes = {}
+            for name in _init_fields(type(obj)):
+                value = getattr(obj, name)
+                done = self._walk(value, seen)
+                if done is not value and done != value:
+                    changes[name] = done
+            # Nothing to mask (the common case): the record itself, not a rebuilt copy.
+            return dataclasses.replace(obj, **changes) if changes else obj
         return obj
 
     def _dict(self, obj: dict[Any, Any], seen: dict[str, str]) -> dict[Any, Any]:
@@ -318,6 +320,12 @@ class Redactor:
 
 
 @functools.lru_cache(maxsize=4096)
+@functools.cache
+def _init_fields(kind: Any) -> tuple[str, ...]:
+    """A dataclass's fields set by its constructor (what `dataclasses.replace` takes)."""
+    return tuple(f.name for f in dataclasses.fields(kind) if f.init)
+
+
 def _secret_key(key: str) -> bool:
     """Does a dict key name a secret (`password`, `api_token`), not a naming (`token_name`)?"""
     return bool(re.fullmatch(_SECRET_KEY, key, re.I)) and not _NAMING_SUFFIX.search(key)

@@ -44,6 +44,11 @@ class Selection:
     tests_dir: str = ""  # absolute; where pytest runs and what node ids are relative to
 
 
+def risk_history(store: Store) -> tuple[dict[str, tuple[str, ...]], set[str]]:
+    """What risk ordering reads from the store: recent outcomes, open-issue node ids."""
+    return store.results.recent_outcomes(), store.results.open_issue_nodeids()
+
+
 def select_tests(
     config: Config,
     phase: PhaseConfig,
@@ -51,8 +56,12 @@ def select_tests(
     *,
     focus: str | None = None,
     store: Store | None = None,
+    risk: tuple[Mapping[str, tuple[str, ...]], set[str]] | None = None,
 ) -> Selection:
-    """Filter the index for a phase and order it by risk (see module docstring)."""
+    """Filter the index for a phase and order it by risk (see module docstring).
+
+    `risk`: the store's recent outcomes and open-issue node ids, when the caller read
+    them once for several phases (`risk_history`); else they are read from `store`."""
     tests_dir = config.resolve(config.execution.tests_dir)
     unlisted = discover_test_files(tests_dir) if config.index.unlisted == "run" else []
     candidates = with_unindexed_files(index, unlisted)
@@ -67,9 +76,10 @@ def select_tests(
         chosen = [e for e in chosen if matches_focus(e, focus)]
     history: Mapping[str, tuple[str, ...]] = {}
     open_issues: set[str] = set()
-    if store is not None and config.execution.order == "risk":
-        history = store.results.recent_outcomes()
-        open_issues = store.results.open_issue_nodeids()
+    if risk is not None:
+        history, open_issues = risk
+    elif store is not None and config.execution.order == "risk":
+        history, open_issues = risk_history(store)
     order = (
         risk_order(chosen, history, open_issues)
         if config.execution.order == "risk"

@@ -144,12 +144,16 @@ class RunRepository(Repository):
     def run_summaries(self, limit: int = 20, until: str | None = None) -> list[RunSummary]:
         """Headline numbers of the `limit` runs up to `until` (all when None), oldest first."""
         with self.session() as s:
-            query = select(RunRow).order_by(RunRow.started_at.desc())
+            # The three columns read, not whole rows: a row's progress holds every test of
+            # every completed phase (0.1 s of loading for 20 runs of a 500-test suite).
+            query = select(RunRow.id, RunRow.started_at, RunRow.verdict).order_by(
+                RunRow.started_at.desc()
+            )
             if until is not None:
-                anchor = s.get(RunRow, until)
+                anchor = s.scalar(select(RunRow.started_at).where(RunRow.id == until))
                 if anchor is not None:
-                    query = query.where(RunRow.started_at <= anchor.started_at)
-            runs = list(s.scalars(query.limit(limit)))
+                    query = query.where(RunRow.started_at <= anchor)
+            runs = list(s.execute(query.limit(limit)))
             ids = [r.id for r in runs]
             tests = {
                 (run_id, outcome): n
