@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -302,6 +303,7 @@ out_dir = "out"
     )
     report = tmp_path / "report.json"
     argv = ["run", "-c", str(tmp_path / "greenloop.toml"), "--json", str(report)]
+    before = datetime.now(UTC)
     if process == "in-process":
         code = main(argv)
     else:
@@ -309,6 +311,12 @@ out_dir = "out"
         code = subprocess.run(command, capture_output=True, timeout=120).returncode
     assert code == 3
     data = json.loads(report.read_text(encoding="utf-8"))
+    if process == "own-process":
+        # The run counts from its process's start (the kernel's, to 10 ms), so its duration
+        # holds start-up and the early check: it starts before the first probe's check.
+        started = datetime.fromisoformat(data["started_at"])
+        assert before - timedelta(seconds=0.05) <= started
+        assert started <= min(datetime.fromisoformat(p["checked_at"]) for p in data["probes"])
     assert data["verdict"] == "blocked" and data["exit_code"] == 3
     health = next(p for p in data["probes"] if p["name"] == "health")
     assert health["attempts"] == 0 and not health["ok"]

@@ -81,6 +81,9 @@ class RunOptions:
     workers: int | None = None
     output_format: str = "text"
     command_line: str = ""
+    # When the command started (its process, from the kernel): the run's reported start,
+    # so its duration includes start-up and the early gate check. None: when run() starts.
+    started_at: datetime | None = None
 
 
 @dataclass
@@ -126,7 +129,8 @@ def run(loop: Loop) -> RunResult:
     for dead in loop.store.runs.mark_dead_runs():
         loop.say(f"run {dead} was killed without finishing; marked crashed")
     run_id = new_run_id()
-    state = LoopState(run_id=run_id, started_at=utcnow(), recorder=Recorder(loop.store, run_id))
+    started = options.started_at if options.started_at is not None else utcnow()
+    state = LoopState(run_id=run_id, started_at=started, recorder=Recorder(loop.store, run_id))
     first = resume_from(loop, state) if options.resume else 1
     state.recorder.started(
         environment=config.environment.name,

@@ -24,6 +24,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from greenloop import interrupt
@@ -311,3 +312,22 @@ def kill_group(proc: subprocess.Popen[bytes], *, grace_s: float = KILL_GRACE_S) 
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+def process_started_at() -> datetime | None:
+    """When this process started (UTC), from the kernel: its age is the system's uptime
+    (/proc/uptime) less its start time after boot (/proc/self/stat, in clock ticks), both
+    to 10 ms. None where /proc has no such entries (not Linux). A run's reported duration
+    counts from here, so it includes start-up and the early gate check, as a user's
+    stopwatch does."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as handle:
+            ticks = int(handle.read().rsplit(")", 1)[1].split()[19])  # field 22: starttime
+        with open("/proc/uptime", encoding="ascii") as handle:
+            uptime = float(handle.read().split()[0])
+        age = uptime - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+    if not 0 <= age < 86400 * 365:
+        return None
+    return datetime.now(UTC) - timedelta(seconds=age)

@@ -57,6 +57,7 @@ def run(
     from greenloop.config import read_config
     from greenloop.earlygate import start_early_check_for
     from greenloop.execute.warm import discard_warm_pytest, warm_up
+    from greenloop.process import process_started_at
 
     # The probes answer (in a child process: earlygate.py) while the config's validation
     # imports every stage; when all pass, a pytest process starts loading (execute/warm.py).
@@ -87,6 +88,7 @@ def run(
             workers=workers,
             output_format=output_format,
             command_line=command_line(),
+            started_at=process_started_at(),
         )
         from greenloop.session import execute_run
 
