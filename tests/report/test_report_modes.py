@@ -14,7 +14,8 @@ from greenloop.report.worklog import next_actions
 def blocked_run(mode: FailureMode, category: Category) -> RunResult:
     run = make_run()
     cause = RootCause(
-        f"Cache rejects the configured credentials; a {category.value} problem (mode: {mode})",
+        "Cache refuses the credentials given (wrong, or none where it needs some); "
+        f"a {category.value} problem (mode: {mode})",
         "cache",
         mode=mode,
         category=category,
@@ -38,6 +39,6 @@ def test_root_cause_mode_and_category_are_in_the_json_report() -> None:
 
 def test_a_configuration_block_asks_to_fix_the_configuration_not_to_restore() -> None:
     actions = next_actions(blocked_run(FailureMode.CREDENTIALS, Category.CONFIGURATION))
-    assert actions[-1].startswith("Fix the configuration of cache: Cache rejects")
+    assert actions[-1].startswith("Fix the configuration of cache: Cache refuses")
     actions = next_actions(blocked_run(FailureMode.TIMEOUT, Category.INFRASTRUCTURE))
     assert "(timeout), then rerun" in actions[-1] and actions[-1].startswith("Restore ")

@@ -88,11 +88,11 @@ WORDS: dict[FailureMode, str] = {
     FailureMode.UNHEALTHY: "fails its probe",
 }
 
-# What a component does, in a why: "cache rejects the configured credentials".
+# What a component does, in a why: "cache refuses the credentials given (...)".
 DOES: dict[FailureMode, str] = {
     FailureMode.REFUSED: "does not accept connections",
     FailureMode.TIMEOUT: "accepts connections but does not answer (timed out)",
-    FailureMode.CREDENTIALS: "rejects the configured credentials",
+    FailureMode.CREDENTIALS: "refuses the credentials given (wrong, or none where it needs some)",
     FailureMode.CONNECTION_LIMIT: "refuses new connections: its connection limit is reached",
     FailureMode.EXPIRED_CERTIFICATE: "presents an expired TLS certificate",
     FailureMode.UNTRUSTED_CERTIFICATE: "presents a TLS certificate that is not trusted",
