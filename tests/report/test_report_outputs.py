@@ -336,3 +336,10 @@ def test_a_green_run_says_its_skips_were_the_suites_own_not_missing_tests() -> N
     sentence = verdict_sentence(green, 0.0)
     assert "1 selected test skipped on the suite's own conditions" in sentence
     assert "did not run" not in sentence
+
+
+def test_a_phase_without_failures_lists_all_its_tests_not_other_ones(tmp_path: Path) -> None:
+    """The folded list is "N other tests" only beside failures shown above it."""
+    text = write_reports(make_run(), context(tmp_path), out_dir=tmp_path / "o").worklog.read_text()
+    smoke = text.split("### Phase `smoke`")[1].split("### Phase")[0]
+    assert "<summary>all 2 tests</summary>" in smoke and "other test" not in smoke
