@@ -279,9 +279,12 @@ def run_iteration(loop: Loop, state: LoopState, number: int) -> IterationResult:
             started_at=started,
             deploy=deploy,
         )
+    # Selecting reads the index, the tests folder and the store's history, none of which
+    # the gate changes: done first, while the first check's probes are still out.
+    selected = select_phases(loop, state)
     gate = check_gate(config, store, run_id=run_id, iteration=number)
     loop.say(describe_gate(gate))
-    phases = execute_phases(loop, state, gate, number)
+    phases = execute_phases(loop, state, gate, number, selected)
     evidence = check_authenticity(
         phases, config=config, index=loop.index, history=store.results.pass_durations()
     )
@@ -349,11 +352,15 @@ def run_iteration(loop: Loop, state: LoopState, number: int) -> IterationResult:
 
 
 def execute_phases(
-    loop: Loop, state: LoopState, gate: GateResult, number: int
+    loop: Loop,
+    state: LoopState,
+    gate: GateResult,
+    number: int,
+    selected: list[tuple[PhaseConfig, Selection]] | None = None,
 ) -> tuple[PhaseResult, ...]:
     """Progressive phases: each runs only when its components are healthy and the last passed."""
     config, results = loop.config, []
-    plan = plan_phases(loop, state, gate)
+    plan = plan_phases(loop, state, gate, selected)
     shared = SharedSession.plan(
         config,
         [(p, s) for p, s, blocker in plan if not blocker and p.name not in state.resumed],
@@ -406,10 +413,19 @@ def execute_phases(
 
 
 def plan_phases(
-    loop: Loop, state: LoopState, gate: GateResult
+    loop: Loop,
+    state: LoopState,
+    gate: GateResult,
+    selected: list[tuple[PhaseConfig, Selection]] | None = None,
 ) -> list[tuple[PhaseConfig, Selection, str | None]]:
     """Every phase with its selection and what blocks it (None: free to run), in order."""
-    plan = []
+    chosen = selected if selected is not None else select_phases(loop, state)
+    return [(phase, selection, phase_blocker(phase, gate)) for phase, selection in chosen]
+
+
+def select_phases(loop: Loop, state: LoopState) -> list[tuple[PhaseConfig, Selection]]:
+    """Every phase with its selection, in order (what runs; the gate decides whether)."""
+    chosen = []
     ran_whole: set[str] = set()  # files an earlier phase runs without -m/-k filters
     risk = risk_history(loop.store) if loop.config.execution.order == "risk" else None
     for phase in loop.config.phases or [DEFAULT_PHASE]:
@@ -421,8 +437,8 @@ def plan_phases(
         if runner_for(phase.runner).runs_pytest and not selection.pytest_args:
             ran_whole.update(selection.files)
         state.selections[phase.name] = selection
-        plan.append((phase, selection, phase_blocker(phase, gate)))
-    return plan
+        chosen.append((phase, selection))
+    return chosen
 
 
 def new_run_id() -> str:
