@@ -314,6 +314,23 @@ def plainly_public(value: str) -> bool:
 _URL_START = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
+def host_span(text: str) -> tuple[int, int]:
+    """Where a URL's host and port are in `text` (start, end), or (-1, -1) if not a URL.
+
+    Read on the config's own text, before `${VAR}` values are put in (as `userinfo_end`).
+    """
+    start = _URL_START.match(text)
+    if start is None:
+        return (-1, -1)
+    end = len(text)
+    for stop in "/?#":
+        found = text.find(stop, start.end())
+        if found != -1:
+            end = min(end, found)
+    at = text.rfind("@", start.end(), end)
+    return (at + 1 if at != -1 else start.end(), end)
+
+
 def userinfo_end(text: str) -> int:
     """Where the `user:password@` part of a URL ends (the index of its '@'), else -1.
 
@@ -352,6 +369,7 @@ def interpolate(
     sink = record if used is None else used
     if isinstance(value, str):
         userinfo = userinfo_end(value)
+        host_start, host_end = host_span(value)
 
         def sub(m: re.Match[str]) -> str:
             secret, name, default = m.group(1), m.group(2), m.group(3)
@@ -363,7 +381,10 @@ def interpolate(
                     raise ConfigError(file, key, f"environment variable {name} is not set")
                 record.unset.append(name)
                 return m.group(0)
-            if default is None or found != default:
+            # A URL's host or port is where it points, never a credential: a plain ${VAR}
+            # there stays readable (an unresolvable host is the fact a DNS failure needs).
+            at_host = host_start <= m.start() and m.end() <= host_end
+            if (default is None or found != default) and (secret or not at_host):
                 record.values.append(found)
                 if isinstance(used, list):
                     used.append(found)

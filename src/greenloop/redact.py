@@ -27,6 +27,8 @@ from greenloop.errors import ConfigError
 MASK = "***"
 # Shorter literal secrets would wipe ordinary words out of every report.
 MIN_SECRET_LENGTH = 4
+# Known secrets (and their encoded forms) shorter than this are masked as whole words only.
+WHOLE_WORD_BELOW = 8
 
 T = TypeVar("T")
 
@@ -151,8 +153,19 @@ class Redactor:
         self.secrets = tuple(known)
         for secret in known:
             literals.update(_encoded_forms(secret))
-        # Longest first, so a secret containing another is masked whole.
-        self.literals = sorted(literals, key=len, reverse=True)
+        # Longest first, so a secret containing another is masked whole. A short one (a
+        # word-sized password such as "wrong") is masked only where it stands alone:
+        # inside a longer word ("out-wrongpw", a report's own path) it is that word's.
+        ordered = sorted(literals, key=len, reverse=True)
+        self.literals = [s for s in ordered if len(s) >= WHOLE_WORD_BELOW]
+        short = [s for s in ordered if len(s) < WHOLE_WORD_BELOW]
+        self.short = (
+            re.compile(
+                r"(?<![A-Za-z0-9])(?:" + "|".join(map(re.escape, short)) + r")(?![A-Za-z0-9])"
+            )
+            if short
+            else None
+        )
         # A secret wrapped onto the next line (a terminal or a log shipper cut it).
         self.wrapped = [
             (secret, re.compile(_WRAP.join(re.escape(c) for c in secret)))
@@ -189,6 +202,8 @@ class Redactor:
     def _plain(self, text: str) -> str:
         for literal in self.literals:
             text = text.replace(literal, MASK)
+        if self.short is not None:
+            text = self.short.sub(MASK, text)
         if "\n" in text:
             for secret, wrapped in self.wrapped:
                 half = len(secret) // 2

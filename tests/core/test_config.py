@@ -97,6 +97,28 @@ def test_env_interpolation_and_secret_capture(
     assert "s3cret-token-value" in config.secrets
 
 
+def test_a_variable_at_a_urls_host_or_port_is_no_secret_but_in_its_password_it_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The pg8000 field trial: `postgresql://postgres:${PGPW}@${PGH}:55433/postgres` with
+    PGH=x.invalid masked the host a DNS failure is about."""
+    from greenloop.config import Interpolation, interpolate
+
+    env = {"PGPW": "pw-value-1", "PGH": "db.x.invalid", "PGPORT": "55433", "HOOK": "t0k3n-abc"}
+    used = Interpolation()
+    text = "postgresql://postgres:${PGPW}@${PGH}:${PGPORT}/app"
+    assert interpolate(text, "f", "dsn", env, used) == (
+        "postgresql://postgres:pw-value-1@db.x.invalid:55433/app"
+    )
+    assert used.secrets() == ("pw-value-1",)
+    # In a path (a webhook's token) or outside any URL it stays a secret; marked, always.
+    used = Interpolation()
+    interpolate("https://hooks.example/services/${HOOK}", "f", "url", env, used)
+    interpolate("${PGH}", "f", "env.HOST", env, used)
+    interpolate("https://${secret:PGH}/", "f", "url", env, used)
+    assert used.secrets() == ("db.x.invalid", "t0k3n-abc")
+
+
 def test_unset_env_variable_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
     text = GOOD.replace('name = "staging"', 'name = "${NOT_SET_ANYWHERE}"')

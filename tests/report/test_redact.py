@@ -125,3 +125,15 @@ def test_ordinary_identifiers_paths_and_base64_of_plain_text_survive() -> None:
         f"{plain} deadbeefcafebabe0123456789abcdef"
     )
     assert Redactor(secrets=["unrelated-secret"]).redact(text) == text
+
+
+def test_a_word_sized_secret_is_masked_where_it_stands_alone_not_inside_words() -> None:
+    """A 5-letter password ("wrong", the pg8000 field trial) wiped it out of a report's own
+    path (`out-wrongpw` became `out-***pw`); a long one is masked wherever it appears."""
+    redactor = Redactor(secrets=["wrong", "s3cr3t-Long-Value"])
+    assert redactor.redact("postgresql://postgres:wrong@db:5432/app") == (
+        "postgresql://postgres:***@db:5432/app"
+    )
+    assert redactor.redact("password is wrong.") == "password is ***."
+    assert redactor.redact("out-wrongpw/E2E.md and wrongly") == "out-wrongpw/E2E.md and wrongly"
+    assert redactor.redact("x-s3cr3t-Long-Valuez") == "x-***z"

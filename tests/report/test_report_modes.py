@@ -14,7 +14,7 @@ from greenloop.report.worklog import next_actions
 def blocked_run(mode: FailureMode, category: Category) -> RunResult:
     run = make_run()
     cause = RootCause(
-        "Cache refuses the credentials given (wrong, or none where it needs some); "
+        "Cache refuses the credentials it was given, or needs some it was not given; "
         f"a {category.value} problem (mode: {mode})",
         "cache",
         mode=mode,

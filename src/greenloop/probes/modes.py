@@ -92,7 +92,7 @@ WORDS: dict[FailureMode, str] = {
 DOES: dict[FailureMode, str] = {
     FailureMode.REFUSED: "does not accept connections",
     FailureMode.TIMEOUT: "accepts connections but does not answer (timed out)",
-    FailureMode.CREDENTIALS: "refuses the credentials given (wrong, or none where it needs some)",
+    FailureMode.CREDENTIALS: "refuses the credentials it was given, or needs some it was not given",
     FailureMode.CONNECTION_LIMIT: "refuses new connections: its connection limit is reached",
     FailureMode.EXPIRED_CERTIFICATE: "presents an expired TLS certificate",
     FailureMode.UNTRUSTED_CERTIFICATE: "presents a TLS certificate that is not trusted",
