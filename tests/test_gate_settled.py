@@ -317,6 +317,10 @@ out_dir = "out"
         started = datetime.fromisoformat(data["started_at"])
         assert before - timedelta(seconds=0.05) <= started
         assert started <= min(datetime.fromisoformat(p["checked_at"]) for p in data["probes"])
+        # The run id's time is that start too, as in the worklog's name (pg8000 trial:
+        # they differed by a second).
+        stamp = started.strftime("%Y%m%d-%H%M%S")
+        assert data["run_id"].startswith(stamp) and stamp in Path(data["worklog"]).name
     assert data["verdict"] == "blocked" and data["exit_code"] == 3
     health = next(p for p in data["probes"] if p["name"] == "health")
     assert health["attempts"] == 0 and not health["ok"]

@@ -128,8 +128,8 @@ def run(loop: Loop) -> RunResult:
     options, config = loop.options, loop.config
     for dead in loop.store.runs.mark_dead_runs():
         loop.say(f"run {dead} was killed without finishing; marked crashed")
-    run_id = new_run_id()
     started = options.started_at if options.started_at is not None else utcnow()
+    run_id = new_run_id(started)  # its time is the run's start, as in the worklog's name
     state = LoopState(run_id=run_id, started_at=started, recorder=Recorder(loop.store, run_id))
     first = resume_from(loop, state) if options.resume else 1
     state.recorder.started(
@@ -441,9 +441,9 @@ def select_phases(loop: Loop, state: LoopState) -> list[tuple[PhaseConfig, Selec
     return chosen
 
 
-def new_run_id() -> str:
-    """Sortable and unique: time first, then randomness."""
-    return utcnow().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+def new_run_id(started: datetime | None = None) -> str:
+    """Sortable and unique: the start time (default now, UTC) first, then randomness."""
+    return (started or utcnow()).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
 
 
 # --------------------------------------------------------------------------- edges
