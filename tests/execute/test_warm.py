@@ -63,6 +63,7 @@ def test_the_shared_session_runs_in_the_warm_process(tree, make_config, monkeypa
     assert warm is not None
     shared, (smoke, full) = run_shared(config)
     assert shared.proc is warm.proc  # handed over, not started cold
+    assert "started once, ahead, while greenloop loaded" in smoke.note  # said in the worklog
     assert [t.outcome for t in smoke.tests] == [Outcome.PASSED]
     assert [(t.nodeid, t.outcome) for t in full.tests] == [
         ("test_full.py::test_one", Outcome.FAILED)
@@ -76,6 +77,7 @@ def test_the_shared_session_runs_in_the_warm_process(tree, make_config, monkeypa
     (tests / "seen.txt").unlink()
     cold, (smoke2, full2) = run_shared(config)
     assert cold.proc is not warm.proc
+    assert "ahead" not in smoke2.note
     assert [(t.nodeid, t.outcome) for t in (*smoke2.tests, *full2.tests)] == [
         (t.nodeid, t.outcome) for t in (*smoke.tests, *full.tests)
     ]
@@ -169,6 +171,7 @@ def test_a_single_phase_runs_in_the_warm_process(tree, make_config) -> None:
     assert warm is not None
     result = run_phase(config, SMOKE, select_tests(config, SMOKE, []))
     assert [t.outcome for t in result.tests] == [Outcome.PASSED]
+    assert result.note.startswith("pytest started ahead")
     assert warm.proc.poll() is not None  # it ran the phase and ended
     assert not warm.log.exists()  # handed over
     assert take_warm_pytest(["x"], cwd=tests, env=env, output=tests / "o.log") is None

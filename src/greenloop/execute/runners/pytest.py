@@ -92,6 +92,11 @@ def estimate_tests(files: Sequence[str]) -> int:
     return count
 
 
+# A phase note: its pytest had started (and loaded the suite's libraries) while greenloop
+# still loaded, instead of starting cold (execute/warm.py).
+STARTED_AHEAD = "pytest started ahead, while greenloop loaded (execute/warm.py)"
+
+
 # HEAVY_PLUGINS (wire.py): entry-point plugins that every pytest process (and xdist worker)
 # loads at start-up, with a word their users' test code must contain. anyio's (installed
 # with httpx; it imports trio when that is installed) costs 0.2-0.3 s of CPU per process:
@@ -214,6 +219,7 @@ class _Context:
     launches: int = 0
     first_command: str = ""
     command_shared: bool = False  # the first launch was a shared session's
+    started_ahead: bool = False  # the first launch was the warm pytest (execute/warm.py)
 
 
 class PytestRunner:
@@ -266,6 +272,8 @@ class PytestRunner:
             notes += run_until_done(ctx, fold, list(selection.files), shared)
             if shared is not None and ctx.command_shared:
                 notes.insert(0, shared.note(phase.name))
+            elif ctx.started_ahead:
+                notes.insert(0, STARTED_AHEAD)
             results = dict(fold.results)
             if settings.reruns and time.monotonic() < ctx.deadline and not interrupt.requested():
                 notes += rerun_failures(
@@ -428,6 +436,7 @@ def launch(ctx: _Context, fold: EventFold, targets: Sequence[str]) -> tuple[Proc
     # A pytest started ahead (execute/warm.py) when one fits this first launch, else cold.
     warm = take_warm_pytest(argv, cwd=cwd, env=env, output=output) if ctx.launches == 1 else None
     if warm is not None:
+        ctx.started_ahead = True
         return follow_process(warm, deadline=ctx.deadline, on_poll=on_poll), output
     end = run_process(argv, cwd=cwd, env=env, deadline=ctx.deadline, output=output, on_poll=on_poll)
     return end, output

@@ -92,6 +92,7 @@ class SharedSession:
         self.tail: EventTail | None = None
         self.pending: dict[str, list[str]] = {name: [] for name in self.selections}
         self.done_phase: str | None = None
+        self.started_ahead = False  # its process was the warm pytest (execute/warm.py)
         self.command = ""
         self.output = self.workdir / "output.log"
 
@@ -130,7 +131,8 @@ class SharedSession:
 
     def note(self, phase: str) -> str:
         others = [n for n in self.selections if n != phase]
-        return f"one pytest session shared with phase(s) {', '.join(others)} (started once)"
+        ahead = ", ahead, while greenloop loaded" if self.started_ahead else ""
+        return f"one pytest session shared with phase(s) {', '.join(others)} (started once{ahead})"
 
     # ------------------------------------------------------------------ the process
 
@@ -168,9 +170,9 @@ class SharedSession:
             PARENT_ENV: str(os.getpid()),
         }
         # A pytest started ahead (execute/warm.py) when there is one that fits, else a cold one.
-        self.proc = take_warm_pytest(
-            argv, cwd=tests_dir, env=full_env, output=self.output
-        ) or start_process(argv, cwd=tests_dir, env=full_env, output=self.output)
+        warm = take_warm_pytest(argv, cwd=tests_dir, env=full_env, output=self.output)
+        self.started_ahead = warm is not None
+        self.proc = warm or start_process(argv, cwd=tests_dir, env=full_env, output=self.output)
 
     def serve(self, ctx: _Context, fold: EventFold, phase: str) -> ProcessEnd:
         """Run `phase` in the shared process, its events into `fold`; how it ended.
