@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EarlyCheck", "early_check_allowed", "start_early_check", "start_early_check_for"]
+__all__ = ["EarlyCheck", "start_early_check", "start_early_check_for"]
 
 # How long past its probes' largest timeout a child may take before it is given up on.
 CHILD_MARGIN_S = 10.0
@@ -269,6 +269,7 @@ def start_early_check_for(
     *,
     deploy_forced: bool = False,
     when_healthy: Callable[[], object] | None = None,
+    settle: bool = True,
 ) -> EarlyCheck | None:
     """`start_early_check` for a config as `config.read_config` reads it, before
     `load.load_config` has imported every stage to check it (the probes then answer
@@ -277,15 +278,10 @@ def start_early_check_for(
     None (nothing started) when a deploy may come before the first check
     (`deploy_forced`, or a deploy with a max_age), or when a probe runs a command:
     nothing is run before the whole config is known to be valid. The check is used
-    only if the full load gives an equal config.
+    only if the full load gives an equal config. `settle=False` waits for every probe.
     """
-    if not early_check_allowed(config, deploy_forced=deploy_forced):
-        return None
-    return start_early_check(config, when_healthy)
-
-
-def early_check_allowed(config: Config, *, deploy_forced: bool = False) -> bool:
-    """Whether `start_early_check_for` would start a check (see there)."""
     if deploy_forced or (config.deploy.command and config.deploy.max_age):
-        return False
-    return bool(config.probes) and not any(p.kind == "command" for p in config.probes)
+        return None
+    if not config.probes or any(p.kind == "command" for p in config.probes):
+        return None
+    return start_early_check(config, when_healthy, settle=settle)

@@ -356,11 +356,12 @@ def execute_phases(
     state: LoopState,
     gate: GateResult,
     number: int,
-    selected: list[tuple[PhaseConfig, Selection]] | None = None,
+    selected: list[tuple[PhaseConfig, Selection]],
 ) -> tuple[PhaseResult, ...]:
-    """Progressive phases: each runs only when its components are healthy and the last passed."""
+    """Progressive phases (`select_phases`): each runs only when its components are healthy
+    and the last passed."""
     config, results = loop.config, []
-    plan = plan_phases(loop, state, gate, selected)
+    plan = [(phase, selection, phase_blocker(phase, gate)) for phase, selection in selected]
     shared = SharedSession.plan(
         config,
         [(p, s) for p, s, blocker in plan if not blocker and p.name not in state.resumed],
@@ -410,17 +411,6 @@ def execute_phases(
         if shared is not None:
             shared.close()
     return tuple(results)
-
-
-def plan_phases(
-    loop: Loop,
-    state: LoopState,
-    gate: GateResult,
-    selected: list[tuple[PhaseConfig, Selection]] | None = None,
-) -> list[tuple[PhaseConfig, Selection, str | None]]:
-    """Every phase with its selection and what blocks it (None: free to run), in order."""
-    chosen = selected if selected is not None else select_phases(loop, state)
-    return [(phase, selection, phase_blocker(phase, gate)) for phase, selection in chosen]
 
 
 def select_phases(loop: Loop, state: LoopState) -> list[tuple[PhaseConfig, Selection]]:

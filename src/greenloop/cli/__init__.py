@@ -11,9 +11,7 @@ the Typer app they register on. The entry point is `greenloop.cli:main`.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import sys
 import tempfile
 import traceback
@@ -112,14 +110,10 @@ def _leave(code: int) -> None:
     handlers (logging's flush, temporary folders' finalizers) and the flush of
     stdout/stderr. With other threads still running, the normal exit joins them.
     """
-    import atexit
     import threading
+
+    from greenloop.process import exit_without_teardown
 
     if threading.active_count() > 1:
         sys.exit(code)
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        # A closed pipe: nothing more can be said there.
-        with contextlib.suppress(OSError, ValueError):
-            stream.flush()
-    os._exit(code)
+    exit_without_teardown(code)

@@ -66,6 +66,18 @@ def load(path: Path) -> Config:
     return load_config(path)
 
 
+def read_early(path: Path) -> Config | None:
+    """The config as `config.read_config` reads it, for what starts before the full load
+    (the early gate check); None when it does not read cleanly: the full load then says
+    what is wrong, in its own words."""
+    from greenloop.config import read_config
+
+    try:
+        return read_config(path)
+    except Exception:
+        return None
+
+
 def load_read_only(path: Path) -> Config:
     """The config for commands that only read the store: no ${VAR} is required."""
     from greenloop.load import load_config

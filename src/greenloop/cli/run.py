@@ -16,6 +16,7 @@ from greenloop.cli.common import (
     command_line,
     console,
     load,
+    read_early,
     write_json,
 )
 
@@ -54,7 +55,6 @@ def run(
 
     Example: `greenloop run -c greenloop.toml --focus websocket --json report.json`
     """
-    from greenloop.config import read_config
     from greenloop.earlygate import start_early_check_for
     from greenloop.execute.warm import discard_warm_pytest, warm_up
     from greenloop.process import process_started_at
@@ -63,10 +63,7 @@ def run(
     # imports every stage; when all pass, a pytest process starts loading (execute/warm.py).
     # Started only then: in a blocked run it would be CPU spent for nothing (measured in
     # docs/benchmarks.md, run H).
-    try:
-        early = read_config(config)
-    except Exception:  # the full load below says what is wrong, in its own words
-        early = None
+    early = read_early(config)
     if early is not None:
         warm = functools.partial(warm_up, early, workers)
         start_early_check_for(early, deploy_forced=deploy, when_healthy=warm)
@@ -104,17 +101,13 @@ def probe(config: ConfigOption = Path(DEFAULT_CONFIG), json_path: JsonOption = N
 
     Example: `greenloop probe -c greenloop.toml --json probes.json`
     """
-    from greenloop.config import read_config
-    from greenloop.earlygate import early_check_allowed, start_early_check
+    from greenloop.earlygate import start_early_check_for
 
     # As in `run`: the probes answer in a child process while the full load imports every
     # stage; here every probe is waited for (settle=False), as `probe` always did.
-    try:
-        early = read_config(config)
-    except Exception:  # the full load below says what is wrong, in its own words
-        early = None
-    if early is not None and early_check_allowed(early):
-        start_early_check(early, settle=False)
+    early = read_early(config)
+    if early is not None:
+        start_early_check_for(early, settle=False)
 
     from rich.markup import escape
 

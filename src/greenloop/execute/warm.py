@@ -198,16 +198,9 @@ def warm_up(config: Config, workers: int | None = None) -> WarmPytest | None:
 
 
 def discard_warm_pytest() -> None:
-    """End a warm process nobody took (a blocked run, a run without a shared session).
-
-    Called from the early gate check's thread too: the pop decides who ends it.
-    """
-    while True:
-        try:
-            warm = _warm.pop()
-        except IndexError:
-            return
-        warm.discard()
+    """End a warm process nobody took (a blocked run, a run without a shared session)."""
+    while _warm:
+        _warm.pop().discard()
 
 
 # --------------------------------------------------------------------------- the process
@@ -236,6 +229,7 @@ def main() -> None:
                 with contextlib.suppress(Exception):  # pytest reports it, as usual
                     point.load()
     from greenloop.execute import preload
+    from greenloop.process import exit_without_teardown  # loaded now, while waiting
 
     names = preload.imported_names(preload.read_heads(preload.scan_files(Path.cwd())))
     loaded = preload.preload(preload.preloadable(names, project), stop=_order_arrived)
@@ -258,26 +252,19 @@ def main() -> None:
     os.environ.update(order["env"])
     sys.argv = [os.path.join(os.path.dirname(pytest.__file__), "__main__.py"), *order["args"]]
     code = pytest.console_main()
-    _exit_without_teardown(int(code))
+    # As greenloop's CLI ends (cli._leave): without the interpreter tearing ~1,000 modules
+    # down one by one (0.1-0.2 s greenloop would wait for), unless a normal exit must wait.
+    if not _suite_threads_running():
+        exit_without_teardown(int(code))
     raise SystemExit(code)  # other threads still run: the interpreter's own exit waits for them
 
 
-def _exit_without_teardown(code: int) -> None:
-    """End now that pytest has returned, as greenloop's CLI does (cli._leave): exit
-    handlers run and output is flushed, but the interpreter does not tear its ~1,000
-    modules down one by one (0.1-0.2 s of CPU greenloop would wait for). Returns, for a
-    normal exit, while a non-daemon thread the suite started is still running."""
-    import atexit
+def _suite_threads_running() -> bool:
+    """A non-daemon thread the suite started is still running: a normal exit waits for it."""
     import threading
 
     main = threading.main_thread()
-    if any(t is not main and not t.daemon and t.is_alive() for t in threading.enumerate()):
-        return
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
-            stream.flush()
-    os._exit(code)
+    return any(t is not main and not t.daemon and t.is_alive() for t in threading.enumerate())
 
 
 def _order_arrived() -> bool:
